@@ -1,0 +1,27 @@
+"""JPEG encoding and decoding of frames (OpenCV's libjpeg-turbo). Arrays are RGB or grayscale uint8."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def encode(image: np.ndarray, quality: int = 95) -> bytes:
+    """Encode an (H, W, 3) RGB or (H, W) grayscale uint8 image as baseline JPEG bytes (deterministic)."""
+    if image.dtype != np.uint8:
+        raise TypeError(f"JPEG input must be uint8, got {image.dtype}")
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError(f"JPEG encoding failed for an image of shape {image.shape}")
+    return buf.tobytes()
+
+
+def decode(data: bytes | np.ndarray, gray: bool = False) -> np.ndarray:
+    """Decode JPEG bytes to (H, W, 3) RGB uint8, or (H, W) uint8 when ``gray``. Raises ValueError if corrupt."""
+    buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray)) else data
+    img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError("JPEG data does not decode")
+    return img if gray else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
