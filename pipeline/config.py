@@ -88,7 +88,8 @@ class DemoConfig:
 @dataclass(frozen=True)
 class DecodeConfig:
     fps: float | None = 25.0        # output rate; None keeps the source's
-    short_side: int = 256           # resize short side to this (aspect kept, sides even)
+    short_side: int | None = 256    # resize short side to this (aspect kept, sides even); None: keep
+    folder_fps: float = 12.0        # rate of frame-folder datasets (Something-Something v1: 12)
     size: tuple[int, int] | None = None  # (width, height) fixed size; wins over short_side
     interpolation: str = "area"     # area | linear | cubic
     jpeg_quality: int = 95

@@ -1,0 +1,174 @@
+"""Stage ``make_demo``: the embedded synthetic dataset whose classes are defined by motion alone.
+
+Each video shows a textured disc moving over a static textured background; the class is the motion of the
+disc (translation right/left/down/up, rotation counter-clockwise/clockwise, zoom in/out) with a random speed,
+start position and textures. Videos are real H.264 files at a frame rate other than 25 (30 by default), so the
+decode stage resamples them. Because the motion is known, the true optical flow of every pair of consecutive
+frames *after* resampling to 25 fps is saved too (``true_flow.h5``), for judging flow accuracy.
+
+Output folder layout::
+
+    classes.txt             one class name a line, in label-index order
+    split.csv               path,label,split (paths relative to this folder)
+    videos/<class>/<id>.mp4
+    true_flow.h5            /<video_id>: (N-1, H, W, 2) float32, (dx, dy) in pixels, N = frames at 25 fps
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import click
+import cv2
+import h5py
+import numpy as np
+
+from .atomic import atomic_path, write_text_atomic
+from .cli_common import config_option, resolve_settings
+from .config import DemoConfig
+from .video import resample_indices
+from .videoio import write_video
+
+CLASSES = ("translate_right", "translate_left", "translate_down", "translate_up",
+           "rotate_ccw", "rotate_cw", "zoom_in", "zoom_out")
+OUTPUT_FPS = 25
+
+
+@dataclass(frozen=True)
+class Motion:
+    """Pose of the disc at time t: centre ``c0 + v t``, angle ``w t`` (radians, y down), scale ``exp(k t)``."""
+
+    c0: tuple[float, float]
+    v: tuple[float, float] = (0.0, 0.0)
+    w: float = 0.0
+    k: float = 0.0
+
+    def matrix(self, t: float) -> np.ndarray:
+        """(2, 3) affine map from disc coordinates (origin at its centre) to image pixels at time t."""
+        s = math.exp(self.k * t)
+        a = self.w * t
+        cx, cy = self.c0[0] + self.v[0] * t, self.c0[1] + self.v[1] * t
+        return np.array([[s * math.cos(a), -s * math.sin(a), cx], [s * math.sin(a), s * math.cos(a), cy]])
+
+
+def texture(rng: np.random.Generator, h: int, w: int, contrast: float = 1.0) -> np.ndarray:
+    """A smooth random colour texture, (h, w, 3) uint8, with detail at several scales (good for flow)."""
+    acc = np.zeros((h, w, 3), np.float32)
+    for sigma, weight in ((1.0, 0.5), (2.5, 0.8), (6.0, 1.0)):
+        noise = rng.standard_normal((h, w, 3)).astype(np.float32)
+        blurred = cv2.GaussianBlur(noise, (0, 0), sigma)
+        acc += weight * blurred / (blurred.std() + 1e-6)
+    acc = (acc - acc.mean()) / (acc.std() + 1e-6)
+    return np.clip(128 + 45 * contrast * acc, 0, 255).astype(np.uint8)
+
+
+def random_motion(cls: str, rng: np.random.Generator, width: int, height: int, duration: float) -> Motion:
+    """Motion of class ``cls`` with random speed; the disc stays mostly inside the frame for ``duration`` s."""
+    cx, cy = width / 2 + rng.uniform(-4, 4), height / 2 + rng.uniform(-4, 4)
+    if cls.startswith("translate"):
+        speed = rng.uniform(0.25, 0.45) * min(width, height) / max(duration, 1e-6)
+        dx, dy = {"right": (1, 0), "left": (-1, 0), "down": (0, 1), "up": (0, -1)}[cls.split("_")[1]]
+        start = (cx - dx * speed * duration / 2, cy - dy * speed * duration / 2)
+        return Motion(start, v=(dx * speed, dy * speed))
+    if cls.startswith("rotate"):
+        w = rng.uniform(1.2, 2.2) * (-1 if cls == "rotate_ccw" else 1)  # y points down: negative = ccw on screen
+        return Motion((cx, cy), w=w)
+    k = rng.uniform(0.5, 0.8) * (1 if cls == "zoom_in" else -1)
+    return Motion((cx, cy), k=k)
+
+
+def render(bg: np.ndarray, tex: np.ndarray, radius: float, motion: Motion, t: float) -> np.ndarray:
+    """Frame at time t: the disc (texture ``tex`` centred at its middle) over the background, (H, W, 3) uint8."""
+    h, w = bg.shape[:2]
+    m = motion.matrix(t)
+    th, tw = tex.shape[:2]
+    to_tex = np.array([[1, 0, -tw / 2], [0, 1, -th / 2], [0, 0, 1]])
+    fwd = m @ to_tex
+    obj = cv2.warpAffine(tex, fwd, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    yy, xx = np.mgrid[0:th, 0:tw].astype(np.float32)
+    disc = np.clip(radius + 0.5 - np.hypot(xx + 0.5 - tw / 2, yy + 0.5 - th / 2), 0, 1).astype(np.float32)
+    alpha = cv2.warpAffine(disc, fwd, (w, h), flags=cv2.INTER_LINEAR)[..., None]
+    return np.clip(bg * (1 - alpha) + obj * alpha + 0.5, 0, 255).astype(np.uint8)
+
+
+def true_flow(motion: Motion, radius: float, t1: float, t2: float, width: int, height: int) -> np.ndarray:
+    """Flow from the frame at t1 to the frame at t2: (H, W, 2) float32 (dx, dy) pixels.
+
+    Pixels of the disc at t1 move with the disc; background pixels do not move.
+    """
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    m1 = np.vstack([motion.matrix(t1), [0, 0, 1]])
+    m2 = np.vstack([motion.matrix(t2), [0, 0, 1]])
+    rel = m2 @ np.linalg.inv(m1)
+    inv1 = np.linalg.inv(m1)
+    u = inv1[0, 0] * xx + inv1[0, 1] * yy + inv1[0, 2]
+    v = inv1[1, 0] * xx + inv1[1, 1] * yy + inv1[1, 2]
+    inside = np.hypot(u, v) <= radius
+    nx = rel[0, 0] * xx + rel[0, 1] * yy + rel[0, 2]
+    ny = rel[1, 0] * xx + rel[1, 1] * yy + rel[1, 2]
+    flow = np.stack([nx - xx, ny - yy], axis=-1)
+    flow[~inside] = 0
+    return flow.astype(np.float32)
+
+
+def make_demo(out: str | Path, cfg: DemoConfig) -> dict:
+    """Generate the dataset into ``out``; return a summary. Deterministic for a given ``cfg.seed``."""
+    out = Path(out)
+    classes = CLASSES[:cfg.classes]
+    rng = np.random.default_rng(cfg.seed)
+    fps = Fraction(cfg.fps).limit_denominator(1001)
+    duration = cfg.frames / float(fps)
+    times = [Fraction(j) / fps for j in range(cfg.frames)]
+    shown = resample_indices(times, Fraction(cfg.frames) / fps, OUTPUT_FPS)
+    radius = 0.3 * min(cfg.width, cfg.height)
+    rows = []
+    with atomic_path(out / "true_flow.h5") as tmp, h5py.File(tmp, "w") as flows:
+        flows.attrs["description"] = ("true optical flow (dx, dy) in pixels between consecutive frames after "
+                                      "resampling to 25 fps; flow i is frame i -> frame i+1")
+        flows.attrs["fps"] = OUTPUT_FPS
+        for ci, cls in enumerate(classes):
+            for k in range(cfg.train_per_class + cfg.test_per_class):
+                vid = f"{cls}_{k:02d}"
+                split = "train" if k < cfg.train_per_class else "test"
+                bg = texture(rng, cfg.height, cfg.width, contrast=0.7)
+                side = int(2 * radius * 1.6) + 4
+                tex = texture(rng, side, side, contrast=1.2)
+                motion = random_motion(cls, rng, cfg.width, cfg.height, duration)
+                frames = [render(bg, tex, radius, motion, float(t)) for t in times]
+                rel = f"videos/{cls}/{vid}.mp4"
+                write_video(out / rel, frames, fps, codec="libx264", options={"crf": "12"})
+                gt = np.stack([true_flow(motion, radius, float(times[a]), float(times[b]), cfg.width, cfg.height)
+                               for a, b in zip(shown, shown[1:])]) if len(shown) > 1 else \
+                    np.zeros((0, cfg.height, cfg.width, 2), np.float32)
+                flows.create_dataset(vid, data=gt, compression="gzip", compression_opts=4, shuffle=True)
+                rows.append((rel, cls, split))
+    write_text_atomic(out / "classes.txt", "".join(c + "\n" for c in classes))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["path", "label", "split"])
+    writer.writerows(rows)
+    write_text_atomic(out / "split.csv", buf.getvalue())
+    return {"videos": len(rows), "classes": len(classes), "frames_at_25fps": len(shown), "out": str(out)}
+
+
+@click.command("make-demo")
+@config_option
+@click.option("--dataset", default="demo", show_default=True, help="Config dataset whose make_demo section to use.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Output folder (default: the dataset's root in the config).")
+@click.option("--seed", type=int, default=None, help="Random seed (default from config).")
+def make_demo_cmd(config_path, dataset, out_dir, seed) -> None:
+    """Generate the synthetic demo dataset (motion-defined classes, true flow included)."""
+    settings = resolve_settings(config_path, dataset)
+    cfg = settings.make_demo if seed is None else DemoConfig(**{**settings.make_demo.__dict__, "seed": seed})
+    s = make_demo(out_dir or settings.dataset.root, cfg)
+    click.echo(f"make-demo: {s['videos']} videos of {s['classes']} classes, {s['frames_at_25fps']} frames "
+               f"each at 25 fps -> {s['out']}")
+
+
+commands = [make_demo_cmd]

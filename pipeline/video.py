@@ -1,0 +1,225 @@
+"""Reading videos (PyAV) and frame folders into RGB frames at a fixed rate and size.
+
+The rate conversion follows ffmpeg's ``fps`` filter (rounding "near"): every input frame gets the output slot
+``round(t * fps)``; output slot ``n`` shows the last input frame whose slot is ``<= n`` (earlier frames in the
+same slot are dropped, gaps are filled by repeating); the last frame lasts until ``round(end * fps)``, where
+``end`` is its timestamp plus its duration. A 10 s clip at 30 fps gives 250 frames; a 12.5 fps clip shows
+every frame twice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import av
+import cv2
+import numpy as np
+
+from .config import DecodeConfig
+
+_INTERP = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
+FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+class VideoError(ValueError):
+    """A video cannot be decoded (corrupt, no video stream, zero frames, unsupported codec)."""
+
+
+def _round_half_up(x: Fraction) -> int:
+    return math.floor(x + Fraction(1, 2))
+
+
+def resample_indices(times: Sequence[Fraction], end: Fraction, fps: Fraction | float) -> list[int]:
+    """Input frame index shown at each output slot (ffmpeg ``fps`` filter semantics).
+
+    ``times``: presentation times of the input frames in seconds, increasing; ``end``: end of the last frame.
+    Returns a list of length ``round(end * fps) - round(times[0] * fps)`` (at least 1 when there is a frame).
+    """
+    if not times:
+        return []
+    fps = Fraction(fps).limit_denominator(1_000_000) if not isinstance(fps, Fraction) else fps
+    base = _round_half_up(Fraction(times[0]) * fps)
+    slots = [_round_half_up(Fraction(t) * fps) - base for t in times]
+    total = max(_round_half_up(Fraction(end) * fps) - base, slots[-1] + 1 if len(times) == 1 else 1)
+    out: list[int] = []
+    j = 0
+    for n in range(total):
+        while j + 1 < len(slots) and slots[j + 1] <= n:
+            j += 1
+        out.append(j)
+    return out
+
+
+def output_size(width: int, height: int, cfg: DecodeConfig) -> tuple[int, int]:
+    """Target (width, height): ``cfg.size`` if set, else short side ``cfg.short_side`` with the aspect kept
+    and both sides rounded to even numbers; ``short_side`` None keeps the source size."""
+    if cfg.size:
+        return int(cfg.size[0]), int(cfg.size[1])
+    if not cfg.short_side:
+        return width, height
+    scale = cfg.short_side / min(width, height)
+    w = max(2, 2 * round(width * scale / 2))
+    h = max(2, 2 * round(height * scale / 2))
+    return w, h
+
+
+def resize(img: np.ndarray, size: tuple[int, int], interpolation: str = "area") -> np.ndarray:
+    """Resize an (H, W, C) uint8 image to ``size`` = (width, height); INTER_AREA is used only to shrink."""
+    w, h = size
+    if img.shape[1] == w and img.shape[0] == h:
+        return img
+    mode = _INTERP[interpolation]
+    if mode == cv2.INTER_AREA and (w > img.shape[1] or h > img.shape[0]):
+        mode = cv2.INTER_LINEAR
+    return cv2.resize(img, (w, h), interpolation=mode)
+
+
+@dataclass
+class DecodedVideo:
+    """Frames of one video after rate conversion and resizing."""
+
+    frames: list[np.ndarray]    # (H, W, 3) uint8 RGB, at ``fps``
+    fps: float                  # output frame rate
+    source_fps: float           # average rate of the source
+    source_frames: int          # frames decoded from the source
+    rotation: int               # display rotation applied (degrees counter-clockwise)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the output frames."""
+        return self.frames[0].shape[1], self.frames[0].shape[0]
+
+
+def _frame_time(frame: av.VideoFrame, index: int, rate: Fraction) -> Fraction:
+    if frame.pts is not None and frame.time_base is not None:
+        return Fraction(frame.pts) * frame.time_base
+    return Fraction(index) / rate
+
+
+def _iter_source(path: Path, threads: int) -> Iterator[tuple[av.VideoFrame, Fraction, Fraction]]:
+    """Yield (frame, time, rate) for every decoded frame of the first video stream."""
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError) as exc:
+        raise VideoError(f"cannot open {path.name}: {exc}") from None
+    with container:
+        if not container.streams.video:
+            raise VideoError(f"{path.name} has no video stream")
+        stream = container.streams.video[0]
+        if threads != 1:
+            stream.thread_type = "AUTO"
+            stream.thread_count = threads
+        rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+        try:
+            for i, frame in enumerate(container.decode(stream)):
+                yield frame, _frame_time(frame, i, rate), Fraction(rate)
+        except av.FFmpegError as exc:
+            raise VideoError(f"decoding {path.name} failed: {exc}") from None
+
+
+class VideoReader:
+    """Stream the frames of one video file at ``cfg.fps`` and size, without holding the video in memory.
+
+    Iterating yields ``(source_index, frame)`` pairs: ``frame`` is (H, W, 3) uint8 RGB, and a repeated
+    ``source_index`` means the same source frame is shown again (callers may reuse its encoding). Frames that
+    fall in the same output slot are dropped before any resizing. After iteration, ``fps``, ``source_fps``,
+    ``source_frames``, ``rotation`` and ``size`` describe the result. Raises :class:`VideoError` for unreadable
+    files, files without a video stream and zero frames.
+    """
+
+    def __init__(self, path: str | Path, cfg: DecodeConfig):
+        self.path = Path(path)
+        self.cfg = cfg
+        self.fps: float = cfg.fps or 0.0
+        self.source_fps = 0.0
+        self.source_frames = 0
+        self.rotation = 0
+        self.size: tuple[int, int] | None = None
+
+    def _convert(self, frame: av.VideoFrame) -> np.ndarray:
+        img = frame.to_ndarray(format="rgb24")
+        if self.rotation:
+            img = np.rot90(img, k=self.rotation // 90)
+        if self.size is None:
+            self.size = output_size(img.shape[1], img.shape[0], self.cfg)
+        return np.ascontiguousarray(resize(img, self.size, self.cfg.interpolation))
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        if not self.path.exists():
+            raise VideoError(f"{self.path} does not exist")
+        fps = Fraction(self.cfg.fps).limit_denominator(1001) if self.cfg.fps else None
+        base = None
+        out_n = 0                      # next output slot to fill
+        prev = None                    # (index, frame, time, duration) of the last kept input frame
+        times: list[Fraction] = []
+        for j, (frame, t, rate) in enumerate(_iter_source(self.path, self.cfg.threads)):
+            self.source_fps = float(rate)
+            if times and t <= times[-1]:
+                continue  # repeated or out-of-order timestamp: dropped, as ffmpeg's fps filter does
+            self.rotation = int(getattr(frame, "rotation", 0) or 0) % 360
+            times.append(t)
+            self.source_frames = len(times)
+            if fps is None:
+                yield len(times) - 1, self._convert(frame)
+                continue
+            slot = _round_half_up(t * fps)
+            base = slot if base is None else base
+            if prev is not None:
+                # the previous frame covers slots [out_n, slot - base); zero slots: it is dropped unconverted
+                reps = slot - base - out_n
+                if reps > 0:
+                    img = self._convert(prev[1])
+                    for _ in range(reps):
+                        yield prev[0], img
+                    out_n += reps
+            dur = Fraction(frame.duration) * frame.time_base if frame.duration and frame.time_base else None
+            prev = (len(times) - 1, frame, t, dur)
+        if not times:
+            raise VideoError(f"{self.path.name} has no decodable video frames")
+        if fps is None:
+            self.fps = self.source_fps
+            return
+        end = prev[2] + (prev[3] or _typical_interval(times, Fraction(self.source_fps)))
+        reps = max(_round_half_up(end * fps) - base - out_n, 1 if out_n == 0 else 0)
+        if reps > 0:
+            img = self._convert(prev[1])
+            for _ in range(reps):
+                yield prev[0], img
+
+
+def decode_video(path: str | Path, cfg: DecodeConfig) -> DecodedVideo:
+    """Decode a whole video to memory (see :class:`VideoReader`; for tests and small clips)."""
+    reader = VideoReader(path, cfg)
+    frames = [img for _, img in reader]
+    return DecodedVideo(frames, reader.fps, reader.source_fps, reader.source_frames, reader.rotation)
+
+
+def _typical_interval(times: Sequence[Fraction], rate: Fraction) -> Fraction:
+    if len(times) > 1:
+        gaps = sorted(b - a for a, b in zip(times, times[1:]))
+        return gaps[len(gaps) // 2]
+    return 1 / rate
+
+
+def list_frame_files(folder: str | Path) -> list[Path]:
+    """Image files of a frame folder in name order (``00001.jpg``, ``00002.jpg``, ...)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise VideoError(f"frame folder {folder} does not exist")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+    if not files:
+        raise VideoError(f"frame folder {folder.name} has no image files")
+    return files
+
+
+def frame_folder_indices(n: int, source_fps: float, fps: float | None) -> list[int]:
+    """Which of ``n`` frames at ``source_fps`` are shown at ``fps`` (None: all, unchanged)."""
+    if fps is None:
+        return list(range(n))
+    src = Fraction(source_fps).limit_denominator(1001)
+    times = [Fraction(i) / src for i in range(n)]
+    return resample_indices(times, Fraction(n) / src, Fraction(fps).limit_denominator(1001))
