@@ -1,0 +1,117 @@
+"""Clip sampling and per-clip transforms: pure functions on numpy arrays, no I/O, no torch.
+
+Conventions used throughout:
+
+* A video has ``n`` frames in a stream, indexed ``0 .. n-1``.
+* A clip is ``length`` frame indices. A video shorter than ``length`` is **looped**: indices wrap around
+  (``i % n``), so a 5-frame video gives ``0 1 2 3 4 0 1 2 ...`` for a 16-frame clip. Looping keeps real
+  motion in every position (padding with a repeated last frame would put zero motion in the tail).
+* Spatial crop positions are chosen as fractions ``(fy, fx)`` in ``[0, 1]`` and turned into pixel boxes per
+  stream, so streams of different sizes (RGB 340x256, residual frames 170x128, motion vectors) get the same
+  relative window, and streams of equal size get exactly the same pixels.
+* Quantized flow is uint8 with zero motion at 127.5 (``q = round(255 (v + 20) / 40)``); mirroring the image
+  negates the x component, which on the quantized value is ``q -> 255 - q``. Motion vectors stored as
+  ``v * 127.5 / 20 + 128`` mirror as ``q -> 256 - q`` (clipped to 255).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+# MARS input normalization (ActivityNet mean on the 0-255 scale, std 1) and flow centre.
+RGB_MEAN = (114.7748, 107.7354, 99.4750)
+FLOW_MEAN = 127.5
+
+
+def train_clip_start(num_frames: int, length: int, rng: np.random.Generator) -> int:
+    """A uniformly random start so that ``start .. start+length-1`` lies inside the video.
+
+    ``num_frames >= 1``. Returns an int in ``[0, max(0, num_frames - length)]`` (0 for short videos,
+    which are looped by :func:`clip_indices`).
+    """
+    if num_frames < 1:
+        raise ValueError(f"a video needs at least one frame, got {num_frames}")
+    return int(rng.integers(0, max(0, num_frames - length) + 1))
+
+
+def test_clip_starts(num_frames: int, length: int) -> list[int]:
+    """Starts of every non-overlapping clip: ``0, length, 2*length, ...`` while the clip fits.
+
+    A video shorter than one clip gives the single start 0 (looped); the tail that does not fill a whole
+    clip is dropped, so a video of ``n >= length`` frames gives ``n // length`` clips.
+    """
+    if num_frames < 1:
+        raise ValueError(f"a video needs at least one frame, got {num_frames}")
+    return list(range(0, max(num_frames - length, 0) + 1, length))
+
+
+def clip_indices(start: int, length: int, num_frames: int) -> np.ndarray:
+    """Frame indices ``start .. start+length-1``, wrapped modulo ``num_frames`` (int64, shape (length,))."""
+    return (start + np.arange(length, dtype=np.int64)) % num_frames
+
+
+def random_crop_fraction(rng: np.random.Generator) -> tuple[float, float]:
+    """A random crop position ``(fy, fx)`` in ``[0, 1]^2``; see :func:`crop_box`."""
+    return float(rng.random()), float(rng.random())
+
+
+def crop_box(height: int, width: int, size: int, fy: float = 0.5, fx: float = 0.5) -> tuple[int, int]:
+    """Top-left corner ``(y0, x0)`` of a ``size x size`` window at relative position ``(fy, fx)``.
+
+    ``(0.5, 0.5)`` is the centre crop. ``y0`` is in ``[0, height - size]`` (0 when the frame is smaller
+    than ``size``; :func:`crop` then pads).
+    """
+    y0 = int(round(fy * max(height - size, 0)))
+    x0 = int(round(fx * max(width - size, 0)))
+    return y0, x0
+
+
+def crop(frames: np.ndarray, size: int, y0: int, x0: int) -> np.ndarray:
+    """Crop ``(T, H, W[, C])`` frames to ``(T, size, size[, C])``; smaller frames are edge-padded
+    (centred) up to ``size`` first. Returns a view when no padding is needed."""
+    t, h, w = frames.shape[:3]
+    if h < size or w < size:
+        ph, pw = max(size - h, 0), max(size - w, 0)
+        pad = [(0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)] + [(0, 0)] * (frames.ndim - 3)
+        frames = np.pad(frames, pad, mode="edge")
+        h, w = frames.shape[1:3]
+        y0, x0 = min(y0, h - size), min(x0, w - size)
+    return frames[:, y0:y0 + size, x0:x0 + size]
+
+
+def hflip(frames: np.ndarray) -> np.ndarray:
+    """Mirror ``(T, H, W[, C])`` frames left-right (a view)."""
+    return frames[:, :, ::-1]
+
+
+def flip_flow_x(q: np.ndarray) -> np.ndarray:
+    """Negate quantized x-flow: uint8 ``q -> 255 - q`` (same shape and dtype)."""
+    return 255 - q
+
+
+def flip_mv_x(q: np.ndarray) -> np.ndarray:
+    """Negate stored motion-vector x (zero at 128): uint8 ``q -> min(256 - q, 255)``."""
+    return np.minimum(256 - q.astype(np.int16), 255).astype(np.uint8)
+
+
+def to_cthw(frames: np.ndarray, mean: float | Sequence[float]) -> np.ndarray:
+    """uint8 ``(T, H, W, C)`` or ``(T, H, W)`` to float32 ``(C, T, H, W)`` minus a per-channel ``mean``.
+
+    Values: ``q - mean`` with ``q`` in 0..255 (std 1, as MARS uses).
+    """
+    if frames.ndim == 3:
+        frames = frames[..., None]
+    out = np.empty((frames.shape[3], *frames.shape[:3]), dtype=np.float32)
+    mean = np.broadcast_to(np.asarray(mean, dtype=np.float32), (frames.shape[3],))
+    for c in range(frames.shape[3]):
+        np.subtract(frames[..., c], mean[c], out=out[c], dtype=np.float32)
+    return out
+
+
+def group_scores(scores: np.ndarray, video: Sequence[int]) -> dict[int, np.ndarray]:
+    """Average clip scores per video: ``scores`` (K, C) float, ``video`` (K,) ints -> {video: (C,) mean}."""
+    scores = np.asarray(scores)
+    video = np.asarray(video)
+    return {int(v): scores[video == v].mean(axis=0) for v in np.unique(video)}

@@ -1,0 +1,316 @@
+"""PyTorch datasets of training / test clips read straight from vidshard files.
+
+One sample is one clip of one video, every requested modality cut at the same frames and the same relative
+window, mirrored together. ``ShardClips(shards, "rgb+flow", mode="train")[i]`` returns::
+
+    {"rgb":   float32 (3, T, S, S)   RGB minus the ActivityNet mean (0-255 scale, std 1)
+     "flow":  float32 (2, T, S, S)   quantized flow minus 127.5, channels (x, y)
+     "mv":    float32 (2, T, S, S)   stored motion vectors minus 128, channels (x, y)
+     "residual": float32 (C, T, S, S) stored residuals minus 128
+     "resframe": float32 (C, T, S, S) residual frames minus their zero level (0 unsigned, 128 signed)
+     "frame": float32 (3, S, S)      the clip's middle RGB frame (two-path network), RGB mean removed
+     "label": int64 (), "video": int64 () index into ``dataset.videos``, "start": int64 () first frame}
+
+Only the requested modalities appear. ``T`` is ``length`` (16 by default; 11 for MotionNet windows) and ``S``
+is ``crop`` (112). Frames are aligned by index: RGB frame ``i`` and flow ``i`` (frame i -> i+1) start the
+same clip, so a video's usable length is the shortest of its modalities (N frames of RGB, N-1 of flow).
+
+Train mode: a random clip, random crop, random mirror (flow x -> 255 - q). Test mode: centre crop and every
+non-overlapping clip of every video, one item per clip; ``item_video`` / :func:`clips.group_scores` gather
+clip scores per video. Videos shorter than one clip are looped (see :mod:`pipeline.data.clips`).
+
+HDF5 files are opened lazily on first access in each process (a fork- or spawn-started DataLoader worker
+opens its own handles); the dataset pickles without open files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import cv2
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from . import clips as C
+
+MODALITIES = ("rgb", "flow", "mv", "residual", "resframe", "frame")
+# Which shard modality a dataset modality reads from.
+SOURCE = {"rgb": "rgb", "frame": "rgb", "flow": "flow", "mv": "mv", "residual": "residual",
+          "resframe": "resframe"}
+# Preferred stream order inside a shard (channels are concatenated in this order, the rest sorted after).
+STREAM_ORDER = ("rgb", "x", "y", "mv", "mv_x", "mv_y", "dx", "dy", "residual", "resframe")
+# Zero level subtracted per modality (RGB uses a per-channel mean).
+DEFAULT_MEANS = {"flow": C.FLOW_MEAN, "mv": 128.0, "residual": 128.0, "resframe": 0.0}
+# Method presets: the modalities each training recipe reads, and its clip length.
+PRESETS = {
+    "flow_teacher": ("flow", 16), "rgb": ("rgb", 16),
+    "mars": ("rgb+flow", 16), "mers": ("rgb+flow", 16), "d3d": ("rgb+flow", 16),
+    "dmcnet": ("mv+residual+flow", 16), "motionnet": ("rgb", 11), "twopath": ("frame+resframe", 16),
+}
+
+
+def parse_modalities(modalities: str | Sequence[str]) -> tuple[str, ...]:
+    """``"rgb+flow"`` or ``["rgb", "flow"]`` -> ``("rgb", "flow")``; unknown names raise ValueError."""
+    mods = tuple(modalities.split("+")) if isinstance(modalities, str) else tuple(modalities)
+    bad = [m for m in mods if m not in MODALITIES]
+    if bad or not mods:
+        raise ValueError(f"unknown modalities {bad}; allowed: {MODALITIES} joined with '+'")
+    return mods
+
+
+@dataclass(frozen=True)
+class _StreamInfo:
+    name: str
+    kind: str          # "jpeg" or "array"
+    gray: bool
+
+
+@dataclass(frozen=True)
+class VideoEntry:
+    """One video usable by every requested modality. ``offsets[src]``: its first frame in shard ``shard``
+    of that source; ``frames[src]``: its frame count there; ``num_frames``: the shortest of those."""
+    shard: int
+    video_id: str
+    label: int
+    split: str
+    num_frames: int
+    offsets: Mapping[str, int]
+    frames: Mapping[str, int]
+
+
+def _sorted_streams(group: h5py.Group) -> list[_StreamInfo]:
+    names = sorted(group, key=lambda n: (STREAM_ORDER.index(n) if n in STREAM_ORDER else len(STREAM_ORDER), n))
+    out = []
+    for n in names:
+        ds = group[n]
+        kind = "jpeg" if ds.attrs.get("encoding") == "jpeg" else "array"
+        out.append(_StreamInfo(n, kind, ds.attrs.get("color") == "gray"))
+    return out
+
+
+def _decode_jpeg(buf: np.ndarray, gray: bool) -> np.ndarray:
+    img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError("JPEG data does not decode")
+    return img   # BGR for colour: channels are reversed after cropping (cheaper on the small crop)
+
+
+def _as_hwc(frames: np.ndarray) -> np.ndarray:
+    """Array-stream frames (T, H, W), (T, H, W, C) or (T, C, H, W) with C <= 4 -> (T, H, W[, C])."""
+    if frames.ndim == 4 and frames.shape[1] <= 4 < frames.shape[3]:
+        return np.ascontiguousarray(frames.transpose(0, 2, 3, 1))
+    return frames
+
+
+class ShardClips(Dataset):
+    """Clips from aligned vidshard files.
+
+    ``shards``: ``{source modality: [shard paths]}`` where position k of every list is shard k of that
+    modality (same videos, same order; a video missing from one modality is skipped), or a plain list of
+    paths for a single-source request. ``modalities``: e.g. ``"rgb"``, ``"rgb+flow"``, ``"mv+residual+flow"``,
+    ``"frame+resframe"``. ``split``: keep only videos of that split (None: all). ``seed``: None draws from
+    torch's per-worker RNG (different every epoch and worker); an int makes sample ``i`` deterministic.
+    """
+
+    def __init__(self, shards: Mapping[str, Sequence[str | Path]] | Sequence[str | Path],
+                 modalities: str | Sequence[str] = "rgb", mode: str = "train", length: int = 16,
+                 crop: int = 112, split: str | None = None, rgb_mean: Sequence[float] = C.RGB_MEAN,
+                 means: Mapping[str, float] | None = None, seed: int | None = None):
+        if mode not in ("train", "test"):
+            raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
+        self.modalities = parse_modalities(modalities)
+        self.sources = tuple(dict.fromkeys(SOURCE[m] for m in self.modalities))
+        if not isinstance(shards, Mapping):
+            if len(self.sources) != 1:
+                raise ValueError(f"modalities {self.modalities} need a mapping {{modality: [paths]}}")
+            shards = {self.sources[0]: list(shards)}
+        missing = [s for s in self.sources if s not in shards]
+        if missing:
+            raise ValueError(f"no shard paths given for {missing}")
+        self.paths = {s: [Path(p) for p in shards[s]] for s in self.sources}
+        counts = {len(v) for v in self.paths.values()}
+        if len(counts) != 1:
+            raise ValueError(f"every modality needs the same number of shards, got "
+                             f"{ {s: len(v) for s, v in self.paths.items()} }")
+        self.mode, self.length, self.crop, self.seed = mode, int(length), int(crop), seed
+        self.rgb_mean = tuple(float(x) for x in rgb_mean)
+        self.means = {**DEFAULT_MEANS, **(means or {})}
+        self.streams: dict[str, list[_StreamInfo]] = {}
+        self.classes: list[str] = []
+        self.videos: list[VideoEntry] = self._index(split)
+        if mode == "train":
+            self.items = [(v, 0) for v in range(len(self.videos))]
+        else:
+            self.items = [(v, s) for v, e in enumerate(self.videos)
+                          for s in C.test_clip_starts(e.num_frames, self.length)]
+        self.item_video = np.array([v for v, _ in self.items], dtype=np.int64)
+        self._handles: dict = {}
+        self._pid = os.getpid()
+
+    # -- index --------------------------------------------------------------------------------------------
+    def _index(self, split: str | None) -> list[VideoEntry]:
+        entries: list[VideoEntry] = []
+        num_shards = len(self.paths[self.sources[0]])
+        for k in range(num_shards):
+            tables = {}
+            for src in self.sources:
+                with h5py.File(self.paths[src][k], "r") as f:
+                    if f.attrs.get("format") != "vidshard":
+                        raise ValueError(f"{self.paths[src][k]} is not a vidshard file")
+                    if src not in self.streams:
+                        self.streams[src] = _sorted_streams(f["frames"])
+                    if not self.classes:
+                        self.classes = [c.decode() if isinstance(c, bytes) else c for c in f["classes"][()]]
+                    v = f["videos"]
+                    ids = [x.decode() if isinstance(x, bytes) else x for x in v["video_id"][()]]
+                    tables[src] = {vid: i for i, vid in enumerate(ids)}
+                    tables[src + "/offset"] = v["offset"][()]
+                    if src == self.sources[0]:
+                        order, labels = ids, v["label"][()]
+                        splits = [x.decode() if isinstance(x, bytes) else x for x in v["split"][()]]
+            for i, vid in enumerate(order):
+                if split is not None and splits[i] != split:
+                    continue
+                if not all(vid in tables[s] for s in self.sources):
+                    continue
+                offsets, frames = {}, {}
+                for s in self.sources:
+                    j = tables[s][vid]
+                    off = tables[s + "/offset"]
+                    offsets[s], frames[s] = int(off[j]), int(off[j + 1] - off[j])
+                n = min(frames.values())
+                if n < 1:
+                    continue
+                entries.append(VideoEntry(k, vid, int(labels[i]), splits[i], n, offsets, frames))
+        return entries
+
+    # -- pickling / lazy open -----------------------------------------------------------------------------
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_handles"] = {}
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._pid = os.getpid()
+
+    def _dataset(self, src: str, shard: int, stream: str) -> h5py.Dataset:
+        if self._pid != os.getpid():          # forked after files were opened: never share HDF5 handles
+            self._handles, self._pid = {}, os.getpid()
+        key = (src, shard, stream)
+        ds = self._handles.get(key)
+        if ds is None:
+            fkey = (src, shard)
+            f = self._handles.get(fkey)
+            if f is None:
+                f = self._handles[fkey] = h5py.File(self.paths[src][shard], "r")
+            ds = self._handles[key] = f["frames"][stream]
+        return ds
+
+    def close(self) -> None:
+        for key, h in list(self._handles.items()):
+            if isinstance(h, h5py.File):
+                h.close()
+        self._handles = {}
+
+    # -- sampling -----------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _rng(self, index: int) -> np.random.Generator:
+        if self.seed is not None:
+            return np.random.default_rng([self.seed, index])
+        return np.random.default_rng(int(torch.randint(0, 2 ** 62, ()).item()))
+
+    def _read(self, src: str, entry: VideoEntry, idx: np.ndarray) -> list[np.ndarray]:
+        """Frames ``idx`` (sorted or wrapped) of every stream of ``src``, undecoded/decoded per stream:
+        a list (one per stream) of (T, H, W[, C]) uint8, colour JPEGs in BGR order."""
+        lo, hi = int(idx.min()), int(idx.max()) + 1
+        a = entry.offsets[src]
+        out = []
+        for st in self.streams[src]:
+            data = self._dataset(src, entry.shard, st.name)[a + lo:a + hi]
+            if st.kind == "jpeg":
+                cache: dict[int, np.ndarray] = {}
+                frames = []
+                for i in idx:
+                    j = int(i) - lo
+                    if j not in cache:
+                        cache[j] = _decode_jpeg(data[j], st.gray)
+                    frames.append(cache[j])
+                out.append(np.stack(frames))
+            else:
+                out.append(_as_hwc(np.asarray(data)[idx - lo]))
+        return out
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        v, start = self.items[index]
+        entry = self.videos[v]
+        rng = self._rng(index)
+        if self.mode == "train":
+            start = C.train_clip_start(entry.num_frames, self.length, rng)
+            fy, fx = C.random_crop_fraction(rng)
+            flip = bool(rng.random() < 0.5)
+        else:
+            fy = fx = 0.5
+            flip = False
+        idx = C.clip_indices(start, self.length, entry.num_frames)
+        sample: dict[str, torch.Tensor] = {}
+        raw: dict[str, list[np.ndarray]] = {}
+        for mod in self.modalities:
+            src = SOURCE[mod]
+            if mod == "frame":
+                m = len(idx) // 2
+                streams = ([s[m:m + 1] for s in raw[src]] if src in raw
+                           else self._read(src, entry, idx[m:m + 1]))
+            else:
+                if src not in raw:
+                    raw[src] = self._read(src, entry, idx)
+                streams = raw[src]
+            sample[mod] = torch.from_numpy(self._transform(mod, src, streams, fy, fx, flip))
+        sample["label"] = torch.tensor(entry.label, dtype=torch.int64)
+        sample["video"] = torch.tensor(v, dtype=torch.int64)
+        sample["start"] = torch.tensor(start, dtype=torch.int64)
+        return sample
+
+    def _transform(self, mod: str, src: str, streams: list[np.ndarray], fy: float, fx: float,
+                   flip: bool) -> np.ndarray:
+        """Crop, mirror and normalize one modality's streams -> float32 (C, T, S, S) ((C, S, S) for frame)."""
+        h, w = streams[0].shape[1:3]
+        y0, x0 = C.crop_box(h, w, self.crop, fy, fx)
+        parts = []
+        for st, frames in zip(self.streams[src], streams):
+            f = C.crop(frames, self.crop, y0, x0)
+            if st.kind == "jpeg" and not st.gray:
+                f = f[..., ::-1]                     # BGR -> RGB
+            if flip:
+                f = C.hflip(f)
+            parts.append(f if f.ndim == 4 else f[..., None])
+        frames = np.concatenate(parts, axis=3) if len(parts) > 1 else parts[0]
+        if flip and mod == "flow":
+            frames = frames.copy()
+            frames[..., 0] = C.flip_flow_x(frames[..., 0])
+        elif flip and mod == "mv":
+            frames = frames.copy()
+            frames[..., 0] = C.flip_mv_x(frames[..., 0])
+        mean = self.rgb_mean if mod in ("rgb", "frame") else self.means[mod]
+        out = C.to_cthw(frames, mean)
+        return out[:, 0] if mod == "frame" else out
+
+
+def preset(method: str) -> tuple[str, int]:
+    """``(modalities, clip length)`` of a training recipe, e.g. ``preset("dmcnet")``."""
+    if method not in PRESETS:
+        raise ValueError(f"unknown method {method!r}; known: {sorted(PRESETS)}")
+    return PRESETS[method]
+
+
+def worker_init(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: one decode thread per worker (OpenCV and torch)."""
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
