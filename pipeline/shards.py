@@ -146,10 +146,14 @@ class ShardWriter:
             if n == 0:
                 continue
             if self.streams[name].kind == "jpeg":
-                arr = np.empty(n, dtype=object)
-                for i, b in enumerate(values):
-                    arr[i] = np.frombuffer(b, dtype=np.uint8)
-                ds[start:start + n] = arr
+                blobs = [np.frombuffer(b, dtype=np.uint8) for b in values]
+                if len({len(b) for b in blobs}) == 1:
+                    for i, b in enumerate(blobs):  # h5py would read equal-length blobs as one 2-D array
+                        ds[start + i] = b
+                else:
+                    arr = np.empty(n, dtype=object)
+                    arr[:] = blobs
+                    ds[start:start + n] = arr
             else:
                 ds[start:start + n] = np.asarray(values, dtype=ds.dtype)
         self._offset.append(start + n)

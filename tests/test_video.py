@@ -1,0 +1,133 @@
+"""Decoding at 25 fps: ffmpeg `fps` filter semantics, sizes, colours, rotation, bad inputs."""
+
+from __future__ import annotations
+
+import subprocess
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from pipeline.config import DecodeConfig
+from pipeline.video import (VideoError, decode_video, frame_folder_indices, output_size, resample_indices)
+from pipeline.videoio import ffmpeg_exe, set_rotation, write_video
+
+KEEP = DecodeConfig(short_side=None)
+
+
+def red_sequence(frames) -> list[int]:
+    return [int(round(f[..., 0].mean())) for f in frames]
+
+
+def ffmpeg_fps25(path, height, width) -> list[int]:
+    """What ffmpeg's own fps=25 filter shows, as the red value of each output frame."""
+    out = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-vf", "fps=25", "-f", "rawvideo",
+                          "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    frames = np.frombuffer(out, np.uint8).reshape(-1, height, width, 3)
+    return [int(round(f[..., 0].mean())) for f in frames]
+
+
+@pytest.mark.parametrize("fps,n,expected", [(30, 300, 250), (24, 48, 50), (12.5, 10, 20), (60, 30, 12)])
+def test_frame_counts_match_ffmpeg_fps_filter(make_video, fps, n, expected):
+    path = make_video(f"v{fps}.mkv", n, fps)
+    d = decode_video(path, KEEP)
+    assert len(d.frames) == expected
+    assert red_sequence(d.frames) == ffmpeg_fps25(path, 48, 64)
+    assert d.fps == 25.0 and d.source_fps == pytest.approx(fps) and d.source_frames == n
+
+
+def test_half_rate_clip_duplicates_every_frame(make_video):
+    d = decode_video(make_video("slow.mkv", 6, Fraction(25, 2)), KEEP)
+    assert red_sequence(d.frames) == [0, 0, 10, 10, 20, 20, 30, 30, 40, 40, 50, 50]
+
+
+def test_lossless_pixels_survive_exactly(make_video):
+    d = decode_video(make_video("exact.mkv", 5, 25), KEEP)
+    assert len(d.frames) == 5
+    for i, f in enumerate(d.frames):
+        assert f.dtype == np.uint8 and f.shape == (48, 64, 3)
+        assert np.all(f[..., 0] == 10 * i) and np.all(f[..., 1] == 200)
+        assert np.array_equal(f[0, :, 2], np.linspace(0, 255, 64, dtype=np.uint8))
+
+
+def test_keep_source_rate(make_video):
+    d = decode_video(make_video("keep.mkv", 9, 30), DecodeConfig(fps=None, short_side=None))
+    assert red_sequence(d.frames) == [10 * i for i in range(9)]
+
+
+def test_resample_indices_pure():
+    times = [Fraction(i, 30) for i in range(300)]
+    idx = resample_indices(times, Fraction(10), 25)
+    assert len(idx) == 250 and idx[:6] == [0, 1, 2, 4, 5, 6] and idx[-1] == 299
+    assert resample_indices([Fraction(0)], Fraction(1, 30), 25) == [0]
+    assert resample_indices([], Fraction(0), 25) == []
+    assert frame_folder_indices(6, 12.0, None) == list(range(6))
+    assert len(frame_folder_indices(12, 12.0, 25.0)) == 25
+
+
+@pytest.mark.parametrize("w,h,short,size,expected", [
+    (320, 240, 256, None, (342, 256)),
+    (240, 320, 256, None, (256, 342)),
+    (63, 47, 256, None, (344, 256)),
+    (1920, 1080, 256, None, (456, 256)),
+    (320, 240, 256, (340, 256), (340, 256)),
+    (63, 47, None, None, (63, 47)),
+])
+def test_output_size(w, h, short, size, expected):
+    out = output_size(w, h, DecodeConfig(short_side=short, size=size))
+    assert out == expected
+    if size is None and short:
+        assert out[0] % 2 == 0 and out[1] % 2 == 0 and min(out) == short
+
+
+def test_resize_short_side_and_odd_source(make_video):
+    d = decode_video(make_video("odd.mkv", 3, 25, height=47, width=63), DecodeConfig(short_side=128))
+    assert d.size == (172, 128) and d.frames[0].shape == (128, 172, 3)
+    d = decode_video(make_video("fixed.mkv", 3, 25), DecodeConfig(size=(340, 256)))
+    assert d.size == (340, 256)
+
+
+@pytest.mark.parametrize("degrees", [90, -90, 180])
+def test_rotation_metadata_is_applied_like_ffmpeg(tmp_path, degrees):
+    img = np.zeros((40, 64, 3), np.uint8)
+    img[:10, :20] = 255  # a white block in the top-left corner
+    src = write_video(tmp_path / "r.mp4", [img] * 3, 25, "libx264rgb")
+    rotated = set_rotation(src, tmp_path / f"r{degrees}.mp4", degrees)
+    d = decode_video(rotated, KEEP)
+    h, w = (64, 40) if degrees % 180 else (40, 64)
+    out = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(rotated), "-frames:v", "1", "-f", "rawvideo",
+                          "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    ref = np.frombuffer(out, np.uint8).reshape(h, w, 3)
+    assert d.frames[0].shape == (h, w, 3)
+    assert np.abs(d.frames[0].astype(int) - ref.astype(int)).max() <= 2
+    assert d.rotation == degrees % 360
+
+
+def test_one_frame_video(make_video):
+    d = decode_video(make_video("one.mkv", 1, 30), KEEP)
+    assert len(d.frames) == 1
+
+
+def test_bad_inputs_raise_video_error(tmp_path):
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 20)
+    with pytest.raises(VideoError):
+        decode_video(corrupt, KEEP)
+    empty = tmp_path / "empty.avi"
+    empty.write_bytes(b"")
+    with pytest.raises(VideoError):
+        decode_video(empty, KEEP)
+    with pytest.raises(VideoError, match="does not exist"):
+        decode_video(tmp_path / "missing.avi", KEEP)
+    audio = tmp_path / "audio.wav"
+    with av.open(str(audio), "w") as out:
+        s = out.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        frame.sample_rate = 8000
+        for p in s.encode(frame):
+            out.mux(p)
+        for p in s.encode(None):
+            out.mux(p)
+    with pytest.raises(VideoError, match="no video stream"):
+        decode_video(audio, KEEP)
