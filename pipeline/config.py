@@ -246,6 +246,8 @@ def resolve(config: Mapping, dataset: str | None = None) -> Settings:
     for section, values in (ds.get("overrides") or {}).items():
         merged[section] = {**merged[section], **values}
     merged["dataset"] = name
+    if ds.get("videos_per_shard"):
+        merged["videos_per_shard"] = ds["videos_per_shard"]
     validate(merged, schema)
     sections = {s: _to_dataclass(_SECTION_TYPES[s], merged[s]) for s in STAGE_SECTIONS}
     dsc = DatasetConfig(name=name, format=ds["format"], root=ds["root"], splits=ds.get("splits"),
