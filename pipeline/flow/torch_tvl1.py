@@ -1,0 +1,239 @@
+"""TV-L1 optical flow in PyTorch, batched over frame pairs, following OpenCV's ``DualTVL1OpticalFlow``.
+
+The steps are those of OpenCV's CPU implementation (opencv_contrib ``optflow``), re-expressed as tensor
+operations over a batch ``(B, H, W)`` so one call solves many pairs on a GPU (or the CPU):
+
+* frames as float32 on the 0-255 scale (uint8 as is, float input multiplied by 255, like OpenCV);
+* pyramid: repeated bilinear resize by ``scale_step`` (size rounded to nearest, source coordinate
+  ``(d + 0.5) / scale_step - 0.5`` clamped to the image), stopping before a side would drop below 16 px;
+* coarse-to-fine: flow starts at zero on the coarsest scale, is resized bilinearly to the next finer
+  size and divided by ``scale_step``; the dual variables restart at zero on every scale;
+* per warp: I1 and its centred gradient (one-sided half differences at the border) are sampled at
+  ``x + u`` with bicubic interpolation (a = -0.75, float coordinates, zero outside the image);
+* per outer iteration: a median filter (``median_filtering`` x same, replicated border) on the flow;
+* per inner iteration: the thresholding step for ``v``, ``u = v + theta * div(p)`` with backward
+  differences, the dual step ``p = (p + tau/theta * grad u) / (1 + tau/theta * |grad u|)`` with forward
+  differences; the squared change of ``u`` summed over the image is the stopping measure, compared with
+  ``epsilon^2 * area``; a pair that has converged stops (inner and outer loops) until the next warp.
+
+Each pair keeps its own stopping state: converged pairs are frozen with masks, so a batch gives the same
+flow as solving the pairs one by one.
+"""
+
+from __future__ import annotations
+
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+_FLT_EPS = 1.1920928955078125e-07  # FLT_EPSILON, the "gradient is zero" test of the thresholding step
+
+
+@dataclass(frozen=True)
+class Params:
+    tau: float = 0.25
+    lambda_: float = 0.15
+    theta: float = 0.3
+    nscales: int = 5
+    warps: int = 5
+    epsilon: float = 0.01
+    inner_iterations: int = 30
+    outer_iterations: int = 10
+    scale_step: float = 0.8
+    gamma: float = 0.0
+    median_filtering: int = 5
+
+
+def pyramid_sizes(height: int, width: int, nscales: int, scale_step: float) -> list[tuple[int, int]]:
+    """(h, w) of every pyramid level, finest first, as OpenCV sizes them (round to nearest, >= 16)."""
+    sizes = [(height, width)]
+    for _ in range(1, nscales):
+        h, w = sizes[-1]
+        nh, nw = round(h * scale_step), round(w * scale_step)
+        if nh < 16 or nw < 16:
+            break
+        sizes.append((nh, nw))
+    return sizes
+
+
+def _linear_axis(n_out: int, n_in: int, scale: float, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Source indices (i0, i1) and weight of i1 for a bilinear resize along one axis (OpenCV's rule)."""
+    d = torch.arange(n_out, dtype=torch.float64, device=device)
+    f = ((d + 0.5) * scale - 0.5).to(torch.float32)
+    i0 = torch.floor(f)
+    w = f - i0
+    i0 = i0.to(torch.int64)
+    low = i0 < 0
+    high = i0 >= n_in - 1
+    w = torch.where(low | high, torch.zeros_like(w), w)
+    i0 = torch.where(low, torch.zeros_like(i0), i0)
+    i0 = torch.where(high, torch.full_like(i0, n_in - 1), i0)
+    i1 = torch.clamp(i0 + 1, max=n_in - 1)
+    return i0, i1, w
+
+
+def resize_linear(x: torch.Tensor, size: tuple[int, int], scale: tuple[float, float] | None = None) -> torch.Tensor:
+    """Bilinear resize of (..., H, W) float32 to (..., h, w), horizontal pass then vertical like OpenCV.
+
+    ``scale`` = (sy, sx) source pixels per destination pixel; default ``H / h`` and ``W / w``.
+    """
+    H, W = x.shape[-2:]
+    h, w = size
+    sy, sx = scale if scale is not None else (H / h, W / w)
+    x0, x1, wx = _linear_axis(w, W, sx, x.device)
+    y0, y1, wy = _linear_axis(h, H, sy, x.device)
+    t = x.index_select(-1, x0) * (1 - wx) + x.index_select(-1, x1) * wx
+    wy = wy[:, None]
+    return t.index_select(-2, y0) * (1 - wy) + t.index_select(-2, y1) * wy
+
+
+def centered_gradient(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, H, W) -> dx, dy: half central differences, one-sided half differences on the border."""
+    p = F.pad(img[:, None], (1, 1, 1, 1), mode="replicate")[:, 0]
+    dx = 0.5 * (p[:, 1:-1, 2:] - p[:, 1:-1, :-2])
+    dy = 0.5 * (p[:, 2:, 1:-1] - p[:, :-2, 1:-1])
+    return dx, dy
+
+
+def forward_gradient(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(..., H, W) -> forward differences dx, dy, zero in the last column / row."""
+    dx = torch.zeros_like(u)
+    dy = torch.zeros_like(u)
+    dx[..., :, :-1] = u[..., :, 1:] - u[..., :, :-1]
+    dy[..., :-1, :] = u[..., 1:, :] - u[..., :-1, :]
+    return dx, dy
+
+
+def divergence(px: torch.Tensor, py: torch.Tensor) -> torch.Tensor:
+    """Backward-difference divergence of (px, py), (..., H, W), with zero outside the image."""
+    div = px.clone()
+    div[..., :, 1:] -= px[..., :, :-1]
+    div += py
+    div[..., 1:, :] -= py[..., :-1, :]
+    return div
+
+
+def median_blur(x: torch.Tensor, k: int) -> torch.Tensor:
+    """k x k median of (N, H, W) float32 with replicated border (cv2.medianBlur for k = 3, 5)."""
+    r = k // 2
+    n, h, w = x.shape
+    p = F.pad(x[:, None], (r, r, r, r), mode="replicate")
+    patches = F.unfold(p, k)  # (N, k*k, H*W)
+    return patches.median(dim=1).values.view(n, h, w)
+
+
+def remap_cubic(imgs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Sample (B, C, H, W) at (x + u_x, y + u_y): bicubic (a = -0.75), zero outside the image.
+
+    OpenCV 5's remap takes float map coordinates as they are (measured: OpenCV 4's 1/32 px quantization
+    would be 1 grey level off on average), so no rounding is applied here.
+    """
+    b, c, h, w = imgs.shape
+    ys = torch.arange(h, device=imgs.device, dtype=torch.float32)[:, None]
+    xs = torch.arange(w, device=imgs.device, dtype=torch.float32)[None, :]
+    mx = xs + u[:, 0]
+    my = ys + u[:, 1]
+    grid = torch.stack((mx * (2.0 / max(w - 1, 1)) - 1.0, my * (2.0 / max(h - 1, 1)) - 1.0), dim=-1)
+    return F.grid_sample(imgs, grid, mode="bicubic", padding_mode="zeros", align_corners=True)
+
+
+def _one_scale(I0: torch.Tensor, I1: torch.Tensor, u: torch.Tensor, p: Params, check_every: int) -> torch.Tensor:
+    """Refine flow ``u`` (B, C, H, W), C = 2 (+1 for the gamma term) at one pyramid level; returns u."""
+    B, C, H, W = u.shape
+    use_gamma = C == 3
+    l_t = float(p.lambda_ * p.theta)
+    taut = float(p.tau / p.theta)
+    scaled_eps = float(torch.tensor(p.epsilon * p.epsilon * H * W, dtype=torch.float32))
+    I1x, I1y = centered_gradient(I1)
+    stack = torch.stack((I1, I1x, I1y), dim=1)
+    pd = torch.zeros((B, C, 2, H, W), dtype=u.dtype, device=u.device)  # dual variables (p_c1, p_c2)
+    for _ in range(p.warps):
+        warped = remap_cubic(stack, u)
+        I1w, I1wx, I1wy = warped[:, 0], warped[:, 1], warped[:, 2]
+        grad = I1wx * I1wx + I1wy * I1wy
+        rho_c = I1w - I1wx * u[:, 0] - I1wy * u[:, 1] - I0
+        gvec = [I1wx, I1wy] + ([torch.full_like(I1wx, p.gamma)] if use_gamma else [])
+        gvec = torch.stack(gvec, dim=1)
+        safe_grad = torch.where(grad > _FLT_EPS, grad, torch.ones_like(grad))
+        lt_grad = l_t * grad
+        active = torch.ones(B, dtype=torch.bool, device=u.device)
+        n = 0
+        for _outer in range(p.outer_iterations):
+            if p.median_filtering > 1:
+                med = median_blur(u[:, :2].reshape(B * 2, H, W), p.median_filtering).view(B, 2, H, W)
+                u = torch.cat((torch.where(active[:, None, None, None], med, u[:, :2]), u[:, 2:]), dim=1)
+            for _inner in range(p.inner_iterations):
+                rho = rho_c + (I1wx * u[:, 0] + I1wy * u[:, 1])
+                if use_gamma:
+                    rho = rho + p.gamma * u[:, 2]
+                coef = torch.where(rho < -lt_grad, l_t,
+                                   torch.where(rho > lt_grad, -l_t,
+                                               torch.where(grad > _FLT_EPS, -rho / safe_grad, 0.0)))
+                v = u + coef[:, None] * gvec
+                u_new = v + p.theta * divergence(pd[:, :, 0], pd[:, :, 1])
+                err = ((u_new - u) ** 2).sum(dim=(1, 2, 3))
+                ux, uy = forward_gradient(u_new)
+                g = torch.sqrt(ux * ux + uy * uy)
+                ng = 1.0 + taut * g
+                pd_new = torch.stack(((pd[:, :, 0] + taut * ux) / ng, (pd[:, :, 1] + taut * uy) / ng), dim=2)
+                a4 = active[:, None, None, None]
+                u = torch.where(a4, u_new, u)
+                pd = torch.where(a4[..., None], pd_new, pd)
+                active = active & (err > scaled_eps)
+                n += 1
+                if n % check_every == 0 and not bool(active.any()):
+                    break
+            if not bool(active.any()):
+                break
+    return u
+
+
+def tvl1_torch(I0: torch.Tensor, I1: torch.Tensor, params: Params | None = None,
+               check_every: int | None = None) -> torch.Tensor:
+    """Flow from I0 to I1 for a batch: (B, H, W) float32 on the 0-255 scale -> (B, H, W, 2) float32 pixels.
+
+    ``check_every``: how often (inner iterations) to test whether every pair has converged; the result does
+    not depend on it (converged pairs are frozen), only the wasted work and the host syncs do.
+    """
+    p = params or Params()
+    if I0.shape != I1.shape or I0.dim() != 3:
+        raise ValueError(f"expected two (B, H, W) batches of equal shape, got {tuple(I0.shape)} and {tuple(I1.shape)}")
+    B, H, W = I0.shape
+    if H < 3 or W < 3:
+        raise ValueError(f"frames of {W}x{H} are too small for TV-L1 (at least 3x3)")
+    if check_every is None:
+        check_every = 1 if I0.device.type == "cpu" else 10
+    sizes = pyramid_sizes(H, W, p.nscales, p.scale_step)
+    I0s, I1s = [I0.float()], [I1.float()]
+    inv = 1.0 / p.scale_step
+    for size in sizes[1:]:
+        I0s.append(resize_linear(I0s[-1], size, (inv, inv)))
+        I1s.append(resize_linear(I1s[-1], size, (inv, inv)))
+    C = 3 if p.gamma != 0 else 2
+    h, w = sizes[-1]
+    u = torch.zeros((B, C, h, w), dtype=torch.float32, device=I0.device)
+    for s in range(len(sizes) - 1, -1, -1):
+        u = _one_scale(I0s[s], I1s[s], u, p, check_every)
+        if s == 0:
+            break
+        u = resize_linear(u, sizes[s - 1])
+        u[:, :2] *= inv
+    return u[:, :2].permute(0, 2, 3, 1).contiguous()
+
+
+def cost_model(height: int, width: int, params: Params | None = None) -> dict:
+    """Worst-case arithmetic of one pair (every iteration runs): pixel-iterations and a rough byte count
+    of float32 traffic when each elementwise op is its own kernel (used for the GPU bound in BENCHMARKS.md)."""
+    p = params or Params()
+    area = sum(h * w for h, w in pyramid_sizes(height, width, p.nscales, p.scale_step))
+    iters = p.warps * p.outer_iterations * p.inner_iterations
+    return {"pyramid_pixels": area, "inner_iterations_per_scale": iters,
+            "pixel_iterations": area * iters, "nscales": len(pyramid_sizes(height, width, p.nscales, p.scale_step)),
+            "fused_bytes_per_pixel_iteration": 4 * 16, "unfused_bytes_per_pixel_iteration_approx": 4 * 90}
+
+
+__all__ = ["Params", "tvl1_torch", "pyramid_sizes", "resize_linear", "centered_gradient", "forward_gradient",
+           "divergence", "median_blur", "remap_cubic", "cost_model"]
+
