@@ -42,4 +42,52 @@ def verify_cmd(files: tuple[str, ...], no_decode: bool) -> None:
         sys.exit(1)
 
 
+@shards_group.command("import")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output folder: OUT/rgb/shard-00000.h5 (and OUT/flow/... when the source has flow).")
+@click.option("--layout", default="auto", show_default=True,
+              help="Source layout: auto, kenshohara, videogpt, hdf5_dataloader, av2hdf5 or rawframes.")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False),
+              help="Side file 'video_id label [split]' for sources without labels (wins over the source).")
+@click.option("--classes", type=click.Path(exists=True, dir_okay=False),
+              help="Class names, one a line, in label order (default: sorted names, or 0..max).")
+@click.option("--dataset", default="imported", show_default=True, help="Dataset name recorded in the shards.")
+@click.option("--videos-per-shard", default=500, show_default=True, type=click.IntRange(min=1))
+@click.option("--fps", default=25.0, show_default=True, type=float,
+              help="Frame rate to record (none of the foreign layouts stores one).")
+@click.option("--jpeg-quality", default=95, show_default=True, type=click.IntRange(1, 100),
+              help="Quality for raw/PNG frames, which are JPEG-encoded once; JPEG frames are copied.")
+@click.option("--split", "default_split", default="train", show_default=True,
+              help="Split for videos whose source and side file name none.")
+def import_cmd(sources, out_dir, layout, labels, classes, dataset, videos_per_shard, fps, jpeg_quality,
+               default_split) -> None:
+    """Convert foreign HDF5 files or rawframes folders SOURCES... into vidshard files."""
+    from .layouts import LayoutError
+    from .layouts.convert import import_sources
+    try:
+        summary = import_sources(sources, out_dir, layout=layout, labels=labels, classes=classes,
+                                 dataset=dataset, videos_per_shard=videos_per_shard, fps=fps,
+                                 jpeg_quality=jpeg_quality, default_split=default_split)
+    except LayoutError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"imported {summary['videos']} videos ({summary['frames']} frames, {summary['flow_videos']} "
+               f"with flow, {summary['classes']} classes) into {len(summary['shards'])} shard file(s):")
+    for p in summary["shards"]:
+        click.echo(f"  {p}")
+
+
+@shards_group.command("export")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--layout", required=True, type=click.Choice(["rawframes", "kenshohara"]),
+              help="rawframes: mmaction2 img_00001.jpg / flow_x_00001.jpg folders plus list files; "
+                   "kenshohara: one <class>/<video>.hdf5 per video.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+def export_cmd(files, layout, out_dir) -> None:
+    """Write rgb/flow shard FILES in a layout other projects read (JPEG bytes copied unchanged)."""
+    from .layouts.convert import export_shards
+    written = export_shards(files, out_dir, layout)
+    click.echo(f"exported {len(files)} shard file(s) to {out_dir} as {layout} ({len(written)} files listed)")
+
+
 commands = [shards_group]

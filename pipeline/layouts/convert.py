@@ -1,0 +1,141 @@
+"""Convert foreign layouts to vidshard files (import) and vidshard files to foreign layouts (export).
+
+Import writes ``out/rgb/shard-%05d.h5`` and, for sources with flow, ``out/flow/shard-%05d.h5`` (shard k of
+both holds the same videos in the same order; a video without flow is absent from the flow shard). JPEG
+bytes in the source are copied unchanged; raw or PNG frames are JPEG-encoded once at ``jpeg_quality``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Sequence
+
+from .. import jpeg
+from ..shards import ShardReader, ShardWriter, Stream, shard_name
+from . import LayoutError, VideoRef, iter_lines, read, read_side_labels, scan
+
+EXPORT_LAYOUTS = ("rawframes", "kenshohara")
+
+
+def _classes_and_labels(refs: list[VideoRef], classes: list[str] | None) -> tuple[list[str], list[int]]:
+    names = [r.label for r in refs]
+    given = [n for n in names if n is not None]
+    if classes is None:
+        if given and all(n.lstrip("-").isdigit() for n in given):
+            classes = [str(i) for i in range(max(int(n) for n in given) + 1)]
+        else:
+            classes = sorted(set(given))
+    index = {c: i for i, c in enumerate(classes)}
+    labels = []
+    for r, n in zip(refs, names):
+        if n is None:
+            labels.append(-1)
+        elif n in index:
+            labels.append(index[n])
+        elif n.isdigit() and int(n) < len(classes):
+            labels.append(int(n))
+        else:
+            raise LayoutError(f"video {r.video_id}: label {n!r} is not one of the {len(classes)} classes")
+    return classes, labels
+
+
+def import_sources(sources: Sequence[str | Path], out_dir: str | Path, *, layout: str = "auto",
+                   labels: str | Path | None = None, classes: str | Path | None = None,
+                   dataset: str = "imported", videos_per_shard: int = 500, fps: float = 25.0,
+                   jpeg_quality: int = 95, default_split: str = "train") -> dict:
+    """Convert every video of ``sources`` into vidshard files under ``out_dir``; returns a summary dict.
+
+    ``labels``: side file ``video_id label [split]`` (wins over what the source says). ``classes``: a file of
+    class names, one a line, fixing the class order (default: sorted names, or 0..max for integer labels).
+    """
+    refs = scan(sources, layout)
+    if not refs:
+        raise LayoutError("no videos found in the sources")
+    side = read_side_labels(labels) if labels else {}
+    class_list = list(iter_lines(Path(classes))) if classes else None
+    fixed = []
+    for r in refs:
+        label, split = r.label, r.split
+        if r.video_id in side:
+            label, split = side[r.video_id][0], side[r.video_id][1] or split
+        fixed.append(VideoRef(r.layout, r.path, r.key, r.video_id, label, split or default_split))
+    refs = fixed
+    class_list, label_idx = _classes_and_labels(refs, class_list)
+    listing = json.dumps([(r.video_id, lab, r.split) for r, lab in zip(refs, label_idx)])
+    sha = hashlib.sha256(listing.encode()).hexdigest()
+    out_dir = Path(out_dir)
+    num_shards = math.ceil(len(refs) / videos_per_shard)
+    params = {"import": {"layouts": ",".join(sorted({r.layout for r in refs})),
+                         "sources": json.dumps([str(s) for s in sources]),
+                         "labels": str(labels) if labels else "", "jpeg_quality": int(jpeg_quality),
+                         "fps": float(fps)}}
+    common = dict(dataset=dataset, encoding="jpeg", num_shards=num_shards, classes=class_list,
+                  manifest_sha256=sha, params=params)
+    written: list[Path] = []
+    counts = {"videos": 0, "flow_videos": 0, "frames": 0}
+    for k in range(num_shards):
+        chunk = list(zip(refs, label_idx))[k * videos_per_shard:(k + 1) * videos_per_shard]
+        rgb_path = out_dir / "rgb" / shard_name(k)
+        flow_w = None
+        with ShardWriter(rgb_path, modality="rgb", shard=k, streams=[Stream("rgb")], **common) as w:
+            try:
+                for ref, lab in chunk:
+                    frames = read(ref, jpeg_quality)
+                    h, wd = jpeg.decode(frames.rgb[0]).shape[:2] if frames.rgb else (0, 0)
+                    w.add_video(ref.video_id, lab, ref.split, fps, h, wd, {"rgb": frames.rgb})
+                    counts["videos"] += 1
+                    counts["frames"] += len(frames.rgb)
+                    if frames.flow_x is not None:
+                        if flow_w is None:
+                            flow_w = ShardWriter(out_dir / "flow" / shard_name(k), modality="flow", shard=k,
+                                                 streams=[Stream("x", color="gray"), Stream("y", color="gray")],
+                                                 **common)
+                        fh, fw = jpeg.decode(frames.flow_x[0], gray=True).shape if frames.flow_x else (h, wd)
+                        flow_w.add_video(ref.video_id, lab, ref.split, fps, fh, fw,
+                                         {"x": frames.flow_x, "y": frames.flow_y})
+                        counts["flow_videos"] += 1
+            except BaseException:
+                if flow_w is not None:
+                    flow_w.abort()
+                raise
+        written.append(rgb_path)
+        if flow_w is not None:
+            flow_w.close()
+            written.append(out_dir / "flow" / shard_name(k))
+    return {**counts, "shards": [str(p) for p in written], "classes": len(class_list)}
+
+
+def export_shards(shards: Sequence[str | Path], out_dir: str | Path, layout: str) -> list[Path]:
+    """Write rgb/flow vidshard files as ``layout`` (rawframes | kenshohara) under ``out_dir``.
+
+    Besides the layout's own files, ``classes.txt`` (class names in label order) and, for kenshohara,
+    ``labels.txt`` (``<file stem> <label index> <split>``, unlabeled videos omitted) let an import restore labels
+    and splits: ``prep-cli shards import OUT --labels OUT/labels.txt --classes OUT/classes.txt``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if layout == "rawframes":
+        from .rawframes import write_shards
+        return write_shards(shards, out_dir)
+    if layout != "kenshohara":
+        raise LayoutError(f"cannot export to {layout!r}; export layouts: {EXPORT_LAYOUTS}")
+    from .kenshohara import write_shard
+    from . import safe_name
+    rows, classes, files = [], None, []
+    for s in shards:
+        files.extend(write_shard(s, out_dir))
+        with ShardReader(s) as r:
+            classes = classes or r.classes
+            if r.attrs["modality"] != "rgb":
+                continue
+            t = r.table()
+            for v, vid in enumerate(t["video_id"]):
+                if int(t["label"][v]) >= 0:
+                    rows.append(f"{safe_name(vid.rsplit('/', 1)[-1])} {int(t['label'][v])} {t['split'][v]}")
+    if classes is not None:
+        (out_dir / "classes.txt").write_text("".join(c + "\n" for c in classes))
+    if rows:
+        (out_dir / "labels.txt").write_text("\n".join(rows) + "\n")
+    return sorted(set(files))
