@@ -20,6 +20,8 @@ COMMAND_MODULES = (
     "pipeline.manifest_stage",
     "pipeline.decode",
     "pipeline.shards_cli",
+    "pipeline.extract_flow",
+    "pipeline.visualize_flow",
 )
 
 

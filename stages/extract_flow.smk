@@ -1,0 +1,33 @@
+# extract_flow: one job per shard: RGB shard -> TV-L1 flow shard (x/y grayscale JPEGs) in
+# results/extract_flow/<dataset>/shard-K.h5, with the shard's failure report beside it.
+# The opencv backend spreads the shard's videos over {threads} worker processes (one OpenCV thread each);
+# the torch backend on CUDA asks for one unit of the `gpu` resource (run with `--resources gpu=<number of GPUs>`);
+# with several GPUs visible, shard K runs on cuda:(K mod number of GPUs).
+
+
+def _flow_uses_gpu(wildcards):
+    s = dataset_settings(wildcards.dataset).extract_flow
+    return 1 if s.backend == "torch" and s.device.startswith("cuda") else 0
+
+
+rule extract_flow:
+    input:
+        rgb=f"{RESULTS}/decode/{{dataset}}/shard-{{shard}}.h5",
+    output:
+        shard=f"{RESULTS}/extract_flow/{{dataset}}/shard-{{shard}}.h5",
+        failures=f"{RESULTS}/extract_flow/{{dataset}}/shard-{{shard}}.failures.json",
+    log:
+        f"{LOGS}/extract_flow/{{dataset}}/shard-{{shard}}.log",
+    threads: 8
+    resources:
+        gpu=_flow_uses_gpu,
+    params:
+        config=CONFIG_FILE,
+        manifest=lambda wc: manifest_path(wc.dataset),
+    shell:
+        "prep-cli extract-flow --config {params.config} --dataset {wildcards.dataset} --manifest {params.manifest}"
+        " --shard {wildcards.shard} --rgb-dir {RESULTS}/decode/{wildcards.dataset}"
+        " --out {RESULTS}/extract_flow/{wildcards.dataset} --workers {threads} --no-progress > {log} 2>&1"
+
+
+TARGET_FUNCTIONS.append(lambda name: stage_shards("extract_flow", name))
