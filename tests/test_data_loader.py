@@ -1,0 +1,38 @@
+"""ShardClips under a real DataLoader with worker processes (spawn and fork start methods)."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from pipeline.data import ShardClips, group_scores, worker_init
+from .shard_fixtures import write_shards
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_two_workers(tmp_path, method):
+    if method not in mp.get_all_start_methods():
+        pytest.skip(f"{method} is not available here")
+    paths = write_shards(tmp_path, [12, 7, 20, 9], h=40, w=48)
+    ds = ShardClips({"rgb": [paths["rgb"]], "flow": [paths["flow"]]}, "rgb+flow", mode="test",
+                    length=4, crop=32)
+    _ = ds[0]                       # the parent has open handles before the workers start
+    loader = DataLoader(ds, batch_size=3, num_workers=2, multiprocessing_context=method,
+                        worker_init_fn=worker_init, persistent_workers=False)
+    videos, starts, rgb_means = [], [], []
+    for batch in loader:
+        assert batch["rgb"].shape[1:] == (3, 4, 32, 32) and batch["flow"].shape[1:] == (2, 4, 32, 32)
+        videos += batch["video"].tolist()
+        starts += batch["start"].tolist()
+        rgb_means.append(batch["rgb"].mean(dim=(1, 2, 3, 4)))
+    assert videos == ds.item_video.tolist()
+    assert starts == [int(ds[i]["start"]) for i in range(len(ds))]
+    scores = torch.cat(rgb_means)[:, None].numpy()
+    per_video = group_scores(scores, videos)
+    assert sorted(per_video) == [0, 1, 2, 3]
+    ds.close()
