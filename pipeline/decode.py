@@ -34,12 +34,7 @@ def decode_entry(entry: Entry, root: str, kind: str, cfg: DecodeConfig) -> Video
     if kind == "frames":
         return _decode_folder(entry, path, cfg, cfg.folder_fps)
     reader = VideoReader(path, cfg)
-    frames: list[bytes] = []
-    last_index, last_bytes = -1, b""
-    for index, img in reader:
-        if index != last_index:  # a repeated source frame reuses its encoding
-            last_index, last_bytes = index, jpeg.encode(img, cfg.jpeg_quality)
-        frames.append(last_bytes)
+    frames = [data for _, data in reader.jpeg_frames(cfg.jpeg_quality)]
     w, h = reader.size
     return VideoResult(entry.video_id, entry.label_index, entry.split, reader.fps, h, w, {"rgb": frames},
                        {"source_fps": reader.source_fps, "source_frames": reader.source_frames,

@@ -68,7 +68,7 @@ def output_size(width: int, height: int, cfg: DecodeConfig) -> tuple[int, int]:
 
 
 def resize(img: np.ndarray, size: tuple[int, int], interpolation: str = "area") -> np.ndarray:
-    """Resize an (H, W, C) uint8 image to ``size`` = (width, height); INTER_AREA is used only to shrink."""
+    """Resize an (H, W[, C]) uint8 image to ``size`` = (width, height); INTER_AREA is used only to shrink."""
     w, h = size
     if img.shape[1] == w and img.shape[0] == h:
         return img
@@ -124,71 +124,130 @@ def _iter_source(path: Path, threads: int) -> Iterator[tuple[av.VideoFrame, Frac
 class VideoReader:
     """Stream the frames of one video file at ``cfg.fps`` and size, without holding the video in memory.
 
-    Iterating yields ``(source_index, frame)`` pairs: ``frame`` is (H, W, 3) uint8 RGB, and a repeated
-    ``source_index`` means the same source frame is shown again (callers may reuse its encoding). Frames that
-    fall in the same output slot are dropped before any resizing. After iteration, ``fps``, ``source_fps``,
+    Iterating yields ``(source_index, frame)`` pairs: ``frame`` is (H, W, 3) uint8 RGB (BGR if ``bgr``), and a
+    repeated ``source_index`` means the same source frame is shown again (callers may reuse its encoding).
+    :meth:`jpeg_frames` yields JPEG bytes instead, by the cheapest exact path. Frames that fall in the same
+    output slot are dropped before any conversion. After iteration, ``fps``, ``source_fps``,
     ``source_frames``, ``rotation`` and ``size`` describe the result. Raises :class:`VideoError` for unreadable
     files, files without a video stream and zero frames.
     """
 
-    def __init__(self, path: str | Path, cfg: DecodeConfig):
+    def __init__(self, path: str | Path, cfg: DecodeConfig, bgr: bool = False):
         self.path = Path(path)
         self.cfg = cfg
+        self.pixel_format = "bgr24" if bgr else "rgb24"
         self.fps: float = cfg.fps or 0.0
         self.source_fps = 0.0
         self.source_frames = 0
         self.rotation = 0
         self.size: tuple[int, int] | None = None
 
-    def _convert(self, frame: av.VideoFrame) -> np.ndarray:
-        img = frame.to_ndarray(format="rgb24")
-        if self.rotation:
-            img = np.rot90(img, k=self.rotation // 90)
+    def _set_size(self, frame: av.VideoFrame) -> tuple[int, int]:
         if self.size is None:
-            self.size = output_size(img.shape[1], img.shape[0], self.cfg)
-        return np.ascontiguousarray(resize(img, self.size, self.cfg.interpolation))
+            w, h = (frame.height, frame.width) if self.rotation in (90, 270) else (frame.width, frame.height)
+            self.size = output_size(w, h, self.cfg)
+        return self.size
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        for index, frame in self.av_frames():
+            img = frame.to_ndarray(format=self.pixel_format)
+            if self.rotation:
+                img = np.rot90(img, k=self.rotation // 90)
+            yield index, np.ascontiguousarray(resize(img, self._set_size(frame), self.cfg.interpolation))
+
+    def jpeg_frames(self, quality: int) -> Iterator[tuple[int, bytes]]:
+        """``(source_index, JPEG bytes)`` per output frame; a repeated source frame reuses its encoding."""
+        last, data = -1, b""
+        for index, frame in self.av_frames():
+            if index != last:
+                last, data = index, frame_to_jpeg(frame, self._set_size(frame), self.rotation,
+                                                  self.cfg.interpolation, quality)
+            yield index, data
+
+    def av_frames(self) -> Iterator[tuple[int, av.VideoFrame]]:
+        """``(source_index, decoded frame)`` per output frame, after rate conversion, before any conversion."""
         if not self.path.exists():
             raise VideoError(f"{self.path} does not exist")
         fps = Fraction(self.cfg.fps).limit_denominator(1001) if self.cfg.fps else None
         base = None
         out_n = 0                      # next output slot to fill
         prev = None                    # (index, frame, time, duration) of the last kept input frame
-        times: list[Fraction] = []
-        for j, (frame, t, rate) in enumerate(_iter_source(self.path, self.cfg.threads)):
+        last_t = None
+        n_kept = 0
+        interval = None
+        for frame, t, rate in _iter_source(self.path, self.cfg.threads):
             self.source_fps = float(rate)
-            if times and t <= times[-1]:
+            if last_t is not None and t <= last_t:
                 continue  # repeated or out-of-order timestamp: dropped, as ffmpeg's fps filter does
+            if last_t is not None:
+                interval = t - last_t if interval is None else min(interval, t - last_t)
+            last_t = t
             self.rotation = int(getattr(frame, "rotation", 0) or 0) % 360
-            times.append(t)
-            self.source_frames = len(times)
+            n_kept += 1
+            self.source_frames = n_kept
             if fps is None:
-                yield len(times) - 1, self._convert(frame)
+                yield n_kept - 1, frame
                 continue
             slot = _round_half_up(t * fps)
             base = slot if base is None else base
             if prev is not None:
                 # the previous frame covers slots [out_n, slot - base); zero slots: it is dropped unconverted
-                reps = slot - base - out_n
-                if reps > 0:
-                    img = self._convert(prev[1])
-                    for _ in range(reps):
-                        yield prev[0], img
-                    out_n += reps
+                for _ in range(slot - base - out_n):
+                    yield prev[0], prev[1]
+                    out_n += 1
             dur = Fraction(frame.duration) * frame.time_base if frame.duration and frame.time_base else None
-            prev = (len(times) - 1, frame, t, dur)
-        if not times:
+            prev = (n_kept - 1, frame, t, dur)
+        if not n_kept:
             raise VideoError(f"{self.path.name} has no decodable video frames")
         if fps is None:
             self.fps = self.source_fps
             return
-        end = prev[2] + (prev[3] or _typical_interval(times, Fraction(self.source_fps)))
-        reps = max(_round_half_up(end * fps) - base - out_n, 1 if out_n == 0 else 0)
-        if reps > 0:
-            img = self._convert(prev[1])
-            for _ in range(reps):
-                yield prev[0], img
+        end = prev[2] + (prev[3] or interval or 1 / Fraction(self.source_fps).limit_denominator(1001))
+        for _ in range(max(_round_half_up(end * fps) - base - out_n, 1 if out_n == 0 else 0)):
+            yield prev[0], prev[1]
+
+
+# Limited-range (MPEG) to full-range (JPEG) lookup tables for BT.601 YCbCr.
+_Y_FULL = np.clip(np.round((np.arange(256) - 16) * 255 / 219), 0, 255).astype(np.uint8)
+_C_FULL = np.clip(np.round((np.arange(256) - 128) * 255 / 224 + 128), 0, 255).astype(np.uint8)
+_BT601_OR_UNSPECIFIED = {2, 5, 6}   # AVCOL_SPC_UNSPECIFIED, BT470BG, SMPTE170M
+
+
+def _plane(frame: av.VideoFrame, i: int, h: int, w: int) -> np.ndarray:
+    p = frame.planes[i]
+    return np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[:h, :w]
+
+
+def frame_to_jpeg(frame: av.VideoFrame, size: tuple[int, int], rotation: int, interpolation: str,
+                  quality: int) -> bytes:
+    """Rotate, resize to ``size`` = (width, height) and JPEG-encode one decoded frame.
+
+    8-bit 4:2:0 BT.601 frames (nearly all of UCF101, HMDB51, Kinetics' SD clips) go straight from their YCbCr
+    planes to JPEG's YCbCr planes: no RGB round trip, which roughly halves the cost. Other frames (BT.709,
+    4:2:2/4:4:4, RGB, 10-bit, odd output sizes) go through BGR and OpenCV's encoder.
+    """
+    from . import jpeg
+
+    w, h = size
+    fmt = frame.format.name
+    if fmt in ("yuv420p", "yuvj420p") and w % 2 == 0 and h % 2 == 0 and \
+            int(getattr(frame, "colorspace", 2)) in _BT601_OR_UNSPECIFIED:
+        fw, fh = frame.width, frame.height
+        planes = [_plane(frame, 0, fh, fw), _plane(frame, 1, (fh + 1) // 2, (fw + 1) // 2),
+                  _plane(frame, 2, (fh + 1) // 2, (fw + 1) // 2)]
+        if rotation:
+            planes = [np.rot90(p, k=rotation // 90) for p in planes]
+        y = resize(planes[0], (w, h), interpolation)
+        u = resize(planes[1], (w // 2, h // 2), interpolation)
+        v = resize(planes[2], (w // 2, h // 2), interpolation)
+        full = fmt == "yuvj420p" or int(getattr(frame, "color_range", 0)) == 2
+        if not full:
+            y, u, v = cv2.LUT(y, _Y_FULL), cv2.LUT(u, _C_FULL), cv2.LUT(v, _C_FULL)
+        return jpeg.encode_yuv420(y, u, v, quality)
+    img = frame.to_ndarray(format="bgr24")
+    if rotation:
+        img = np.rot90(img, k=rotation // 90)
+    return jpeg.encode(np.ascontiguousarray(resize(img, (w, h), interpolation)), quality, bgr=True)
 
 
 def decode_video(path: str | Path, cfg: DecodeConfig) -> DecodedVideo:
@@ -196,13 +255,6 @@ def decode_video(path: str | Path, cfg: DecodeConfig) -> DecodedVideo:
     reader = VideoReader(path, cfg)
     frames = [img for _, img in reader]
     return DecodedVideo(frames, reader.fps, reader.source_fps, reader.source_frames, reader.rotation)
-
-
-def _typical_interval(times: Sequence[Fraction], rate: Fraction) -> Fraction:
-    if len(times) > 1:
-        gaps = sorted(b - a for a, b in zip(times, times[1:]))
-        return gaps[len(gaps) // 2]
-    return 1 / rate
 
 
 def list_frame_files(folder: str | Path) -> list[Path]:

@@ -1,0 +1,92 @@
+"""Decode-stage throughput against a bare PyAV decode + resize loop on the same file, in one run.
+
+The footage is a 10 s, 320x240 H.264 clip of moving texture (UCF101-like size), generated here. Both sides
+decode with one thread, convert to 8-bit colour and resize to 340x256; the stage also JPEG-encodes every frame
+and writes the HDF5 shard (temporary file, rename). Rounds alternate between the two and the medians are
+compared. Throughput is frames per CPU-second of the process (= frames/s per core) and frames per wall second.
+
+    python benchmarks/bench_decode.py [--seconds 10] [--fps 25] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from pipeline.config import resolve
+from pipeline.decode import run_decode
+from pipeline.make_demo import texture
+from pipeline.manifest import make_manifest, read_manifest
+from pipeline.videoio import write_video
+
+
+def make_clip(path: Path, seconds: float, fps: float) -> int:
+    rng = np.random.default_rng(0)
+    n = int(round(seconds * fps))
+    bg = texture(rng, 240, 320 + n)
+    write_video(path, (np.ascontiguousarray(bg[:, i:i + 320]) for i in range(n)), fps, "libx264", {"crf": "20"})
+    return n
+
+
+def bare_loop(path: Path) -> int:
+    """The reference: PyAV decode, RGB conversion, cv2 resize to 340x256; nothing else."""
+    n = 0
+    with av.open(str(path)) as c:
+        for frame in c.decode(video=0):
+            cv2.resize(frame.to_ndarray(format="rgb24"), (340, 256), interpolation=cv2.INTER_AREA)
+            n += 1
+    return n
+
+
+def timed(fn):
+    c0, w0 = time.process_time(), time.perf_counter()
+    n = fn()
+    return n, time.process_time() - c0, time.perf_counter() - w0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--fps", type=float, default=25.0, help="source frame rate (25: no resampling)")
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
+    cv2.setNumThreads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        make_clip(tmp / "videos" / "c" / "clip.mp4", args.seconds, args.fps)
+        m = make_manifest("bench", "csv", tmp / "videos", ["c"], [("clip", "c/clip.mp4", "c", "train")])
+        m.write(tmp / "bench.tsv")
+        m = read_manifest(tmp / "bench.tsv")
+        settings = resolve({"datasets": {"bench": {"format": "csv", "root": str(tmp / "videos")}},
+                            "dataset": "bench", "decode": {"size": [340, 256], "threads": 1}})
+
+        def stage() -> int:
+            s = run_decode(settings, m, 0, tmp / "out", strict=True, progress=False)
+            return s["frames"]
+
+        rows = {"bare": [], "stage": []}
+        for _ in range(args.rounds):
+            for name, fn in (("bare", lambda: bare_loop(tmp / "videos" / "c" / "clip.mp4")), ("stage", stage)):
+                rows[name].append(timed(fn))
+    med = {k: (v[0][0], statistics.median(x[1] for x in v), statistics.median(x[2] for x in v))
+           for k, v in rows.items()}
+    print(f"machine: {platform.processor() or platform.machine()}, {platform.system()}, "
+          f"python {platform.python_version()}, av {av.__version__}, opencv {cv2.__version__}")
+    print(f"clip: {args.seconds:g} s at {args.fps:g} fps, 320x240 H.264 -> 340x256; {args.rounds} rounds, medians")
+    for k, (n, cpu, wall) in med.items():
+        print(f"{k:6s} {n} frames  {n / cpu:8.1f} frames/CPU-s (per core)  {n / wall:8.1f} frames/s wall")
+    ratio_cpu = (med["stage"][0] / med["stage"][1]) / (med["bare"][0] / med["bare"][1])
+    ratio_wall = (med["stage"][0] / med["stage"][2]) / (med["bare"][0] / med["bare"][2])
+    print(f"ratio stage/bare: {ratio_cpu:.3f} per core (goal >= 0.8), {ratio_wall:.3f} wall")
+
+
+if __name__ == "__main__":
+    main()
