@@ -1,0 +1,129 @@
+"""Decoders that yield, for every frame of a video, its picture type, RGB pixels and motion-vector table.
+
+- ``pyav`` (default): FFmpeg through PyAV with ``flags2=+export_mvs``; vectors come from the frame's
+  ``MOTION_VECTORS`` side data.
+- ``mvextractor``: the ``motion-vector-extractor`` package (``mvextractor.videocap.VideoCap``, its own
+  bundled FFmpeg), a second, independent reading used as a cross-check. Install it with
+  ``pip install --no-deps motion-vector-extractor`` (its declared ``opencv-python`` dependency would
+  replace the ``opencv-contrib-python-headless`` build this project uses; the wheel bundles its own OpenCV
+  libraries and does not need it).
+
+Frames are (H, W, 4) uint8 RGBX (the 4th channel is 255), the layout :mod:`.residual` computes fastest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+# FFmpeg exports motion vectors only from its mpegvideo-family decoders and H.264.
+MV_CODECS = frozenset({"mpeg4", "h264", "mpeg1video", "mpeg2video", "h263", "h263p", "h263i", "flv",
+                       "msmpeg4v1", "msmpeg4v2", "msmpeg4v3", "msmpeg4", "wmv1", "wmv2"})
+BACKENDS = ("pyav", "mvextractor")
+# FFmpeg's AVPictureType values (PyAV >= 14 may give plain ints)
+_PICT_TYPES = {0: "?", 1: "I", 2: "P", 3: "B", 4: "S", 5: "SI", 6: "SP", 7: "BI"}
+
+
+class BackendError(RuntimeError):
+    """A decoder backend is unavailable or cannot read a file."""
+
+
+class NoMotionVectorsError(ValueError):
+    """The video's codec does not carry (or FFmpeg does not export) motion vectors."""
+
+
+@dataclass
+class DecodedFrame:
+    pict_type: str        # "I", "P", "B", ... as the decoder reports it
+    image: np.ndarray     # (H, W, 4) uint8 RGBX
+    table: np.ndarray     # (N, 8) int32 vector table (pipeline.compressed.motion.COLUMNS)
+    has_side_data: bool   # the decoder attached motion-vector side data to this frame
+
+
+def _check_codec(codec: str, path: Path) -> None:
+    if codec not in MV_CODECS:
+        raise NoMotionVectorsError(
+            f"{path.name}: codec {codec!r} exports no motion vectors (FFmpeg exports them for MPEG-4 Part 2, "
+            f"MPEG-1/2, H.263 and H.264); re-encode it with `prep-cli reencode` first")
+
+
+def probe_codec(path: str | Path) -> str:
+    import av
+    with av.open(str(path)) as c:
+        if not c.streams.video:
+            raise BackendError(f"{Path(path).name}: no video stream")
+        return c.streams.video[0].codec_context.name
+
+
+def iter_pyav(path: str | Path, threads: int = 1) -> Iterator[DecodedFrame]:
+    """Decode with PyAV (``export_mvs``); one :class:`DecodedFrame` per frame in display order."""
+    import av
+    from .motion import mv_table
+
+    path = Path(path)
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise BackendError(f"{path.name}: no video stream")
+        stream = container.streams.video[0]
+        _check_codec(stream.codec_context.name, path)
+        stream.codec_context.options = {"flags2": "+export_mvs"}
+        if threads == 1:
+            stream.thread_type = "NONE"
+        stream.codec_context.thread_count = threads
+        for frame in container.decode(stream):
+            sd = frame.side_data.get("MOTION_VECTORS")
+            table = mv_table(sd.to_ndarray()) if sd is not None else np.zeros((0, 8), np.int32)
+            pt = frame.pict_type
+            name = _PICT_TYPES.get(int(pt), "?") if isinstance(pt, int) else str(getattr(pt, "name", pt))
+            yield DecodedFrame(name, frame.to_ndarray(format="rgba"), table, sd is not None)
+
+
+def mvextractor_available() -> tuple[bool, str]:
+    """(True, "") when ``mvextractor`` imports, else (False, the reason)."""
+    try:
+        from mvextractor.videocap import VideoCap  # noqa: F401
+    except Exception as exc:  # ImportError, or a broken shared library
+        return False, f"{type(exc).__name__}: {exc}"
+    return True, ""
+
+
+def iter_mvextractor(path: str | Path) -> Iterator[DecodedFrame]:
+    """Decode with mv-extractor; same output as :func:`iter_pyav`."""
+    import cv2
+
+    ok, why = mvextractor_available()
+    if not ok:
+        raise BackendError("backend 'mvextractor' needs the motion-vector-extractor package: install it with "
+                           f"`pip install --no-deps motion-vector-extractor` ({why})")
+    from mvextractor.videocap import VideoCap
+
+    path = Path(path)
+    _check_codec(probe_codec(path), path)
+    cap = VideoCap()
+    if not cap.open(str(path)):
+        raise BackendError(f"{path.name}: mv-extractor cannot open the file")
+    try:
+        while True:
+            ret, frame, mvs, ftype = cap.read()[:4]
+            if not ret:
+                break
+            mvs = np.asarray(mvs, np.int32).reshape(-1, 10)
+            table = np.ascontiguousarray(mvs[:, [0, 1, 2, 5, 6, 7, 8, 9]])
+            yield DecodedFrame(str(ftype), cv2.cvtColor(frame, cv2.COLOR_BGR2RGBA), table, len(table) > 0)
+    finally:
+        cap.release()
+
+
+def iter_frames(path: str | Path, backend: str = "pyav") -> Iterator[DecodedFrame]:
+    if backend == "pyav":
+        return iter_pyav(path)
+    if backend == "mvextractor":
+        return iter_mvextractor(path)
+    raise BackendError(f"unknown motion-vector backend {backend!r}; allowed: {BACKENDS}")
+
+
+__all__ = ["MV_CODECS", "BACKENDS", "BackendError", "NoMotionVectorsError", "DecodedFrame", "iter_pyav",
+           "iter_mvextractor", "iter_frames", "mvextractor_available", "probe_codec"]

@@ -1,0 +1,62 @@
+"""CoViAR's uint8 storage encodings of motion vectors and residuals.
+
+Motion vectors (pixels): clip to ``[-bound, bound]`` (bound 20), multiply by ``127.5 / bound``, truncate
+toward zero (CoViAR's ``astype(np.int32)``), add 128: ``q`` in [1, 255], zero motion -> 128. Decoding
+``(q - 128) * bound / 127.5`` is within ``bound / 127.5`` (0.157 px) of the clipped value.
+
+Residuals (int, [-255, 255]): add 128 and clip to [0, 255]; decoding ``q - 128`` is exact for residuals in
+[-128, 127].
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def encode_mv(motion: np.ndarray, bound: float = 20.0) -> np.ndarray:
+    """Float motion in pixels (any shape) -> same-shape uint8 (CoViAR)."""
+    v = np.clip(np.asarray(motion, np.float64), -bound, bound) * (127.5 / bound)
+    return (np.trunc(v) + 128).astype(np.uint8)
+
+
+def decode_mv(q: np.ndarray, bound: float = 20.0) -> np.ndarray:
+    """uint8 -> float32 pixels: ``(q - 128) * bound / 127.5``."""
+    return (q.astype(np.float32) - 128) * np.float32(bound / 127.5)
+
+
+def mv_lut(scale: int, bound: float = 20.0) -> tuple[np.ndarray, int]:
+    """Lookup table for :func:`encode_mv_units`: (256,) uint8 and the index offset."""
+    off = int(np.ceil(bound * scale))
+    if 2 * off > 255:
+        raise ValueError(f"bound {bound} at 1/{scale} pixel does not fit a 256-entry table")
+    idx = np.arange(256) - off
+    return encode_mv(np.minimum(idx, off) / scale, bound), off
+
+
+def encode_mv_units(units: np.ndarray, scale: int, bound: float = 20.0) -> np.ndarray:
+    """(H, W, 2) int16 motion in ``1/scale`` pixels -> (2, H, W) uint8, equal to
+    ``encode_mv(units_to_pixels(units, scale), bound)`` (table lookup, fast)."""
+    lut, off = mv_lut(scale, bound)
+    idx = np.clip(units, -off, off).astype(np.int16) + np.int16(off)
+    q = cv2.LUT(idx.astype(np.uint8), lut)
+    return np.ascontiguousarray(q.transpose(2, 0, 1))
+
+
+def encode_residual(res: np.ndarray) -> np.ndarray:
+    """Integer residual -> uint8 ``clip(res + 128, 0, 255)``."""
+    return np.clip(res.astype(np.int16) + 128, 0, 255).astype(np.uint8)
+
+
+def encode_residual_of(frame: np.ndarray, prediction: np.ndarray) -> np.ndarray:
+    """``encode_residual(frame - prediction)`` in one pass (uint8 inputs of the same shape)."""
+    return cv2.addWeighted(frame, 1.0, prediction, -1.0, 128.0, dtype=cv2.CV_8U)
+
+
+def decode_residual(q: np.ndarray) -> np.ndarray:
+    """uint8 -> int16 ``q - 128``."""
+    return q.astype(np.int16) - 128
+
+
+__all__ = ["encode_mv", "decode_mv", "mv_lut", "encode_mv_units", "encode_residual", "encode_residual_of",
+           "decode_residual"]
