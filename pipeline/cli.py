@@ -22,6 +22,9 @@ COMMAND_MODULES = (
     "pipeline.shards_cli",
     "pipeline.extract_flow",
     "pipeline.visualize_flow",
+    "pipeline.reencode",
+    "pipeline.extract_mv",
+    "pipeline.residual_frames",
 )
 
 

@@ -138,6 +138,7 @@ class MvConfig:
     backend: str = "pyav"
     mv_bound: float = 20.0
     iframe_jpeg_quality: int = 95
+    compression: int = 1        # gzip level of the I-frame, mv and residual arrays; 0 = none
 
 
 @dataclass(frozen=True)

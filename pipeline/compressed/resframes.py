@@ -1,0 +1,58 @@
+"""Residual frames (Tao et al., eq. 1): ``ResFrame_i = |F_i - F_i+1|`` on RGB, or a signed variant.
+
+:func:`resframes_from_rgb` is the one function both the ``residual_frames`` stage (which stores its output)
+and a training loader (which may compute residual frames on the fly from RGB shards) call, so both give
+identical arrays (and identical tensors after ``torch.from_numpy``).
+
+Encodings (uint8): absolute: ``|F_i - F_i+1|`` exactly (0..255). Signed: ``(F_i - F_i+1 + 256) >> 1``
+(0..255, zero difference -> 128; decode ``2 q - 256``, within 1 level).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+
+def resize_frames(frames: Sequence[np.ndarray] | np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> (N, size[1], size[0], 3) uint8 with OpenCV INTER_AREA (INTER_LINEAR to enlarge);
+    frames already at ``size`` are returned unchanged."""
+    w, h = int(size[0]), int(size[1])
+    out = np.empty((len(frames), h, w, 3), np.uint8)
+    for i, f in enumerate(frames):
+        if f.shape[0] == h and f.shape[1] == w:
+            out[i] = f
+        else:
+            mode = cv2.INTER_AREA if (w <= f.shape[1] and h <= f.shape[0]) else cv2.INTER_LINEAR
+            out[i] = cv2.resize(f, (w, h), interpolation=mode)
+    return out
+
+
+def residual_frames(frames: np.ndarray, signed: bool = False) -> np.ndarray:
+    """(N, H, W, C) uint8 -> (N-1, H, W, C) uint8 residual frames (N < 2 gives an empty array)."""
+    frames = np.asarray(frames, np.uint8)
+    if len(frames) < 2:
+        return np.zeros((0, *frames.shape[1:]), np.uint8)
+    a, b = frames[:-1], frames[1:]
+    if not signed:
+        return cv2.absdiff(a.reshape(len(a), -1), b.reshape(len(b), -1)).reshape(a.shape)
+    d = a.astype(np.int16) - b.astype(np.int16)
+    return ((d + 256) >> 1).astype(np.uint8)
+
+
+def resframes_from_rgb(frames: Sequence[np.ndarray] | np.ndarray, size: tuple[int, int] | None = (170, 128),
+                       signed: bool = False) -> np.ndarray:
+    """Decoded RGB frames (N, H, W, 3) uint8 -> residual frames (N-1, size[1], size[0], 3) uint8:
+    resize (when ``size`` is given), then :func:`residual_frames`."""
+    small = resize_frames(frames, size) if size is not None else np.asarray(frames, np.uint8)
+    return residual_frames(small, signed)
+
+
+def decode_signed(q: np.ndarray) -> np.ndarray:
+    """Signed encoding -> int16 difference ``2 q - 256`` (within 1 of ``F_i - F_i+1``)."""
+    return q.astype(np.int16) * 2 - 256
+
+
+__all__ = ["resize_frames", "residual_frames", "resframes_from_rgb", "decode_signed"]

@@ -1,0 +1,157 @@
+"""Stage ``extract_mv``: re-encoded MPEG-4 videos -> I-frames, motion vectors and residuals in one shard.
+
+``prep-cli extract-mv --manifest FILE --out DIR [--shard K] [--backend pyav|mvextractor]`` decodes each video
+of shard K once (from ``results/reencode/<dataset>/shard-K/``, see :mod:`pipeline.reencode`) and writes
+``DIR/shard-K.h5`` (modality ``mv``, encoding ``coviar-uint8``) plus ``shard-K.failures.json``.
+
+One shard file holds everything of a video, with one entry per frame in every stream (the table in
+:mod:`pipeline.compressed.extract`): ``frame_type``, ``gop_index``, ``gop_pos``, ``iframe`` (zeros at P
+positions), ``mv``/``mv_acc`` (2, H, W) and ``residual``/``residual_acc`` (H, W, 3), the last four with 128
+(= zero) at I positions. Videos that failed to re-encode are carried into this shard's failure report.
+
+``prep-cli mv-visualize SHARD --video ID --out DIR`` writes PNGs of a stored video's vectors and residuals.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .cli_common import stage_context, stage_options
+from .config import MvConfig, Settings
+from .manifest import Entry, Manifest, shard_entries
+from .reencode import done_name, shard_dir, video_filename
+from .shards import ShardWriter, Stream, failures_name, shard_name
+from .stage import VideoResult, guarded, write_shard
+
+STAGE = "extract_mv"
+ENCODING = "coviar-uint8"
+SIGN = "src-dst: p + (dx, dy) is where pixel p is predicted from in the reference frame"
+
+
+def streams(width: int, height: int, cfg: MvConfig) -> list[Stream]:
+    """The shard's streams for frames of ``width`` x ``height``."""
+    c = cfg.compression or None
+    mv_attrs = {"layout": "(2, H, W) [dx, dy]", "unit": "pixel", "sign": SIGN, "bound": cfg.mv_bound,
+                "encode": "uint8(trunc(clip(v, -bound, bound) * 127.5 / bound) + 128)",
+                "decode": "(q - 128) * bound / 127.5", "fill": "128 at I-frames"}
+    res_attrs = {"layout": "(H, W, 3) RGB", "encode": "clip(frame - compensated reference + 128, 0, 255)",
+                 "decode": "q - 128", "fill": "128 at I-frames",
+                 "compensation": "bilinear at p + motion, clamped to the frame, rounded half up"}
+    return [
+        Stream("frame_type", kind="array", shape=(), dtype="uint8", attrs={"values": "0 = I, 1 = P"}),
+        Stream("gop_index", kind="array", shape=(), dtype="int32"),
+        Stream("gop_pos", kind="array", shape=(), dtype="int32", attrs={"values": "0 = the GOP's I-frame"}),
+        Stream("iframe", kind="array", shape=(height, width, 3), compression=c,
+               attrs={"layout": "(H, W, 3) RGB", "fill": "zeros at P-frames"}),
+        Stream("mv", kind="array", shape=(2, height, width), compression=c,
+               attrs={**mv_attrs, "reference": "previous frame (DMC-Net, non-accumulated)"}),
+        Stream("mv_acc", kind="array", shape=(2, height, width), compression=c,
+               attrs={**mv_attrs, "reference": "the GOP's I-frame (CoViAR, accumulated)"}),
+        Stream("residual", kind="array", shape=(height, width, 3), compression=c,
+               attrs={**res_attrs, "reference": "previous frame compensated with mv"}),
+        Stream("residual_acc", kind="array", shape=(height, width, 3), compression=c,
+               attrs={**res_attrs, "reference": "the GOP's I-frame compensated with mv_acc"}),
+    ]
+
+
+def extract_file(path: str | Path, cfg: MvConfig, backend: str | None = None):
+    """Decode one file once: a :class:`pipeline.compressed.extract.CompressedVideo`."""
+    from .compressed.backends import iter_frames, probe_codec
+    from .compressed.extract import extract
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file (was it re-encoded? run `prep-cli reencode`)")
+    codec = probe_codec(path)
+    scale = 4 if codec == "h264" else 2
+    return extract(iter_frames(path, backend or cfg.backend), bound=cfg.mv_bound, scale=scale, codec=codec)
+
+
+def extract_entry(entry: Entry, folder: Path, cfg: MvConfig, backend: str | None = None) -> VideoResult:
+    path = folder / video_filename(entry.video_id)
+    v = extract_file(path, cfg, backend)
+    return VideoResult(entry.video_id, entry.label_index, entry.split, 25.0, v.height, v.width, v.frames,
+                       {"num_gops": v.num_gops, "mv_scale": v.scale})
+
+
+def stage_params(settings: Settings, backend: str) -> dict:
+    return {"reencode": settings.section_dict("reencode"),
+            "extract_mv": {**settings.section_dict("extract_mv"), "backend": backend},
+            "videos_per_shard": settings.videos_per_shard}
+
+
+def run_extract_mv(settings: Settings, manifest: Manifest, shard: int, out_dir: Path, *, strict: bool,
+                   reencoded: Path, backend: str | None = None, progress: bool = True) -> dict:
+    """Extract one shard into ``out_dir/shard-K.h5``; return the summary of ``write_shard``."""
+    cfg = settings.extract_mv
+    backend = backend or cfg.backend
+    entries = shard_entries(manifest, shard, settings.videos_per_shard)
+    total = -(-len(manifest) // settings.videos_per_shard)
+    folder = shard_dir(reencoded, shard)
+    upstream = []
+    report = Path(reencoded) / failures_name(shard)
+    if report.exists():
+        upstream = json.loads(report.read_text())
+    skip = {f["video_id"] for f in upstream}
+    todo = [e for e in entries if e.video_id not in skip]
+    fps = settings.reencode.fps
+    fn = guarded(STAGE, extract_entry)
+    w, h = settings.reencode.size
+
+    def results():
+        for e in todo:
+            r = fn(e, folder, cfg, backend)
+            if hasattr(r, "fps"):
+                r.fps = fps
+                if (r.width, r.height) != (w, h):
+                    from .stage import VideoFailure
+                    r = VideoFailure(e.video_id, STAGE, f"{video_filename(e.video_id)}: frames are "
+                                     f"{r.width}x{r.height}, the shard stores {w}x{h} (reencode.size)")
+            yield r
+
+    writer = ShardWriter(out_dir / shard_name(shard), dataset=manifest.dataset, modality="mv", encoding=ENCODING,
+                         shard=shard, num_shards=total, classes=manifest.classes, manifest_sha256=manifest.sha256,
+                         params=stage_params(settings, backend), streams=streams(w, h, cfg),
+                         video_fields={"num_gops": "int32", "mv_scale": "int32"}, chunk_frames=12)
+    return write_shard(writer, results(), stage=STAGE, strict=strict, total=len(todo), upstream_failures=upstream,
+                       progress=progress)
+
+
+@click.command("extract-mv")
+@stage_options
+@click.option("--backend", type=click.Choice(["pyav", "mvextractor"]), default=None,
+              help="Motion-vector reader (default from config: pyav).")
+@click.option("--reencoded", type=click.Path(file_okay=False), default=None,
+              help="Output folder of `prep-cli reencode` (default: <results>/reencode/<dataset>).")
+def extract_mv_cmd(config_path, dataset, manifest_path, shard, out_dir, strict, progress, backend, reencoded):
+    """Motion vectors, residuals and I-frames of re-encoded MPEG-4 videos into shards (one decode per video)."""
+    ctx = stage_context(STAGE, config_path, dataset, manifest_path, shard, out_dir, strict, progress)
+    src = Path(reencoded) if reencoded else ctx.settings.stage_dir("reencode")
+    for k in ctx.shards:
+        if not (src / done_name(k)).exists():
+            from .stage import StageError
+            raise StageError(f"{STAGE}: shard {k}: {src / done_name(k)} is missing; run `prep-cli reencode` first")
+        s = run_extract_mv(ctx.settings, ctx.manifest, k, ctx.out_dir, strict=ctx.strict, reencoded=src,
+                           backend=backend, progress=ctx.progress)
+        click.echo(f"extract-mv: {s['shard']}: {s['videos']} videos, {s['frames']} frames, {s['failures']} failed")
+
+
+@click.command("mv-visualize")
+@click.argument("shard", type=click.Path(exists=True, dir_okay=False))
+@click.option("--video", "video", default=None, help="Video id (default: the first of the shard).")
+@click.option("--frames", "count", type=int, default=12, show_default=True, help="Frames to draw from the first.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True)
+def mv_visualize_cmd(shard, video, count, out_dir):
+    """PNGs of a stored video's motion vectors and residuals (both modes) for reports."""
+    from .compressed.viz import visualize_shard_video
+    paths = visualize_shard_video(shard, video, Path(out_dir), count)
+    click.echo(f"mv-visualize: wrote {len(paths)} PNGs to {out_dir}")
+
+
+commands = [extract_mv_cmd, mv_visualize_cmd]
+
+__all__ = ["extract_file", "extract_entry", "run_extract_mv", "streams", "STAGE"]
