@@ -105,6 +105,8 @@ def reencode_file(src: str | Path, dst: str | Path, cfg: ReencodeConfig) -> dict
     """Re-encode ``src`` to ``dst`` (written atomically) and check its picture types; return
     ``{"frames": n, "gops": g}``. Raises :class:`ReencodeError` naming the file."""
     src, dst = Path(src), Path(dst)
+    if cfg.size[0] % 2 or cfg.size[1] % 2:
+        raise ReencodeError(f"reencode.size {list(cfg.size)} must be even (MPEG-4 4:2:0)")
     if not src.exists():
         raise ReencodeError(f"{src}: no such file")
     dst.parent.mkdir(parents=True, exist_ok=True)

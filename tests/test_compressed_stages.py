@@ -1,0 +1,150 @@
+"""reencode and extract-mv end to end: awkward inputs, failure policy, shards, CLI, PNGs."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from pipeline.cli import cli
+from pipeline.config import resolve
+from pipeline.extract_mv import run_extract_mv
+from pipeline.manifest import make_manifest, read_manifest
+from pipeline.reencode import ReencodeError, picture_types, reencode_file, run_reencode, shard_dir, video_filename
+from pipeline.shards import ShardReader, verify
+from pipeline.videoio import write_video
+
+from .compressed_fixtures import H, W, small_cfg, translation_frames, write_translation
+
+
+def frame_count(path):
+    with av.open(str(path)) as c:
+        return sum(1 for _ in c.decode(video=0))
+
+
+def test_reencode_removes_b_frames_and_keeps_gop(tmp_path):
+    src = write_video(tmp_path / "b.mp4", translation_frames(30, 1, 0), 25, "libx264", {"crf": "20", "bf": "3"})
+    with av.open(str(src)) as c:
+        c.streams.video[0].codec_context.options = {}
+        types = [f.pict_type for f in c.decode(video=0)]
+    assert any(int(t) == 3 for t in types)                         # the source has B-frames
+    info = reencode_file(src, tmp_path / "b.avi", small_cfg())
+    assert info == {"frames": 30, "gops": 3}
+    assert picture_types(tmp_path / "b.avi") == ("I" + "P" * 11) * 2 + "IPPPPP"
+
+
+def test_reencode_variable_frame_rate_to_25fps(tmp_path):
+    src = tmp_path / "vfr.mkv"
+    frames = translation_frames(12, 1, 0)
+    times_ms = [0, 40, 50, 60, 160, 200, 330, 340, 400, 520, 560, 600]   # irregular, 0.64 s in all
+    with av.open(str(src), "w") as out:
+        s = out.add_stream("ffv1", rate=25)
+        s.width, s.height, s.pix_fmt = W, H, "bgr0"
+        s.codec_context.time_base = Fraction(1, 1000)
+        for img, t in zip(frames, times_ms):
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts, f.time_base = t, Fraction(1, 1000)
+            for p in s.encode(f):
+                out.mux(p)
+        for p in s.encode(None):
+            out.mux(p)
+    dst = tmp_path / "vfr.avi"
+    info = reencode_file(src, dst, small_cfg())
+    with av.open(str(dst)) as c:
+        assert c.streams.video[0].average_rate == 25
+    assert 15 <= info["frames"] <= 17 and frame_count(dst) == info["frames"]
+
+
+def test_reencode_odd_size_short_video(tmp_path):
+    src = write_video(tmp_path / "odd.avi", translation_frames(5, 1, 0, height=27, width=33), 25, "ffv1")
+    info = reencode_file(src, tmp_path / "odd_out.avi", small_cfg())   # scaled to 96x64
+    assert info == {"frames": 5, "gops": 1}
+    with av.open(str(tmp_path / "odd_out.avi")) as c:
+        s = c.streams.video[0]
+        assert (s.width, s.height, s.codec_context.name) == (W, H, "mpeg4")
+    with pytest.raises(ReencodeError, match="even"):
+        reencode_file(src, tmp_path / "x.avi", small_cfg(width=33, height=27))
+    with pytest.raises(ReencodeError, match="ffmpeg failed"):
+        (tmp_path / "junk.mp4").write_bytes(b"not a video at all")
+        reencode_file(tmp_path / "junk.mp4", tmp_path / "junk.avi", small_cfg())
+    assert not (tmp_path / "junk.avi").exists()
+
+
+def toy(tmp_path):
+    root = tmp_path / "videos"
+    write_translation(root / "right" / "a.avi", 14, 2, 0)
+    write_translation(root / "left" / "b.avi", 5, -1.5, 0, seed=1)                    # shorter than a GOP
+    write_translation(root / "left" / "c.avi", 13, -1, 1, seed=2)                     # replaced by an ffv1 file
+    (root / "right" / "d.avi").write_bytes(b"garbage")                                  # cannot be re-encoded
+    rows = [("a", "right/a.avi", "right", "train"), ("b", "left/b.avi", "left", "train"),
+            ("c", "left/c.avi", "left", "test"), ("d", "right/d.avi", "right", "test")]
+    m = make_manifest("toy", "csv", root, ["left", "right"], rows)
+    m.write(tmp_path / "toy.tsv")
+    cfg = {"results": str(tmp_path / "results"), "videos_per_shard": 10, "dataset": "toy",
+           "datasets": {"toy": {"format": "csv", "root": str(root)}},
+           "reencode": {"size": [W, H]}}
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    return resolve(cfg), read_manifest(tmp_path / "toy.tsv")
+
+
+def test_stages_end_to_end_with_failures(tmp_path):
+    settings, m = toy(tmp_path)
+    re_dir = tmp_path / "results" / "reencode" / "toy"
+    s = run_reencode(settings, m, 0, re_dir, strict=False, progress=False)
+    assert s["videos"] == 3 and s["failures"] == 1
+    done = json.loads((re_dir / "shard-00000.done.json").read_text())
+    assert {v["video_id"] for v in done["videos"]} == {"a", "b", "c"} and done["params"]["reencode"]["gop"] == 12
+    fails = json.loads((re_dir / "shard-00000.failures.json").read_text())
+    assert fails[0]["video_id"] == "d" and fails[0]["stage"] == "reencode" and "ffmpeg failed" in fails[0]["error"]
+    # a file whose codec exports no motion vectors
+    write_video(shard_dir(re_dir, 0) / video_filename("c"), translation_frames(4, 1, 0), 25, "ffv1")
+    out = tmp_path / "results" / "extract_mv" / "toy"
+    s = run_extract_mv(settings, m, 0, out, strict=False, reencoded=re_dir, progress=False)
+    assert s["videos"] == 2 and s["failures"] == 2
+    shard = out / "shard-00000.h5"
+    assert verify(shard) == []
+    with ShardReader(shard) as r:
+        assert r.attrs["modality"] == "mv" and r.attrs["encoding"] == "coviar-uint8"
+        assert set(r.streams) == {"frame_type", "gop_index", "gop_pos", "iframe", "mv", "mv_acc", "residual",
+                                  "residual_acc"}
+        t = r.table()
+        frames = dict(zip(r.video_ids(), t["num_frames"]))
+        assert frames == {"a": 14, "b": 5}
+        assert dict(zip(r.video_ids(), t["num_gops"])) == {"a": 2, "b": 1}
+        b = r.video_ids().index("b")
+        assert r.raw(b, "frame_type").tolist() == [0, 1, 1, 1, 1]
+        assert r.raw(b, "mv").shape == (5, 2, H, W) and r.raw(b, "residual").shape == (5, H, W, 3)
+        assert r.file["frames/mv"].attrs["bound"] == 20.0 and "src-dst" in r.file["frames/mv"].attrs["sign"]
+        failed = {f["video_id"]: f for f in r.failures}
+    assert failed["d"]["stage"] == "reencode"
+    assert failed["c"]["stage"] == "extract_mv" and "exports no motion vectors" in failed["c"]["error"]
+    report = json.loads((out / "shard-00000.failures.json").read_text())
+    assert {f["video_id"] for f in report} == {"c", "d"}
+
+
+def test_cli_single_file_shards_and_pngs(tmp_path):
+    settings, m = toy(tmp_path)
+    runner = CliRunner()
+    cfg = str(tmp_path / "cfg.yaml")
+    src = tmp_path / "videos" / "right" / "a.avi"
+    res = runner.invoke(cli, ["reencode", "--config", cfg, str(src), str(tmp_path / "one.avi")])
+    assert res.exit_code == 0, res.output
+    assert "14 frames, 2 GOPs" in res.output
+    res = runner.invoke(cli, ["extract-mv", "--config", cfg, "--manifest", str(tmp_path / "toy.tsv"),
+                              "--no-progress"])
+    assert res.exit_code != 0 and "run `prep-cli reencode` first" in str(res.exception)
+    for args in (["reencode"], ["extract-mv", "--backend", "pyav"]):
+        res = runner.invoke(cli, [*args, "--config", cfg, "--manifest", str(tmp_path / "toy.tsv"), "--shard", "0",
+                                  "--no-progress"])
+        assert res.exit_code == 0, (res.output, res.exception)
+    shard = tmp_path / "results" / "extract_mv" / "toy" / "shard-00000.h5"
+    res = runner.invoke(cli, ["mv-visualize", str(shard), "--video", "a", "--frames", "4", "--out",
+                              str(tmp_path / "png")])
+    assert res.exit_code == 0, res.output
+    pngs = sorted(p.name for p in (tmp_path / "png").glob("*.png"))
+    assert pngs == ["a-frame0001.png", "a-frame0002.png", "a-frame0003.png", "a-overview.png"]

@@ -1,0 +1,90 @@
+"""Residual frames |F_i - F_i+1|: the pure function, the stage, and stage == on-the-fly as tensors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline import jpeg
+from pipeline.compressed.resframes import decode_signed, residual_frames, resframes_from_rgb
+from pipeline.config import resolve
+from pipeline.manifest import make_manifest
+from pipeline.residual_frames import run_residual_frames
+from pipeline.shards import ShardReader, ShardWriter, Stream, shard_name, verify
+from pipeline.stage import StageError
+
+from .compressed_fixtures import translation_frames
+
+
+def test_absolute_and_signed_encodings():
+    a = np.array([[[[0, 10, 255]]], [[[255, 0, 250]]], [[[5, 5, 5]]]], np.uint8)   # (3, 1, 1, 3)
+    r = residual_frames(a)
+    assert r.shape == (2, 1, 1, 3) and r.dtype == np.uint8
+    assert r[:, 0, 0].tolist() == [[255, 10, 5], [250, 5, 245]]
+    s = residual_frames(a, signed=True)
+    assert s[:, 0, 0].tolist() == [[0, 133, 130], [253, 125, 250]]      # (F_i - F_i+1 + 256) >> 1
+    d = a[:-1].astype(int) - a[1:]
+    assert np.all(np.abs(decode_signed(s) - d) <= 1)
+    assert residual_frames(a[:1]).shape == (0, 1, 1, 3)
+    assert residual_frames(np.zeros((2, 4, 4, 3), np.uint8)).sum() == 0
+
+
+def test_resize_then_difference():
+    frames = np.stack(translation_frames(5, 2, 0, height=256, width=340))
+    out = resframes_from_rgb(frames, (170, 128))
+    assert out.shape == (4, 128, 170, 3)
+    assert out.mean() > 3
+
+
+def rgb_shard(path, videos, classes=("a", "b")):
+    w = ShardWriter(path, dataset="toy", modality="rgb", encoding="jpeg", shard=0, num_shards=1, classes=classes,
+                    manifest_sha256="0" * 64, params={}, streams=[Stream("rgb", kind="jpeg")])
+    for vid, label, frames in videos:
+        h, wd = frames[0].shape[:2]
+        w.add_video(vid, label, "train", 25.0, h, wd, {"rgb": [jpeg.encode(f, 95) for f in frames]})
+    w.add_failure("lost", "decode", "ValueError: cannot decode")
+    w.close()
+
+
+def test_stage_matches_on_the_fly_tensors(tmp_path):
+    vids = [("v0", 0, translation_frames(20, 2, 0, height=256, width=340)),
+            ("v1", 1, translation_frames(7, -1, 1, height=192, width=256, seed=3)),
+            ("single", 1, translation_frames(1, 0, 0, height=256, width=340))]
+    rgb_dir = tmp_path / "decode"
+    rgb_shard(rgb_dir / shard_name(0), vids)
+    m = make_manifest("toy", "csv", tmp_path, ["a", "b"], [(v, f"{v}.mp4", ["a", "b"][lab], "train")
+                                                          for v, lab, _ in vids] + [("lost", "lost.mp4", "a", "train")])
+    s = resolve({"videos_per_shard": 10, "dataset": "toy", "datasets": {"toy": {"format": "csv", "root": "."}}})
+    out = tmp_path / "resframe"
+    summary = run_residual_frames(s, m, 0, out, strict=False, rgb_dir=rgb_dir, progress=False)
+    assert summary["videos"] == 2 and summary["failures"] == 2
+    shard = out / shard_name(0)
+    assert verify(shard) == []
+    with ShardReader(shard) as r, ShardReader(rgb_dir / shard_name(0)) as rgb:
+        assert r.attrs["modality"] == "resframe"
+        ds = r.file["frames/resframe"]
+        assert ds.dtype == np.uint8 and ds.shape[1:] == (128, 170, 3)
+        assert ds.chunks == (16, 128, 170, 3) and ds.compression == "gzip"
+        for vid in ("v0", "v1"):
+            i, j = r.video_ids().index(vid), rgb.video_ids().index(vid)
+            stored = torch.from_numpy(r.decode(i, "resframe"))
+            # a loader computing a 16-frame clip on the fly from the RGB shard: frames k .. k+16
+            k = 2 if vid == "v0" else 0
+            n = min(17, rgb.frame_range(j)[1] - rgb.frame_range(j)[0] - k)
+            live = torch.from_numpy(resframes_from_rgb(rgb.decode(j, "rgb", k, k + n), (170, 128)))
+            assert torch.equal(stored[k:k + n - 1], live)
+        assert dict(zip(r.video_ids(), r.table()["num_frames"])) == {"v0": 19, "v1": 6}
+        failed = {f["video_id"]: f for f in r.failures}
+    assert failed["lost"]["stage"] == "decode"
+    assert failed["single"]["stage"] == "residual_frames" and "at least 2" in failed["single"]["error"]
+    assert len(json.loads((out / "shard-00000.failures.json").read_text())) == 2
+
+
+def test_stage_needs_the_rgb_shard(tmp_path):
+    m = make_manifest("toy", "csv", tmp_path, ["a"], [("v", "v.mp4", "a", "train")])
+    s = resolve({"dataset": "toy", "datasets": {"toy": {"format": "csv", "root": "."}}})
+    with pytest.raises(StageError, match="prep-cli decode"):
+        run_residual_frames(s, m, 0, tmp_path / "out", strict=False, rgb_dir=tmp_path / "none", progress=False)
