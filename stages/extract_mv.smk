@@ -1,0 +1,26 @@
+# extract_mv: one job per shard: re-encoded MPEG-4 videos -> one shard of modality "mv" holding, per frame,
+# frame_type / gop_index / gop_pos, the I-frames, motion vectors and residuals (accumulated and not) with
+# CoViAR's uint8 encodings, in results/extract_mv/<dataset>/shard-K.h5 (+ shard-K.failures.json).
+# Each video is decoded once, in one process (the per-video arrays are large; shards run in parallel).
+
+
+rule extract_mv:
+    input:
+        done=f"{RESULTS}/reencode/{{dataset}}/shard-{{shard}}.done.json",
+        folder=f"{RESULTS}/reencode/{{dataset}}/shard-{{shard}}",
+    output:
+        shard=f"{RESULTS}/extract_mv/{{dataset}}/shard-{{shard}}.h5",
+        failures=f"{RESULTS}/extract_mv/{{dataset}}/shard-{{shard}}.failures.json",
+    log:
+        f"{LOGS}/extract_mv/{{dataset}}/shard-{{shard}}.log",
+    threads: 1
+    params:
+        config=CONFIG_FILE,
+        manifest=lambda wc: manifest_path(wc.dataset),
+    shell:
+        "prep-cli extract-mv --config {params.config} --dataset {wildcards.dataset} --manifest {params.manifest}"
+        " --shard {wildcards.shard} --reencoded {RESULTS}/reencode/{wildcards.dataset}"
+        " --out {RESULTS}/extract_mv/{wildcards.dataset} --no-progress > {log} 2>&1"
+
+
+TARGET_FUNCTIONS.append(lambda name: stage_shards("extract_mv", name))
