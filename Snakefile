@@ -15,6 +15,7 @@ include: "stages/common.smk"
 include: "stages/make_demo.smk"
 include: "stages/manifest.smk"
 include: "stages/decode.smk"
+include: "stages/extract_flow.smk"
 
 
 rule all:
