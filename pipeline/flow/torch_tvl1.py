@@ -139,8 +139,11 @@ def remap_cubic(imgs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(imgs, grid, mode="bicubic", padding_mode="zeros", align_corners=True)
 
 
-def _one_scale(I0: torch.Tensor, I1: torch.Tensor, u: torch.Tensor, p: Params, check_every: int) -> torch.Tensor:
-    """Refine flow ``u`` (B, C, H, W), C = 2 (+1 for the gamma term) at one pyramid level; returns u."""
+def _one_scale(I0: torch.Tensor, I1: torch.Tensor, u: torch.Tensor, p: Params, check_every: int,
+               work: torch.Tensor | None = None) -> torch.Tensor:
+    """Refine flow ``u`` (B, C, H, W), C = 2 (+1 for the gamma term) at one pyramid level; returns u.
+
+    ``work`` (B,) float64, if given, accumulates the pixel-iterations each pair really ran."""
     B, C, H, W = u.shape
     use_gamma = C == 3
     l_t = float(p.lambda_ * p.theta)
@@ -181,6 +184,8 @@ def _one_scale(I0: torch.Tensor, I1: torch.Tensor, u: torch.Tensor, p: Params, c
                 a4 = active[:, None, None, None]
                 u = torch.where(a4, u_new, u)
                 pd = torch.where(a4[..., None], pd_new, pd)
+                if work is not None:
+                    work += active * float(H * W)
                 active = active & (err > scaled_eps)
                 n += 1
                 if n % check_every == 0 and not bool(active.any()):
@@ -191,11 +196,13 @@ def _one_scale(I0: torch.Tensor, I1: torch.Tensor, u: torch.Tensor, p: Params, c
 
 
 def tvl1_torch(I0: torch.Tensor, I1: torch.Tensor, params: Params | None = None,
-               check_every: int | None = None) -> torch.Tensor:
+               check_every: int | None = None, work: torch.Tensor | None = None) -> torch.Tensor:
     """Flow from I0 to I1 for a batch: (B, H, W) float32 on the 0-255 scale -> (B, H, W, 2) float32 pixels.
 
     ``check_every``: how often (inner iterations) to test whether every pair has converged; the result does
     not depend on it (converged pairs are frozen), only the wasted work and the host syncs do.
+    ``work``: optional (B,) float64 tensor on the device; the pixel-iterations each pair ran are added to it
+    (compare with :func:`cost_model`'s worst case).
     """
     p = params or Params()
     if I0.shape != I1.shape or I0.dim() != 3:
@@ -215,7 +222,7 @@ def tvl1_torch(I0: torch.Tensor, I1: torch.Tensor, params: Params | None = None,
     h, w = sizes[-1]
     u = torch.zeros((B, C, h, w), dtype=torch.float32, device=I0.device)
     for s in range(len(sizes) - 1, -1, -1):
-        u = _one_scale(I0s[s], I1s[s], u, p, check_every)
+        u = _one_scale(I0s[s], I1s[s], u, p, check_every, work)
         if s == 0:
             break
         u = resize_linear(u, sizes[s - 1])
