@@ -93,11 +93,19 @@ def _sorted_streams(group: h5py.Group) -> list[_StreamInfo]:
     return out
 
 
+_IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)   # OpenCV >= 4.10: libjpeg writes RGB directly
+
+
 def _decode_jpeg(buf: np.ndarray, gray: bool) -> np.ndarray:
-    img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+    """JPEG bytes -> (H, W) gray or (H, W, 3) **RGB** uint8 (BGR only on OpenCV < 4.10; see ``_BGR``)."""
+    flag = cv2.IMREAD_GRAYSCALE if gray else (_IMREAD_RGB if _IMREAD_RGB is not None else cv2.IMREAD_COLOR)
+    img = cv2.imdecode(buf, flag)
     if img is None:
         raise ValueError("JPEG data does not decode")
-    return img   # BGR for colour: channels are reversed after cropping (cheaper on the small crop)
+    return img
+
+
+_BGR = _IMREAD_RGB is None     # colour frames come out of _decode_jpeg in BGR order
 
 
 def _as_hwc(frames: np.ndarray) -> np.ndarray:
@@ -227,25 +235,48 @@ class ShardClips(Dataset):
             return np.random.default_rng([self.seed, index])
         return np.random.default_rng(int(torch.randint(0, 2 ** 62, ()).item()))
 
-    def _read(self, src: str, entry: VideoEntry, idx: np.ndarray) -> list[np.ndarray]:
-        """Frames ``idx`` (sorted or wrapped) of every stream of ``src``, undecoded/decoded per stream:
-        a list (one per stream) of (T, H, W[, C]) uint8, colour JPEGs in BGR order."""
-        lo, hi = int(idx.min()), int(idx.max()) + 1
+    def _stored(self, src: str, entry: VideoEntry, stream: str, lo: int, hi: int):
+        """Frames ``lo:hi`` of one video's stream as stored: JPEG byte arrays or a uint8 array."""
         a = entry.offsets[src]
+        return self._dataset(src, entry.shard, stream)[a + lo:a + hi]
+
+    def _read(self, src: str, entry: VideoEntry, idx: np.ndarray, fy: float, fx: float,
+              flip: bool = False) -> list[np.ndarray]:
+        """Frames ``idx`` of every stream of ``src``, cropped to the window at ``(fy, fx)`` (and mirrored when
+        ``flip``): a list (one per stream) of (T, S, S[, C]) uint8, colour JPEGs as RGB.
+
+        Each JPEG is decoded and immediately copied into a preallocated crop buffer, so only one full frame
+        is alive at a time (keeping a clip of full frames costs more in memory traffic than the crop saves)."""
+        lo, hi = int(idx.min()), int(idx.max()) + 1
+        size = self.crop
         out = []
         for st in self.streams[src]:
-            data = self._dataset(src, entry.shard, st.name)[a + lo:a + hi]
+            data = self._stored(src, entry, st.name, lo, hi)
             if st.kind == "jpeg":
-                cache: dict[int, np.ndarray] = {}
-                frames = []
-                for i in idx:
+                buf = None
+                first: dict[int, int] = {}
+                for k, i in enumerate(idx):
                     j = int(i) - lo
-                    if j not in cache:
-                        cache[j] = _decode_jpeg(data[j], st.gray)
-                    frames.append(cache[j])
-                out.append(np.stack(frames))
+                    if j in first:                       # looped short video: copy the decoded crop
+                        buf[k] = buf[first[j]]
+                        continue
+                    img = _decode_jpeg(data[j], st.gray)
+                    if buf is None:
+                        y0, x0 = C.crop_box(img.shape[0], img.shape[1], size, fy, fx)
+                        buf = np.empty((len(idx), size, size, *img.shape[2:]), np.uint8)
+                    win = C.crop(img[None], size, y0, x0)[0]
+                    if _BGR and not st.gray:
+                        win = win[..., ::-1]             # BGR -> RGB (old OpenCV only)
+                    if flip:
+                        cv2.flip(np.ascontiguousarray(win) if _BGR else win, 1, dst=buf[k])  # SIMD mirror
+                    else:
+                        buf[k] = win
+                    first[j] = k
+                out.append(buf)
             else:
-                out.append(_as_hwc(np.asarray(data)[idx - lo]))
+                frames = _as_hwc(np.asarray(data)[idx - lo])
+                frames = C.crop(frames, size, *C.crop_box(*frames.shape[1:3], size, fy, fx))
+                out.append(C.hflip(frames) if flip else frames)
         return out
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
@@ -267,30 +298,21 @@ class ShardClips(Dataset):
             if mod == "frame":
                 m = len(idx) // 2
                 streams = ([s[m:m + 1] for s in raw[src]] if src in raw
-                           else self._read(src, entry, idx[m:m + 1]))
+                           else self._read(src, entry, idx[m:m + 1], fy, fx, flip))
             else:
                 if src not in raw:
-                    raw[src] = self._read(src, entry, idx)
+                    raw[src] = self._read(src, entry, idx, fy, fx, flip)
                 streams = raw[src]
-            sample[mod] = torch.from_numpy(self._transform(mod, src, streams, fy, fx, flip))
+            sample[mod] = torch.from_numpy(self._transform(mod, src, streams, flip))
         sample["label"] = torch.tensor(entry.label, dtype=torch.int64)
         sample["video"] = torch.tensor(v, dtype=torch.int64)
         sample["start"] = torch.tensor(start, dtype=torch.int64)
         return sample
 
-    def _transform(self, mod: str, src: str, streams: list[np.ndarray], fy: float, fx: float,
-                   flip: bool) -> np.ndarray:
-        """Crop, mirror and normalize one modality's streams -> float32 (C, T, S, S) ((C, S, S) for frame)."""
-        h, w = streams[0].shape[1:3]
-        y0, x0 = C.crop_box(h, w, self.crop, fy, fx)
-        parts = []
-        for st, frames in zip(self.streams[src], streams):
-            f = C.crop(frames, self.crop, y0, x0)
-            if st.kind == "jpeg" and not st.gray:
-                f = f[..., ::-1]                     # BGR -> RGB
-            if flip:
-                f = C.hflip(f)
-            parts.append(f if f.ndim == 4 else f[..., None])
+    def _transform(self, mod: str, src: str, streams: list[np.ndarray], flip: bool) -> np.ndarray:
+        """Normalize one modality's cropped (already mirrored) streams -> float32 (C, T, S, S) ((C, S, S) for
+        frame); on a mirrored clip the x channel of flow / motion vectors is negated as well."""
+        parts = [f if f.ndim == 4 else f[..., None] for f in streams]
         frames = np.concatenate(parts, axis=3) if len(parts) > 1 else parts[0]
         if flip and mod == "flow":
             frames = frames.copy()
