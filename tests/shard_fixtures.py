@@ -53,3 +53,39 @@ def write_shards(root: Path, lengths: list[int], *, h: int = 48, w: int = 64, fl
                 wr.add_video(f"{prefix}{v}", v % 3, "train" if v % 2 == 0 else "test", 25.0, h, w,
                              {"x": fx, "y": fy})
     return paths
+
+
+def write_mv_and_resframes(root: Path, lengths: list[int], *, h: int = 48, w: int = 64,
+                           prefix: str = "v") -> dict[str, Path]:
+    """An ``extract_mv``-style shard (streams frame_type, gop_index, gop_pos, mv (2, H, W), mv_acc, residual
+    (H, W, 3), residual_acc; N entries per video) and a signed ``resframe`` shard at half size (N - 1 entries).
+
+    mv: x = 160, y = 100 everywhere. residual: channel 0 a ramp ``x * 2``, channel 1 ``7 * i + 5``.
+    resframe: channel 0 a ramp ``x * 4`` (same relative ramp at half size), channel 1 ``7 * i + 5``."""
+    classes = ["a", "b", "c"]
+    paths = {"mv": root / "mv" / "shard-00000.h5", "resframe": root / "resframe" / "shard-00000.h5"}
+    streams = [Stream("frame_type", kind="array", shape=(), dtype="uint8"),
+               Stream("gop_index", kind="array", shape=(), dtype="int32"),
+               Stream("gop_pos", kind="array", shape=(), dtype="int32"),
+               Stream("mv", kind="array", shape=(2, h, w)), Stream("mv_acc", kind="array", shape=(2, h, w)),
+               Stream("residual", kind="array", shape=(h, w, 3)),
+               Stream("residual_acc", kind="array", shape=(h, w, 3))]
+    common = dict(dataset="toy", shard=0, num_shards=1, classes=classes, manifest_sha256="0" * 64, params={})
+    with ShardWriter(paths["mv"], modality="mv", encoding="coviar-uint8", streams=streams, **common) as wr:
+        for v, n in enumerate(lengths):
+            mv = np.empty((n, 2, h, w), np.uint8)
+            mv[:, 0], mv[:, 1] = 160, 100
+            res = np.zeros((n, h, w, 3), np.uint8)
+            res[..., 0] = (np.arange(w) * 2 % 256)[None, None, :]
+            res[..., 1] = ((7 * np.arange(n) + 5) % 256)[:, None, None]
+            frames = {"frame_type": np.ones(n, np.uint8), "gop_index": np.arange(n) // 12,
+                      "gop_pos": np.arange(n) % 12, "mv": mv, "mv_acc": mv, "residual": res, "residual_acc": res}
+            wr.add_video(f"{prefix}{v}", v % 3, "train", 25.0, h, w, frames)
+    rs = Stream("resframe", kind="array", shape=(h // 2, w // 2, 3), attrs={"signed": True})
+    with ShardWriter(paths["resframe"], modality="resframe", encoding="raw", streams=[rs], **common) as wr:
+        for v, n in enumerate(lengths):
+            rf = np.full((n - 1, h // 2, w // 2, 3), 128, np.uint8)
+            rf[..., 0] = (np.arange(w // 2) * 4 % 256)[None, None, :]
+            rf[..., 1] = ((7 * np.arange(n - 1) + 5) % 256)[:, None, None]
+            wr.add_video(f"{prefix}{v}", v % 3, "train", 25.0, h // 2, w // 2, {"resframe": rf})
+    return paths

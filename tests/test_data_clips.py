@@ -110,3 +110,37 @@ def test_frame_plus_clip_and_pickle(shards, tmp_path):
     assert clone._handles == {}
     assert torch.equal(clone[1]["flow"], ds[1]["flow"])
     ds.close()
+
+
+def test_dmcnet_and_two_path_modalities_align(tmp_path):
+    from .shard_fixtures import write_mv_and_resframes
+    flow = write_shards(tmp_path, [20, 9], h=48, w=64)
+    comp = write_mv_and_resframes(tmp_path, [20, 9], h=48, w=64)
+    ds = ShardClips({"mv": [comp["mv"]], "flow": [flow["flow"]]}, "mv+residual+flow", mode="train",
+                    length=4, crop=16, seed=5)
+    assert [v.num_frames for v in ds.videos] == [19, 8]
+    flips = set()
+    for i in range(40):
+        s = ds[i % 2]
+        assert s["mv"].shape == (2, 4, 16, 16) and s["residual"].shape == (3, 4, 16, 16)
+        ramp = s["residual"][0, 0].numpy() + 128
+        mirrored = bool(ramp[:, 0].mean() > ramp[:, -1].mean())
+        assert abs(ramp[0, 0] - ramp[0, -1]) == 30                       # 15 px of a 2-per-px ramp
+        ids = (s["residual"][1, :, 0, 0].numpy() + 128 - 5) / 7
+        assert ids.tolist() == list(range(int(s["start"]), int(s["start"]) + 4))
+        assert s["mv"][0].unique().tolist() == [(96 if mirrored else 160) - 128]
+        assert s["mv"][1].unique().tolist() == [100 - 128]
+        assert abs(s["flow"][0].mean().item() + 127.5 - (55 if mirrored else 200)) < 2
+        flips.add(mirrored)
+    assert flips == {True, False}
+    two = ShardClips({"rgb": [flow["rgb"]], "resframe": [comp["resframe"]]}, "frame+resframe", mode="train",
+                     length=4, crop=16, seed=1)
+    for i in range(20):
+        s = two[i % 2]
+        assert s["frame"].shape == (3, 16, 16) and s["resframe"].shape == (3, 4, 16, 16)
+        ids = (s["resframe"][1, :, 0, 0].numpy() + 128 - 5) / 7          # signed: 128 subtracted
+        assert ids.tolist() == list(range(int(s["start"]), int(s["start"]) + 4))
+        assert round((s["frame"][1].mean().item() + C.RGB_MEAN[1] - 5) / 7) == int(s["start"]) + 2
+        fr = s["frame"][0].numpy() + C.RGB_MEAN[0]                       # RGB ramp x * 2 on 64 px
+        rf = s["resframe"][0, 0].numpy() + 128                           # ramp x * 4 on 32 px
+        assert (fr[:, 0].mean() > fr[:, -1].mean()) == (rf[:, 0].mean() > rf[:, -1].mean())

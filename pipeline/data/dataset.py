@@ -39,12 +39,11 @@ from torch.utils.data import Dataset
 from . import clips as C
 
 MODALITIES = ("rgb", "flow", "mv", "residual", "resframe", "frame")
-# Which shard modality a dataset modality reads from.
-SOURCE = {"rgb": "rgb", "frame": "rgb", "flow": "flow", "mv": "mv", "residual": "residual",
-          "resframe": "resframe"}
-# Preferred stream order inside a shard (channels are concatenated in this order, the rest sorted after).
-STREAM_ORDER = ("rgb", "x", "y", "mv", "mv_x", "mv_y", "dx", "dy", "residual", "resframe")
-# Zero level subtracted per modality (RGB uses a per-channel mean).
+# Where each dataset modality comes from: (shard modality, streams). The mv shard of ``extract_mv`` holds both
+# motion vectors and residuals (plus their accumulated variants ``mv_acc`` / ``residual_acc``).
+SOURCE = {"rgb": ("rgb", ("rgb",)), "frame": ("rgb", ("rgb",)), "flow": ("flow", ("x", "y")),
+          "mv": ("mv", ("mv",)), "residual": ("mv", ("residual",)), "resframe": ("resframe", ("resframe",))}
+# Zero level subtracted per modality (RGB uses a per-channel mean; resframe: 128 when the stream is signed).
 DEFAULT_MEANS = {"flow": C.FLOW_MEAN, "mv": 128.0, "residual": 128.0, "resframe": 0.0}
 # Method presets: the modalities each training recipe reads, and its clip length.
 PRESETS = {
@@ -68,6 +67,7 @@ class _StreamInfo:
     name: str
     kind: str          # "jpeg" or "array"
     gray: bool
+    signed: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,13 +83,14 @@ class VideoEntry:
     frames: Mapping[str, int]
 
 
-def _sorted_streams(group: h5py.Group) -> list[_StreamInfo]:
-    names = sorted(group, key=lambda n: (STREAM_ORDER.index(n) if n in STREAM_ORDER else len(STREAM_ORDER), n))
+def _stream_infos(group: h5py.Group, names: Sequence[str], path) -> list[_StreamInfo]:
     out = []
     for n in names:
+        if n not in group:
+            raise ValueError(f"{path} has no stream {n!r} (streams: {sorted(group)})")
         ds = group[n]
         kind = "jpeg" if ds.attrs.get("encoding") == "jpeg" else "array"
-        out.append(_StreamInfo(n, kind, ds.attrs.get("color") == "gray"))
+        out.append(_StreamInfo(n, kind, ds.attrs.get("color") == "gray", bool(ds.attrs.get("signed", False))))
     return out
 
 
@@ -128,11 +129,13 @@ class ShardClips(Dataset):
     def __init__(self, shards: Mapping[str, Sequence[str | Path]] | Sequence[str | Path],
                  modalities: str | Sequence[str] = "rgb", mode: str = "train", length: int = 16,
                  crop: int = 112, split: str | None = None, rgb_mean: Sequence[float] = C.RGB_MEAN,
-                 means: Mapping[str, float] | None = None, seed: int | None = None):
+                 means: Mapping[str, float] | None = None, seed: int | None = None,
+                 streams: Mapping[str, Sequence[str]] | None = None):
         if mode not in ("train", "test"):
             raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
         self.modalities = parse_modalities(modalities)
-        self.sources = tuple(dict.fromkeys(SOURCE[m] for m in self.modalities))
+        self.sources = tuple(dict.fromkeys(SOURCE[m][0] for m in self.modalities))
+        self.stream_names = {m: tuple((streams or {}).get(m, SOURCE[m][1])) for m in self.modalities}
         if not isinstance(shards, Mapping):
             if len(self.sources) != 1:
                 raise ValueError(f"modalities {self.modalities} need a mapping {{modality: [paths]}}")
@@ -148,9 +151,12 @@ class ShardClips(Dataset):
         self.mode, self.length, self.crop, self.seed = mode, int(length), int(crop), seed
         self.rgb_mean = tuple(float(x) for x in rgb_mean)
         self.means = {**DEFAULT_MEANS, **(means or {})}
-        self.streams: dict[str, list[_StreamInfo]] = {}
+        self.streams: dict[str, list[_StreamInfo]] = {}     # per requested modality
         self.classes: list[str] = []
         self.videos: list[VideoEntry] = self._index(split)
+        if "resframe" in self.streams and not (means or {}).get("resframe") \
+                and any(st.signed for st in self.streams["resframe"]):
+            self.means["resframe"] = 128.0                   # signed residual frames are stored around 128
         if mode == "train":
             self.items = [(v, 0) for v in range(len(self.videos))]
         else:
@@ -170,8 +176,10 @@ class ShardClips(Dataset):
                 with h5py.File(self.paths[src][k], "r") as f:
                     if f.attrs.get("format") != "vidshard":
                         raise ValueError(f"{self.paths[src][k]} is not a vidshard file")
-                    if src not in self.streams:
-                        self.streams[src] = _sorted_streams(f["frames"])
+                    for mod in self.modalities:
+                        if SOURCE[mod][0] == src and mod not in self.streams:
+                            self.streams[mod] = _stream_infos(f["frames"], self.stream_names[mod],
+                                                              self.paths[src][k])
                     if not self.classes:
                         self.classes = [c.decode() if isinstance(c, bytes) else c for c in f["classes"][()]]
                     v = f["videos"]
@@ -240,17 +248,18 @@ class ShardClips(Dataset):
         a = entry.offsets[src]
         return self._dataset(src, entry.shard, stream)[a + lo:a + hi]
 
-    def _read(self, src: str, entry: VideoEntry, idx: np.ndarray, fy: float, fx: float,
+    def _read(self, mod: str, entry: VideoEntry, idx: np.ndarray, fy: float, fx: float,
               flip: bool = False) -> list[np.ndarray]:
-        """Frames ``idx`` of every stream of ``src``, cropped to the window at ``(fy, fx)`` (and mirrored when
+        """Frames ``idx`` of every stream of modality ``mod``, cropped to the window at ``(fy, fx)`` (and mirrored when
         ``flip``): a list (one per stream) of (T, S, S[, C]) uint8, colour JPEGs as RGB.
 
         Each JPEG is decoded and immediately copied into a preallocated crop buffer, so only one full frame
         is alive at a time (keeping a clip of full frames costs more in memory traffic than the crop saves)."""
         lo, hi = int(idx.min()), int(idx.max()) + 1
         size = self.crop
+        src = SOURCE[mod][0]
         out = []
-        for st in self.streams[src]:
+        for st in self.streams[mod]:
             data = self._stored(src, entry, st.name, lo, hi)
             if st.kind == "jpeg":
                 buf = None
@@ -293,23 +302,20 @@ class ShardClips(Dataset):
         idx = C.clip_indices(start, self.length, entry.num_frames)
         sample: dict[str, torch.Tensor] = {}
         raw: dict[str, list[np.ndarray]] = {}
-        for mod in self.modalities:
-            src = SOURCE[mod]
+        for mod in sorted(self.modalities, key=lambda m: m == "frame"):      # "frame" reuses rgb's crops
             if mod == "frame":
                 m = len(idx) // 2
-                streams = ([s[m:m + 1] for s in raw[src]] if src in raw
-                           else self._read(src, entry, idx[m:m + 1], fy, fx, flip))
+                streams = ([s[m:m + 1] for s in raw["rgb"]] if "rgb" in raw
+                           else self._read(mod, entry, idx[m:m + 1], fy, fx, flip))
             else:
-                if src not in raw:
-                    raw[src] = self._read(src, entry, idx, fy, fx, flip)
-                streams = raw[src]
-            sample[mod] = torch.from_numpy(self._transform(mod, src, streams, flip))
+                streams = raw[mod] = self._read(mod, entry, idx, fy, fx, flip)
+            sample[mod] = torch.from_numpy(self._transform(mod, streams, flip))
         sample["label"] = torch.tensor(entry.label, dtype=torch.int64)
         sample["video"] = torch.tensor(v, dtype=torch.int64)
         sample["start"] = torch.tensor(start, dtype=torch.int64)
         return sample
 
-    def _transform(self, mod: str, src: str, streams: list[np.ndarray], flip: bool) -> np.ndarray:
+    def _transform(self, mod: str, streams: list[np.ndarray], flip: bool) -> np.ndarray:
         """Normalize one modality's cropped (already mirrored) streams -> float32 (C, T, S, S) ((C, S, S) for
         frame); on a mirrored clip the x channel of flow / motion vectors is negated as well."""
         parts = [f if f.ndim == 4 else f[..., None] for f in streams]
