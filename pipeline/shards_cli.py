@@ -63,14 +63,10 @@ def verify_cmd(files: tuple[str, ...], no_decode: bool) -> None:
 def import_cmd(sources, out_dir, layout, labels, classes, dataset, videos_per_shard, fps, jpeg_quality,
                default_split) -> None:
     """Convert foreign HDF5 files or rawframes folders SOURCES... into vidshard files."""
-    from .layouts import LayoutError
     from .layouts.convert import import_sources
-    try:
-        summary = import_sources(sources, out_dir, layout=layout, labels=labels, classes=classes,
-                                 dataset=dataset, videos_per_shard=videos_per_shard, fps=fps,
-                                 jpeg_quality=jpeg_quality, default_split=default_split)
-    except LayoutError as exc:
-        raise click.ClickException(str(exc)) from exc
+    summary = import_sources(sources, out_dir, layout=layout, labels=labels, classes=classes,
+                             dataset=dataset, videos_per_shard=videos_per_shard, fps=fps,
+                             jpeg_quality=jpeg_quality, default_split=default_split)
     click.echo(f"imported {summary['videos']} videos ({summary['frames']} frames, {summary['flow_videos']} "
                f"with flow, {summary['classes']} classes) into {len(summary['shards'])} shard file(s):")
     for p in summary["shards"]:

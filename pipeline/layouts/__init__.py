@@ -29,9 +29,12 @@ from typing import Iterable, Iterator
 import h5py
 import numpy as np
 
+from ..shards import ShardError
 
-class LayoutError(ValueError):
-    """A source file is not in any known layout, or is malformed for the layout it claims."""
+
+class LayoutError(ShardError):
+    """A source file is not in any known layout, or is malformed for the layout it claims (a ShardError, so
+    ``prep-cli`` reports it as a one-line user error with exit status 2)."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from . import VideoFrames, VideoRef, is_vlen_uint8, safe_name, to_bytes
+from . import LayoutError, VideoFrames, VideoRef, is_vlen_uint8, safe_name, to_bytes
 
 NAME = "kenshohara"
 UNLABELED_DIR = "test"
@@ -64,7 +64,7 @@ def write_shard(shard_path: str | Path, out_dir: str | Path) -> list[Path]:
     with ShardReader(shard_path) as r:
         modality = r.attrs["modality"]
         if modality not in ("rgb", "flow"):
-            raise ValueError(f"{shard_path}: the kenshohara layout holds rgb or flow, not {modality}")
+            raise LayoutError(f"{shard_path}: the kenshohara layout holds rgb or flow, not {modality}")
         classes = r.classes
         table = r.table()
         for v, vid in enumerate(table["video_id"]):

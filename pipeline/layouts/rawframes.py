@@ -113,7 +113,7 @@ def write_shards(shard_paths, out_dir: str | Path) -> list[Path]:
             classes = classes or r.classes
             table = r.table()
         if modality not in ("rgb", "flow"):
-            raise ValueError(f"{sp}: rawframes hold rgb or flow, not {modality}")
+            raise LayoutError(f"{sp}: rawframes hold rgb or flow, not {modality}")
         rows = _export_frames(sp, out_dir, modality, table)
         suffix = "" if modality == "rgb" else "_flow"
         for (fdir, total, label), split in zip(rows, table["split"]):
