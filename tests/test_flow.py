@@ -159,3 +159,15 @@ def test_middlebury_colours():
     up = flow_to_color(np.array([[[0.0, -1.0]]]), max_flow=1.0)[0, 0]
     assert right[0] == 255 and right[1] < 40          # right is red
     assert up[2] == 255 and up[1] < 40                # up is blue / violet
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_torch_median_equals_opencv(k):
+    import torch
+
+    from pipeline.flow.torch_tvl1 import median_blur
+    rng = np.random.default_rng(k)
+    x = rng.integers(0, 6, (3, 17, 23)).astype(np.float32)  # many ties
+    x[1] = rng.standard_normal((17, 23)).astype(np.float32) * 5
+    ref = np.stack([cv2.medianBlur(a, k) for a in x])
+    np.testing.assert_array_equal(median_blur(torch.from_numpy(x), k).numpy(), ref)
