@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..shards import ShardError
 from . import clips as C
 
 MODALITIES = ("rgb", "flow", "mv", "residual", "resframe", "frame")
@@ -119,11 +120,14 @@ def _as_hwc(frames: np.ndarray) -> np.ndarray:
 class ShardClips(Dataset):
     """Clips from aligned vidshard files.
 
-    ``shards``: ``{source modality: [shard paths]}`` where position k of every list is shard k of that
-    modality (same videos, same order; a video missing from one modality is skipped), or a plain list of
-    paths for a single-source request. ``modalities``: e.g. ``"rgb"``, ``"rgb+flow"``, ``"mv+residual+flow"``,
-    ``"frame+resframe"``. ``split``: keep only videos of that split (None: all). ``seed``: None draws from
-    torch's per-worker RNG (different every epoch and worker); an int makes sample ``i`` deterministic.
+    ``shards``: ``{shard modality: [shard paths]}`` (``rgb``, ``flow``, ``mv``, ``resframe``; ``mv`` and
+    ``residual`` both come from the ``mv`` shard of ``extract_mv``) where position k of every list is shard k
+    of that modality (same videos, same order; a video missing from one modality is skipped), or a plain list
+    of paths for a single-source request. ``modalities``: e.g. ``"rgb"``, ``"rgb+flow"``,
+    ``"mv+residual+flow"``, ``"frame+resframe"``. ``split``: keep only videos of that split (None: all).
+    ``seed``: None draws from torch's per-worker RNG (different every epoch and worker); an int makes sample
+    ``i`` deterministic. ``streams``: other stream names per modality, e.g. ``{"mv": ["mv_acc"], "residual":
+    ["residual_acc"]}`` for CoViAR's accumulated representation. ``means``: other zero levels per modality.
     """
 
     def __init__(self, shards: Mapping[str, Sequence[str | Path]] | Sequence[str | Path],
@@ -175,7 +179,7 @@ class ShardClips(Dataset):
             for src in self.sources:
                 with h5py.File(self.paths[src][k], "r") as f:
                     if f.attrs.get("format") != "vidshard":
-                        raise ValueError(f"{self.paths[src][k]} is not a vidshard file")
+                        raise ShardError(f"{self.paths[src][k]} is not a vidshard file")
                     for mod in self.modalities:
                         if SOURCE[mod][0] == src and mod not in self.streams:
                             self.streams[mod] = _stream_infos(f["frames"], self.stream_names[mod],
