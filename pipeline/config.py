@@ -138,14 +138,14 @@ class MvConfig:
     backend: str = "pyav"
     mv_bound: float = 20.0
     iframe_jpeg_quality: int = 95
-    compression: int = 1        # gzip level of the I-frame, mv and residual arrays; 0 = none
+    compression: int = 0        # gzip level of the mv and residual arrays; 0 = none (fastest)
 
 
 @dataclass(frozen=True)
 class ResFramesConfig:
     size: tuple[int, int] = (170, 128)
     signed: bool = False
-    compression: int = 4
+    compression: int = 1
 
 
 @dataclass(frozen=True)

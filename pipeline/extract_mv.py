@@ -2,12 +2,14 @@
 
 ``prep-cli extract-mv --manifest FILE --out DIR [--shard K] [--backend pyav|mvextractor]`` decodes each video
 of shard K once (from ``results/reencode/<dataset>/shard-K/``, see :mod:`pipeline.reencode`) and writes
-``DIR/shard-K.h5`` (modality ``mv``, encoding ``coviar-uint8``) plus ``shard-K.failures.json``.
+``DIR/shard-K.h5`` (modality ``mv``, encoding ``coviar-uint8``), ``DIR/shard-K.iframes.h5`` (modality ``rgb``,
+one JPEG stream ``iframe``) and ``shard-K.failures.json``.
 
-One shard file holds everything of a video, with one entry per frame in every stream (the table in
-:mod:`pipeline.compressed.extract`): ``frame_type``, ``gop_index``, ``gop_pos``, ``iframe`` (zeros at P
-positions), ``mv``/``mv_acc`` (2, H, W) and ``residual``/``residual_acc`` (H, W, 3), the last four with 128
-(= zero) at I positions. Videos that failed to re-encode are carried into this shard's failure report.
+``shard-K.h5`` has one entry per frame in every stream (the table in :mod:`pipeline.compressed.extract`):
+``frame_type``, ``gop_index``, ``gop_pos``, ``mv``/``mv_acc`` (2, H, W) and ``residual``/``residual_acc``
+(H, W, 3), the last four with 128 (= zero) at I positions. ``shard-K.iframes.h5`` holds the I-frames, one entry
+per GOP: entry ``g`` of a video is the I-frame of its frames with ``gop_index == g``. Both files list the same
+videos in the same order. Videos that failed to re-encode are carried into this shard's failure report.
 
 ``prep-cli mv-visualize SHARD --video ID --out DIR`` writes PNGs of a stored video's vectors and residuals.
 """
@@ -20,12 +22,13 @@ from pathlib import Path
 import click
 import numpy as np
 
+from . import jpeg
 from .cli_common import stage_context, stage_options
 from .config import MvConfig, Settings
 from .manifest import Entry, Manifest, shard_entries
 from .reencode import done_name, shard_dir, video_filename
 from .shards import ShardWriter, Stream, failures_name, shard_name
-from .stage import VideoResult, guarded, write_shard
+from .stage import VideoFailure, VideoResult, guarded, write_shard
 
 STAGE = "extract_mv"
 ENCODING = "coviar-uint8"
@@ -45,8 +48,6 @@ def streams(width: int, height: int, cfg: MvConfig) -> list[Stream]:
         Stream("frame_type", kind="array", shape=(), dtype="uint8", attrs={"values": "0 = I, 1 = P"}),
         Stream("gop_index", kind="array", shape=(), dtype="int32"),
         Stream("gop_pos", kind="array", shape=(), dtype="int32", attrs={"values": "0 = the GOP's I-frame"}),
-        Stream("iframe", kind="array", shape=(height, width, 3), compression=c,
-               attrs={"layout": "(H, W, 3) RGB", "fill": "zeros at P-frames"}),
         Stream("mv", kind="array", shape=(2, height, width), compression=c,
                attrs={**mv_attrs, "reference": "previous frame (DMC-Net, non-accumulated)"}),
         Stream("mv_acc", kind="array", shape=(2, height, width), compression=c,
@@ -71,11 +72,20 @@ def extract_file(path: str | Path, cfg: MvConfig, backend: str | None = None):
     return extract(iter_frames(path, backend or cfg.backend), bound=cfg.mv_bound, scale=scale, codec=codec)
 
 
+def iframes_name(shard: int) -> str:
+    return f"shard-{shard:05d}.iframes.h5"
+
+
+IFRAME_STREAM = Stream("iframe", kind="jpeg", color="rgb", attrs={"entries": "one I-frame per GOP"})
+
+
 def extract_entry(entry: Entry, folder: Path, cfg: MvConfig, backend: str | None = None) -> VideoResult:
+    """Decode one video; the I-frames travel JPEG-encoded in the result's ``fields["iframes"]``."""
     path = folder / video_filename(entry.video_id)
     v = extract_file(path, cfg, backend)
+    iframes = [jpeg.encode(img, cfg.iframe_jpeg_quality) for img in v.iframes]
     return VideoResult(entry.video_id, entry.label_index, entry.split, 25.0, v.height, v.width, v.frames,
-                       {"num_gops": v.num_gops, "mv_scale": v.scale})
+                       {"num_gops": v.num_gops, "mv_scale": v.scale, "iframes": iframes})
 
 
 def stage_params(settings: Settings, backend: str) -> dict:
@@ -101,24 +111,43 @@ def run_extract_mv(settings: Settings, manifest: Manifest, shard: int, out_dir: 
     fps = settings.reencode.fps
     fn = guarded(STAGE, extract_entry)
     w, h = settings.reencode.size
+    common = dict(dataset=manifest.dataset, shard=shard, num_shards=total, classes=manifest.classes,
+                  manifest_sha256=manifest.sha256, params=stage_params(settings, backend))
+    fields = {"num_gops": "int32", "mv_scale": "int32"}
+    iw = ShardWriter(out_dir / iframes_name(shard), modality="rgb", encoding="jpeg", streams=[IFRAME_STREAM],
+                     video_fields=fields, **common)
 
     def results():
+        failed = [dict(f) for f in upstream]
         for e in todo:
             r = fn(e, folder, cfg, backend)
-            if hasattr(r, "fps"):
+            if isinstance(r, VideoResult):
                 r.fps = fps
                 if (r.width, r.height) != (w, h):
-                    from .stage import VideoFailure
                     r = VideoFailure(e.video_id, STAGE, f"{video_filename(e.video_id)}: frames are "
                                      f"{r.width}x{r.height}, the shard stores {w}x{h} (reencode.size)")
+            if isinstance(r, VideoResult):
+                iframes = r.fields.pop("iframes")
+                iw.add_video(r.video_id, r.label, r.split, r.fps, r.height, r.width, {"iframe": iframes},
+                             **r.fields)
+            else:
+                failed.append({"video_id": r.video_id, "stage": r.stage, "error": r.error})
             yield r
+        for f in failed:
+            iw.add_failure(f["video_id"], f["stage"], f["error"])
+        if iw.num_videos:
+            iw.close()      # before the main shard is renamed: a complete main shard implies its I-frames
+        else:
+            iw.abort()
 
-    writer = ShardWriter(out_dir / shard_name(shard), dataset=manifest.dataset, modality="mv", encoding=ENCODING,
-                         shard=shard, num_shards=total, classes=manifest.classes, manifest_sha256=manifest.sha256,
-                         params=stage_params(settings, backend), streams=streams(w, h, cfg),
-                         video_fields={"num_gops": "int32", "mv_scale": "int32"}, chunk_frames=12)
-    return write_shard(writer, results(), stage=STAGE, strict=strict, total=len(todo), upstream_failures=upstream,
-                       progress=progress)
+    writer = ShardWriter(out_dir / shard_name(shard), modality="mv", encoding=ENCODING, streams=streams(w, h, cfg),
+                         video_fields=fields, chunk_frames=12, **common)
+    try:
+        return write_shard(writer, results(), stage=STAGE, strict=strict, total=len(todo),
+                           upstream_failures=upstream, progress=progress)
+    except BaseException:
+        iw.abort()
+        raise
 
 
 @click.command("extract-mv")
@@ -154,4 +183,4 @@ def mv_visualize_cmd(shard, video, count, out_dir):
 
 commands = [extract_mv_cmd, mv_visualize_cmd]
 
-__all__ = ["extract_file", "extract_entry", "run_extract_mv", "streams", "STAGE"]
+__all__ = ["extract_file", "extract_entry", "run_extract_mv", "streams", "iframes_name", "STAGE"]

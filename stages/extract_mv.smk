@@ -1,6 +1,6 @@
-# extract_mv: one job per shard: re-encoded MPEG-4 videos -> one shard of modality "mv" holding, per frame,
-# frame_type / gop_index / gop_pos, the I-frames, motion vectors and residuals (accumulated and not) with
-# CoViAR's uint8 encodings, in results/extract_mv/<dataset>/shard-K.h5 (+ shard-K.failures.json).
+# extract_mv: one job per shard: re-encoded MPEG-4 videos -> results/extract_mv/<dataset>/shard-K.h5 (modality
+# "mv": per frame frame_type / gop_index / gop_pos, motion vectors and residuals, accumulated and not, with
+# CoViAR's uint8 encodings), shard-K.iframes.h5 (the I-frames as JPEG, one per GOP) and shard-K.failures.json.
 # Each video is decoded once, in one process (the per-video arrays are large; shards run in parallel).
 
 
@@ -10,6 +10,7 @@ rule extract_mv:
         folder=f"{RESULTS}/reencode/{{dataset}}/shard-{{shard}}",
     output:
         shard=f"{RESULTS}/extract_mv/{{dataset}}/shard-{{shard}}.h5",
+        iframes=f"{RESULTS}/extract_mv/{{dataset}}/shard-{{shard}}.iframes.h5",
         failures=f"{RESULTS}/extract_mv/{{dataset}}/shard-{{shard}}.failures.json",
     log:
         f"{LOGS}/extract_mv/{{dataset}}/shard-{{shard}}.log",
@@ -23,4 +24,4 @@ rule extract_mv:
         " --out {RESULTS}/extract_mv/{wildcards.dataset} --no-progress > {log} 2>&1"
 
 
-TARGET_FUNCTIONS.append(lambda name: stage_shards("extract_mv", name))
+TARGET_FUNCTIONS.append(lambda name: stage_shards("extract_mv", name, (".h5", ".iframes.h5", ".failures.json")))

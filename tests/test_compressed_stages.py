@@ -110,7 +110,7 @@ def test_stages_end_to_end_with_failures(tmp_path):
     assert verify(shard) == []
     with ShardReader(shard) as r:
         assert r.attrs["modality"] == "mv" and r.attrs["encoding"] == "coviar-uint8"
-        assert set(r.streams) == {"frame_type", "gop_index", "gop_pos", "iframe", "mv", "mv_acc", "residual",
+        assert set(r.streams) == {"frame_type", "gop_index", "gop_pos", "mv", "mv_acc", "residual",
                                   "residual_acc"}
         t = r.table()
         frames = dict(zip(r.video_ids(), t["num_frames"]))
@@ -121,6 +121,15 @@ def test_stages_end_to_end_with_failures(tmp_path):
         assert r.raw(b, "mv").shape == (5, 2, H, W) and r.raw(b, "residual").shape == (5, H, W, 3)
         assert r.file["frames/mv"].attrs["bound"] == 20.0 and "src-dst" in r.file["frames/mv"].attrs["sign"]
         failed = {f["video_id"]: f for f in r.failures}
+        ids = r.video_ids()
+    iframes = out / "shard-00000.iframes.h5"
+    assert verify(iframes) == []
+    with ShardReader(iframes) as ri:
+        assert ri.attrs["modality"] == "rgb" and ri.video_ids() == ids
+        assert dict(zip(ri.video_ids(), ri.table()["num_frames"])) == {"a": 2, "b": 1}
+        img = ri.decode(ids.index("a"), "iframe", 1, 2)[0]
+        assert img.shape == (H, W, 3)
+        assert {f["video_id"] for f in ri.failures} == {"c", "d"}
     assert failed["d"]["stage"] == "reencode"
     assert failed["c"]["stage"] == "extract_mv" and "exports no motion vectors" in failed["c"]["error"]
     report = json.loads((out / "shard-00000.failures.json").read_text())

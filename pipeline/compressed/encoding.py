@@ -10,6 +10,8 @@ Residuals (int, [-255, 255]): add 128 and clip to [0, 255]; decoding ``q - 128``
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -25,6 +27,7 @@ def decode_mv(q: np.ndarray, bound: float = 20.0) -> np.ndarray:
     return (q.astype(np.float32) - 128) * np.float32(bound / 127.5)
 
 
+@functools.lru_cache(maxsize=16)
 def mv_lut(scale: int, bound: float = 20.0) -> tuple[np.ndarray, int]:
     """Lookup table for :func:`encode_mv_units`: (256,) uint8 and the index offset."""
     off = int(np.ceil(bound * scale))
@@ -34,13 +37,13 @@ def mv_lut(scale: int, bound: float = 20.0) -> tuple[np.ndarray, int]:
     return encode_mv(np.minimum(idx, off) / scale, bound), off
 
 
-def encode_mv_units(units: np.ndarray, scale: int, bound: float = 20.0) -> np.ndarray:
-    """(H, W, 2) int16 motion in ``1/scale`` pixels -> (2, H, W) uint8, equal to
-    ``encode_mv(units_to_pixels(units, scale), bound)`` (table lookup, fast)."""
+def encode_mv_units(units: np.ndarray, scale: int, bound: float = 20.0, channels_last: bool = False) -> np.ndarray:
+    """(H, W, 2) int16 motion in ``1/scale`` pixels -> (2, H, W) uint8 (or (H, W, 2) with ``channels_last``),
+    equal to ``encode_mv(units_to_pixels(units, scale), bound)`` (table lookup, fast)."""
     lut, off = mv_lut(scale, bound)
     idx = np.clip(units, -off, off).astype(np.int16) + np.int16(off)
-    q = cv2.LUT(idx.astype(np.uint8), lut)
-    return np.ascontiguousarray(q.transpose(2, 0, 1))
+    q = cv2.LUT(idx.astype(np.uint8), lut).reshape(units.shape)
+    return q if channels_last else np.ascontiguousarray(q.transpose(2, 0, 1))
 
 
 def encode_residual(res: np.ndarray) -> np.ndarray:

@@ -1,7 +1,8 @@
 """One decode pass over an MPEG-4 video -> every compressed-domain array the shards store.
 
 For each frame, in display order (every array has one entry per frame so that all streams of a shard share
-its offsets; entries that do not apply are constant fill values):
+its offsets; entries that do not apply are constant fill values), plus the list of I-frames (one per GOP,
+(H, W, 3) uint8 RGB, in ``CompressedVideo.iframes``; the stage stores them as JPEG in a second file):
 
 =============  ===================  =========================================================================
 stream          shape, dtype         content
@@ -9,7 +10,6 @@ stream          shape, dtype         content
 frame_type     (), uint8            0 = I-frame, 1 = P-frame
 gop_index      (), int32            GOP number in the video (0-based; a GOP starts at each I-frame)
 gop_pos        (), int32            position in the GOP (0 = the I-frame)
-iframe         (H, W, 3), uint8     RGB of the I-frame at I positions; zeros at P positions
 mv             (2, H, W), uint8     motion to the previous frame (DMC-Net), CoViAR encoding; 128 at I
 mv_acc         (2, H, W), uint8     motion traced back to the GOP's I-frame (CoViAR), encoded; 128 at I
 residual       (H, W, 3), uint8     frame - compensate(previous frame, mv), +128 clipped; 128 at I
@@ -29,10 +29,10 @@ import numpy as np
 
 from .backends import DecodedFrame, NoMotionVectorsError
 from .encoding import encode_mv_units, encode_residual_of
-from .motion import accumulate_units, dense_units
+from .motion import accumulate_units, block_grid, expand_grid
 from .residual import SubpelReference
 
-STREAMS = ("frame_type", "gop_index", "gop_pos", "iframe", "mv", "mv_acc", "residual", "residual_acc")
+STREAMS = ("frame_type", "gop_index", "gop_pos", "mv", "mv_acc", "residual", "residual_acc")
 I_FRAME, P_FRAME = 0, 1
 
 
@@ -48,6 +48,7 @@ class CompressedVideo:
     height: int
     scale: int                                   # motion units: 1/scale pixel (2 = MPEG-4 half-pel)
     frames: dict[str, list] = field(default_factory=lambda: {k: [] for k in STREAMS})
+    iframes: list = field(default_factory=list)  # (H, W, 3) uint8 RGB, one per GOP
     p_frames_with_vectors: int = 0
 
     @property
@@ -75,7 +76,6 @@ def extract(decoded: Iterable[DecodedFrame], bound: float = 20.0, scale: int = 2
         if out is None:
             h, w = img.shape[:2]
             out = CompressedVideo(w, h, scale)
-            zero_rgb = np.zeros((h, w, 3), np.uint8)
             mid_mv = np.full((2, h, w), 128, np.uint8)
             mid_res = np.full((h, w, 3), 128, np.uint8)
         f = out.frames
@@ -83,7 +83,7 @@ def extract(decoded: Iterable[DecodedFrame], bound: float = 20.0, scale: int = 2
             gop, pos, acc = gop + 1, 0, None
             iref = prev_ref = SubpelReference(img, scale)
             f["frame_type"].append(I_FRAME)
-            f["iframe"].append(cv2.cvtColor(img, cv2.COLOR_RGBA2RGB))
+            out.iframes.append(cv2.cvtColor(img, cv2.COLOR_RGBA2RGB))
             for k, v in (("mv", mid_mv), ("mv_acc", mid_mv), ("residual", mid_res), ("residual_acc", mid_res)):
                 f[k].append(v)
         elif fr.pict_type == "P":
@@ -92,11 +92,12 @@ def extract(decoded: Iterable[DecodedFrame], bound: float = 20.0, scale: int = 2
             pos += 1
             n_p += 1
             out.p_frames_with_vectors += bool(fr.has_side_data)
-            units = dense_units(fr.table, h, w, scale)
+            grid, g = block_grid(fr.table, h, w, scale)
+            units = expand_grid(grid, g, h, w)
             acc = units if acc is None else accumulate_units(acc, units, scale)
             f["frame_type"].append(P_FRAME)
-            f["iframe"].append(zero_rgb)
-            f["mv"].append(encode_mv_units(units, scale, bound))
+            q = expand_grid(encode_mv_units(grid, scale, bound, channels_last=True), g, h, w)
+            f["mv"].append(np.ascontiguousarray(q.transpose(2, 0, 1)))
             f["mv_acc"].append(encode_mv_units(acc, scale, bound))
             f["residual"].append(cv2.cvtColor(encode_residual_of(img, prev_ref.predict_units(units)),
                                               cv2.COLOR_RGBA2RGB))

@@ -38,17 +38,16 @@ def table_scale(table: np.ndarray) -> int:
     return int(table[:, 7].max()) if len(table) else 1
 
 
-def dense_units(table: np.ndarray, height: int, width: int, scale: int = 2) -> np.ndarray:
-    """Fill every block with its vector: ``(height, width, 2)`` int16 ``[dx, dy]`` in ``1/scale`` pixels.
+def block_grid(table: np.ndarray, height: int, width: int, scale: int = 2) -> tuple[np.ndarray, int]:
+    """The vectors on a grid of ``g``-pixel cells: ``(ceil(H/g), ceil(W/g), 2)`` int16 units and ``g``.
 
-    Pixels no vector covers (intra-coded macroblocks) are 0. Vectorised: the blocks are written into a grid
-    of ``g``-pixel cells (``g`` = the gcd of block sizes and positions, 8 or 16 for MPEG-4) with one
-    fancy-indexing assignment per cell offset inside a block (at most (16/g)^2), never a Python loop per
-    vector; the grid is then expanded to pixels. Raises :class:`MotionError` for future-reference
+    ``g`` is the gcd of the block sizes and positions (8 or 16 for MPEG-4). Vectorised: one fancy-indexing
+    assignment per cell offset inside a block (at most (16/g)^2), never a Python loop per vector. Cells no
+    vector covers (intra-coded macroblocks) are 0. Raises :class:`MotionError` for future-reference
     (B-frame) vectors and for vectors finer than ``1/scale``.
     """
     if len(table) == 0:
-        return np.zeros((height, width, 2), np.int16)
+        return np.zeros((math.ceil(height / 16), math.ceil(width / 16), 2), np.int16), 16
     t = np.asarray(table, np.int64)
     if np.any(t[:, 0] > 0):
         raise MotionError("motion vectors reference a future frame (B-frame); re-encode without B-frames")
@@ -68,10 +67,23 @@ def dense_units(table: np.ndarray, height: int, width: int, scale: int = 2) -> n
             ok = (yy >= 0) & (yy < gh) & (xx >= 0) & (xx < gw)
             grid[yy[ok], xx[ok], 0] = ux[sel][ok]
             grid[yy[ok], xx[ok], 1] = uy[sel][ok]
+    return grid, g
+
+
+def expand_grid(grid: np.ndarray, g: int, height: int, width: int) -> np.ndarray:
+    """Cells of ``g`` pixels -> ``(height, width, C)`` (each cell's value repeated over its pixels)."""
     if g == 1:
-        return grid[:height, :width].copy()
+        return np.ascontiguousarray(grid[:height, :width])
+    gh, gw = grid.shape[:2]
     full = cv2.resize(grid, (gw * g, gh * g), interpolation=cv2.INTER_NEAREST)
-    return np.ascontiguousarray(full[:height, :width])
+    return np.ascontiguousarray(full.reshape(gh * g, gw * g, -1)[:height, :width])
+
+
+def dense_units(table: np.ndarray, height: int, width: int, scale: int = 2) -> np.ndarray:
+    """Fill every block with its vector: ``(height, width, 2)`` int16 ``[dx, dy]`` in ``1/scale`` pixels
+    (see :func:`block_grid`; 0 where no vector covers a pixel)."""
+    grid, g = block_grid(table, height, width, scale)
+    return expand_grid(grid, g, height, width)
 
 
 def dense_motion(table: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -132,5 +144,5 @@ def accumulate(previous: np.ndarray | None, motion: np.ndarray, scale: int = 2) 
     return units_to_pixels(accumulate_units(prev, pixels_to_units(motion, scale), scale), scale)
 
 
-__all__ = ["COLUMNS", "MotionError", "mv_table", "table_scale", "dense_units", "dense_motion",
+__all__ = ["COLUMNS", "MotionError", "mv_table", "table_scale", "block_grid", "expand_grid", "dense_units", "dense_motion",
            "units_to_pixels", "pixels_to_units", "unit_grid", "accumulate_units", "accumulate"]

@@ -64,10 +64,13 @@ def write_png(path: str | Path, rgb: np.ndarray) -> Path:
 
 def visualize_shard_video(shard: str | Path, video_id: str | None, out_dir: Path, count: int = 12) -> list[Path]:
     """PNGs for the first ``count`` frames of one video of an ``mv`` shard: per P-frame a row of panels
-    (GOP I-frame | mv | mv_acc | residual | residual_acc), plus ``overview.png`` stacking them."""
+    (GOP I-frame from the ``.iframes.h5`` file beside it | mv | mv_acc | residual | residual_acc), plus
+    ``<video>-overview.png`` stacking the rows."""
     from ..shards import ShardError, ShardReader
     from .encoding import decode_mv
 
+    shard = Path(shard)
+    iframes_path = shard.with_name(shard.name[:-3] + ".iframes.h5")
     with ShardReader(shard) as r:
         ids = r.video_ids()
         if video_id is None:
@@ -77,16 +80,23 @@ def visualize_shard_video(shard: str | Path, video_id: str | None, out_dir: Path
         v = ids.index(video_id)
         bound = float(r.file["frames/mv"].attrs.get("bound", 20.0))
         n = min(count, r.frame_range(v)[1] - r.frame_range(v)[0])
-        get = {k: r.raw(v, k, 0, n) for k in ("frame_type", "gop_pos", "iframe", "mv", "mv_acc", "residual",
+        get = {k: r.raw(v, k, 0, n) for k in ("frame_type", "gop_index", "gop_pos", "mv", "mv_acc", "residual",
                                               "residual_acc")}
-    rows, paths, iframe = [], [], None
+        h, w = get["mv"].shape[2:]
+    if iframes_path.exists():
+        with ShardReader(iframes_path) as ri:
+            gops = int(get["gop_index"][-1]) + 1 if n else 0
+            iframes = list(ri.decode(ri.video_ids().index(video_id), "iframe", 0, gops))
+    else:
+        iframes = None
+    rows, paths = [], []
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in video_id)
     for i in range(n):
         if get["frame_type"][i] == 0:
-            iframe = get["iframe"][i]
             continue
         mv, acc = decode_mv(get["mv"][i], bound), decode_mv(get["mv_acc"][i], bound)
         top = max(float(np.abs(acc).max()), 1.0)
+        iframe = iframes[int(get["gop_index"][i])] if iframes else np.zeros((h, w, 3), np.uint8)
         panels = [label(iframe, "I-frame"),
                   label(draw_arrows(motion_to_rgb(mv, top), mv), f"mv (P{get['gop_pos'][i]})"),
                   label(draw_arrows(motion_to_rgb(acc, top), acc), "mv accumulated"),

