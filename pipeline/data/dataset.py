@@ -250,7 +250,16 @@ class ShardClips(Dataset):
     def _stored(self, src: str, entry: VideoEntry, stream: str, lo: int, hi: int):
         """Frames ``lo:hi`` of one video's stream as stored: JPEG byte arrays or a uint8 array."""
         a = entry.offsets[src]
-        return self._dataset(src, entry.shard, stream)[a + lo:a + hi]
+        ds = self._dataset(src, entry.shard, stream)
+        if h5py.check_vlen_dtype(ds.dtype) is None:
+            return ds[a + lo:a + hi]
+        # JPEG streams: HDF5's own read into an object array, skipping h5py's selection machinery (~20% of
+        # the read time; the bytes are the same as ds[a + lo:a + hi]).
+        out = np.empty(hi - lo, dtype=ds.dtype)
+        space = ds.id.get_space()
+        space.select_hyperslab((a + lo,), (hi - lo,))
+        ds.id.read(h5py.h5s.create_simple((hi - lo,)), space, out)
+        return out
 
     def _read(self, mod: str, entry: VideoEntry, idx: np.ndarray, fy: float, fx: float,
               flip: bool = False) -> list[np.ndarray]:
