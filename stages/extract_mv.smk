@@ -25,3 +25,19 @@ rule extract_mv:
 
 
 TARGET_FUNCTIONS.append(lambda name: stage_shards("extract_mv", name, (".h5", ".iframes.h5", ".failures.json")))
+
+
+# PNGs of the first video of shard 0 (vectors and residuals, both modes) for the report.
+rule mv_visualize:
+    input:
+        shard=f"{RESULTS}/extract_mv/{{dataset}}/shard-00000.h5",
+        iframes=f"{RESULTS}/extract_mv/{{dataset}}/shard-00000.iframes.h5",
+    output:
+        directory(f"{RESULTS}/extract_mv/{{dataset}}/png"),
+    log:
+        f"{LOGS}/extract_mv/{{dataset}}/mv_visualize.log",
+    shell:
+        "prep-cli mv-visualize {input.shard} --frames 12 --out {output} > {log} 2>&1"
+
+
+TARGET_FUNCTIONS.append(lambda name: [f"{RESULTS}/extract_mv/{name}/png"])
