@@ -67,9 +67,10 @@ def extract_file(path: str | Path, cfg: MvConfig, backend: str | None = None):
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file (was it re-encoded? run `prep-cli reencode`)")
-    codec = probe_codec(path)
+    codec, frames = probe_codec(path)
     scale = 4 if codec == "h264" else 2
-    return extract(iter_frames(path, backend or cfg.backend), bound=cfg.mv_bound, scale=scale, codec=codec)
+    return extract(iter_frames(path, backend or cfg.backend), bound=cfg.mv_bound, scale=scale, codec=codec,
+                   expected_frames=frames)
 
 
 def iframes_name(shard: int) -> str:

@@ -50,12 +50,14 @@ def _check_codec(codec: str, path: Path) -> None:
             f"MPEG-1/2, H.263 and H.264); re-encode it with `prep-cli reencode` first")
 
 
-def probe_codec(path: str | Path) -> str:
+def probe_codec(path: str | Path) -> tuple[str, int]:
+    """(codec name, frame count from the container or 0) of the first video stream."""
     import av
     with av.open(str(path)) as c:
         if not c.streams.video:
             raise BackendError(f"{Path(path).name}: no video stream")
-        return c.streams.video[0].codec_context.name
+        s = c.streams.video[0]
+        return s.codec_context.name, int(s.frames or 0)
 
 
 def iter_pyav(path: str | Path, threads: int = 1) -> Iterator[DecodedFrame]:
@@ -101,7 +103,7 @@ def iter_mvextractor(path: str | Path) -> Iterator[DecodedFrame]:
     from mvextractor.videocap import VideoCap
 
     path = Path(path)
-    _check_codec(probe_codec(path), path)
+    _check_codec(probe_codec(path)[0], path)
     cap = VideoCap()
     if not cap.open(str(path)):
         raise BackendError(f"{path.name}: mv-extractor cannot open the file")

@@ -37,13 +37,21 @@ def mv_lut(scale: int, bound: float = 20.0) -> tuple[np.ndarray, int]:
     return encode_mv(np.minimum(idx, off) / scale, bound), off
 
 
-def encode_mv_units(units: np.ndarray, scale: int, bound: float = 20.0, channels_last: bool = False) -> np.ndarray:
+def encode_mv_units(units: np.ndarray, scale: int, bound: float = 20.0, channels_last: bool = False,
+                    out: np.ndarray | None = None) -> np.ndarray:
     """(H, W, 2) int16 motion in ``1/scale`` pixels -> (2, H, W) uint8 (or (H, W, 2) with ``channels_last``),
-    equal to ``encode_mv(units_to_pixels(units, scale), bound)`` (table lookup, fast)."""
+    equal to ``encode_mv(units_to_pixels(units, scale), bound)`` (table lookup, fast). ``out``: a (2, H, W)
+    uint8 array to write into."""
     lut, off = mv_lut(scale, bound)
-    idx = np.clip(units, -off, off).astype(np.int16) + np.int16(off)
+    idx = np.add(units, np.int16(off), dtype=np.int16)
+    np.clip(idx, 0, 2 * off, out=idx)
     q = cv2.LUT(idx.astype(np.uint8), lut).reshape(units.shape)
-    return q if channels_last else np.ascontiguousarray(q.transpose(2, 0, 1))
+    if channels_last:
+        return q
+    if out is not None:
+        np.copyto(out, q.transpose(2, 0, 1))
+        return out
+    return np.ascontiguousarray(q.transpose(2, 0, 1))
 
 
 def encode_residual(res: np.ndarray) -> np.ndarray:

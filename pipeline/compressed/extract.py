@@ -40,14 +40,19 @@ class GopError(ValueError):
     """The picture structure is not I/P only, or the video does not start with an I-frame."""
 
 
+_SHAPES = {"frame_type": ((), np.uint8), "gop_index": ((), np.int32), "gop_pos": ((), np.int32),
+           "mv": ("2hw", np.uint8), "mv_acc": ("2hw", np.uint8), "residual": ("hw3", np.uint8),
+           "residual_acc": ("hw3", np.uint8)}
+
+
 @dataclass
 class CompressedVideo:
-    """Per-frame lists (one entry per decoded frame, see the module table) and video facts."""
+    """Per-frame arrays (one entry per decoded frame, see the module table) and video facts."""
 
     width: int
     height: int
     scale: int                                   # motion units: 1/scale pixel (2 = MPEG-4 half-pel)
-    frames: dict[str, list] = field(default_factory=lambda: {k: [] for k in STREAMS})
+    frames: dict[str, np.ndarray] = field(default_factory=dict)
     iframes: list = field(default_factory=list)  # (H, W, 3) uint8 RGB, one per GOP
     p_frames_with_vectors: int = 0
 
@@ -60,15 +65,39 @@ class CompressedVideo:
         return int(self.frames["gop_index"][-1]) + 1 if self.num_frames else 0
 
 
+class _Buffers:
+    """Preallocated per-frame output arrays, grown by doubling; results are written into them in place."""
+
+    def __init__(self, h: int, w: int, capacity: int):
+        self.h, self.w, self.n = h, w, 0
+        self.arrays = {k: np.empty((capacity, *self._shape(k)), dt) for k, (_, dt) in _SHAPES.items()}
+
+    def _shape(self, key: str) -> tuple:
+        kind = _SHAPES[key][0]
+        return {(): (), "2hw": (2, self.h, self.w), "hw3": (self.h, self.w, 3)}[kind]
+
+    def next(self) -> int:
+        cap = len(self.arrays["frame_type"])
+        if self.n == cap:
+            self.arrays = {k: np.concatenate([a, np.empty_like(a)]) for k, a in self.arrays.items()}
+        self.n += 1
+        return self.n - 1
+
+    def result(self) -> dict[str, np.ndarray]:
+        return {k: a[:self.n] for k, a in self.arrays.items()}
+
+
 def extract(decoded: Iterable[DecodedFrame], bound: float = 20.0, scale: int = 2,
-            codec: str = "mpeg4") -> CompressedVideo:
+            codec: str = "mpeg4", expected_frames: int | None = None) -> CompressedVideo:
     """Run the decoder output of one video through dense maps, accumulation, compensation and encodings.
 
-    Raises :class:`GopError` for B-frames (or other non-I/P pictures) and a first frame that is not an
-    I-frame, :class:`NoMotionVectorsError` when P-frames exist but the decoder exported no vector at all,
-    and ValueError for an empty video.
+    ``expected_frames`` (a hint, e.g. the container's frame count) sizes the output arrays up front; they
+    grow when the video is longer. Raises :class:`GopError` for B-frames (or other non-I/P pictures) and a
+    first frame that is not an I-frame, :class:`NoMotionVectorsError` when P-frames exist but the decoder
+    exported no vector at all, and ValueError for an empty video.
     """
     out: CompressedVideo | None = None
+    buf: _Buffers | None = None
     prev_ref = iref = acc = None
     gop, pos, n_p = -1, 0, 0
     for i, fr in enumerate(decoded):
@@ -76,16 +105,16 @@ def extract(decoded: Iterable[DecodedFrame], bound: float = 20.0, scale: int = 2
         if out is None:
             h, w = img.shape[:2]
             out = CompressedVideo(w, h, scale)
-            mid_mv = np.full((2, h, w), 128, np.uint8)
-            mid_res = np.full((h, w, 3), 128, np.uint8)
-        f = out.frames
+            buf = _Buffers(h, w, max(1, expected_frames or 16))
+        k = buf.next()
+        a = buf.arrays
         if fr.pict_type == "I":
             gop, pos, acc = gop + 1, 0, None
             iref = prev_ref = SubpelReference(img, scale)
-            f["frame_type"].append(I_FRAME)
+            a["frame_type"][k] = I_FRAME
             out.iframes.append(cv2.cvtColor(img, cv2.COLOR_RGBA2RGB))
-            for k, v in (("mv", mid_mv), ("mv_acc", mid_mv), ("residual", mid_res), ("residual_acc", mid_res)):
-                f[k].append(v)
+            for key in ("mv", "mv_acc", "residual", "residual_acc"):
+                a[key][k] = 128
         elif fr.pict_type == "P":
             if gop < 0:
                 raise GopError("the first frame is a P-frame, not an I-frame")
@@ -95,24 +124,25 @@ def extract(decoded: Iterable[DecodedFrame], bound: float = 20.0, scale: int = 2
             grid, g = block_grid(fr.table, h, w, scale)
             units = expand_grid(grid, g, h, w)
             acc = units if acc is None else accumulate_units(acc, units, scale)
-            f["frame_type"].append(P_FRAME)
+            a["frame_type"][k] = P_FRAME
             q = expand_grid(encode_mv_units(grid, scale, bound, channels_last=True), g, h, w)
-            f["mv"].append(np.ascontiguousarray(q.transpose(2, 0, 1)))
-            f["mv_acc"].append(encode_mv_units(acc, scale, bound))
-            f["residual"].append(cv2.cvtColor(encode_residual_of(img, prev_ref.predict_units(units)),
-                                              cv2.COLOR_RGBA2RGB))
-            f["residual_acc"].append(cv2.cvtColor(encode_residual_of(img, iref.predict_units(acc)),
-                                                  cv2.COLOR_RGBA2RGB))
+            np.copyto(a["mv"][k], q.transpose(2, 0, 1))
+            encode_mv_units(acc, scale, bound, out=a["mv_acc"][k])
+            cv2.cvtColor(encode_residual_of(img, prev_ref.predict_units(units)), cv2.COLOR_RGBA2RGB,
+                         dst=a["residual"][k])
+            cv2.cvtColor(encode_residual_of(img, iref.predict_units(acc)), cv2.COLOR_RGBA2RGB,
+                         dst=a["residual_acc"][k])
             prev_ref = SubpelReference(img, scale)
         else:
             raise GopError(f"frame {i} is a {fr.pict_type}-frame: only I- and P-frames are supported "
                            "(re-encode with `prep-cli reencode`, which uses no B-frames)")
-        f["gop_index"].append(gop)
-        f["gop_pos"].append(pos)
+        a["gop_index"][k] = gop
+        a["gop_pos"][k] = pos
     if out is None:
         raise ValueError("the video has no frames")
     if n_p and out.p_frames_with_vectors == 0:
         raise NoMotionVectorsError(f"codec {codec!r}: {n_p} P-frames but no motion vectors were exported")
+    out.frames = buf.result()
     return out
 
 
