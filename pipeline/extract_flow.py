@@ -112,8 +112,8 @@ def opencv_video(item: _Video, rgb_path: str, cfg: FlowConfig) -> VideoResult:
     return _result(item, flows, cfg)
 
 
-def torch_results(reader: ShardReader, items: Sequence[_Video], cfg: FlowConfig, device: str
-                  ) -> Iterator[VideoResult | VideoFailure]:
+def torch_results(reader: ShardReader, items: Sequence[_Video], cfg: FlowConfig, device: str,
+                  compile: bool | None = None) -> Iterator[VideoResult | VideoFailure]:
     """Results in video order; frame pairs of consecutive videos of one size are solved in batches of
     ``cfg.batch_size``. A failing batch raises :class:`StageError` naming its videos and the device."""
     pending: deque = deque()   # [item, flows | failure, pairs still missing]
@@ -125,7 +125,7 @@ def torch_results(reader: ShardReader, items: Sequence[_Video], cfg: FlowConfig,
         prev = np.stack([b[2] for b in buf])
         nxt = np.stack([b[3] for b in buf])
         try:
-            flows = tvl1_batch(prev, nxt, backend="torch", device=device, batch_size=len(buf),
+            flows = tvl1_batch(prev, nxt, backend="torch", device=device, batch_size=len(buf), compile=compile,
                                **cfg.tvl1_params())
         except Exception as exc:
             names = sorted({b[0][0].video_id for b in buf})
@@ -178,9 +178,9 @@ def default_workers() -> int:
 
 
 def run_extract_flow(rgb_path: str | Path, out_path: str | Path, cfg: FlowConfig, *, strict: bool = False,
-                     progress: bool = True, extra_params: dict | None = None) -> dict:
+                     progress: bool = True, extra_params: dict | None = None, compile: bool | None = None) -> dict:
     """Compute the flow shard ``out_path`` of the RGB shard ``rgb_path``; returns write_shard's summary
-    plus the device used."""
+    plus the device used. ``compile``: torch.compile for the torch backend (default: on CUDA only)."""
     rgb_path, out_path = Path(rgb_path), Path(out_path)
     if not rgb_path.exists():
         raise ShardError(f"{STAGE}: RGB shard {rgb_path} does not exist (run the decode stage first)")
@@ -191,7 +191,10 @@ def run_extract_flow(rgb_path: str | Path, out_path: str | Path, cfg: FlowConfig
             raise ShardError(f"{STAGE}: {rgb_path} is not an RGB shard (modality {attrs.get('modality')!r}, "
                              f"streams {reader.streams})")
         items = video_items(reader)
-        params = {**reader.params, **(extra_params or {}), STAGE: flow_section(cfg)}
+        section = flow_section(cfg)
+        if cfg.backend == "torch":
+            section["torch_compile"] = (cfg.device.startswith("cuda") if compile is None else bool(compile))
+        params = {**reader.params, **(extra_params or {}), STAGE: section}
         writer = ShardWriter(out_path, dataset=attrs["dataset"], modality="flow", encoding="jpeg",
                              shard=int(attrs["shard"]), num_shards=int(attrs["num_shards"]), classes=reader.classes,
                              manifest_sha256=attrs["manifest_sha256"], params=params, streams=flow_streams(cfg))
@@ -216,7 +219,7 @@ def run_extract_flow(rgb_path: str | Path, out_path: str | Path, cfg: FlowConfig
             elif cfg.workers:
                 import torch
                 torch.set_num_threads(cfg.workers)
-            results = torch_results(reader, items, cfg, str(dev))
+            results = torch_results(reader, items, cfg, str(dev), compile)
         else:
             raise ConfigError(f"{STAGE}: unknown backend {cfg.backend!r}; allowed: ['opencv', 'torch']")
         log.info("%s: %s -> %s on %s", STAGE, rgb_path, out_path, device)
@@ -235,13 +238,14 @@ def split_shards(shards: Sequence[int], n_devices: int) -> list[list[int]]:
 
 
 def _gpu_worker(device: str, jobs: list[tuple[str, str]], cfg: FlowConfig, strict: bool,
-                extra: dict) -> list[dict]:
+                extra: dict, compile: bool | None) -> list[dict]:
     cfg = dataclasses.replace(cfg, device=device)
-    return [run_extract_flow(src, dst, cfg, strict=strict, progress=False, extra_params=extra) for src, dst in jobs]
+    return [run_extract_flow(src, dst, cfg, strict=strict, progress=False, extra_params=extra, compile=compile)
+            for src, dst in jobs]
 
 
 def run_shards(jobs: Sequence[tuple[str, str]], cfg: FlowConfig, *, strict: bool, progress: bool,
-               extra_params: dict | None = None) -> Iterator[dict]:
+               extra_params: dict | None = None, compile: bool | None = None) -> Iterator[dict]:
     """Run (rgb shard, flow shard) jobs; on several GPUs (torch, ``cuda`` without index) one process per GPU."""
     n_gpu = 0
     if cfg.backend == "torch" and cfg.device == "cuda" and len(jobs) > 1:
@@ -253,13 +257,13 @@ def run_shards(jobs: Sequence[tuple[str, str]], cfg: FlowConfig, *, strict: bool
         ctx = mp.get_context("spawn")
         with ctx.Pool(len(idx)) as pool:
             asyncs = [pool.apply_async(_gpu_worker, (f"cuda:{d}", [jobs[i] for i in part], cfg, strict,
-                                                     extra_params or {})) for d, part in enumerate(idx)]
+                                                     extra_params or {}, compile)) for d, part in enumerate(idx)]
             for a in asyncs:
                 yield from a.get()
         return
     for src, dst in jobs:
         yield run_extract_flow(src, dst, job_config(cfg, src), strict=strict, progress=progress,
-                               extra_params=extra_params)
+                               extra_params=extra_params, compile=compile)
 
 
 def job_config(cfg: FlowConfig, rgb_path: str) -> FlowConfig:
@@ -313,10 +317,12 @@ def override_config(cfg: FlowConfig, raw: dict, **values) -> FlowConfig:
 @click.option("--workers", type=int, default=None,
               help="opencv: worker processes; torch on CPU: threads (0 = all granted cores). Default: config.")
 @_param_options
+@click.option("--compile/--no-compile", "compile_", default=None,
+              help="torch backend: fuse the inner iteration with torch.compile (default: on for CUDA, off on CPU).")
 @click.option("--bound", type=float, default=None, help="Clip flow to ±bound px before quantizing (default 20).")
 @click.option("--jpeg-quality", type=int, default=None, help="JPEG quality of the flow images (default 95).")
 def extract_flow_cmd(config_path, dataset, manifest_path, shard, out_dir, strict, progress, rgb_dir, backend,
-                     device, batch_size, workers, bound, jpeg_quality, **tvl1) -> None:
+                     device, batch_size, workers, compile_, bound, jpeg_quality, **tvl1) -> None:
     """TV-L1 optical flow of the RGB shards, quantized to x/y JPEG flow shards (one shard, or all)."""
     ctx = stage_context(STAGE, config_path, dataset, manifest_path, shard, out_dir, strict, progress)
     s = ctx.settings
@@ -324,7 +330,7 @@ def extract_flow_cmd(config_path, dataset, manifest_path, shard, out_dir, strict
                           workers=workers, bound=bound, jpeg_quality=jpeg_quality, **tvl1)
     src_dir = Path(rgb_dir) if rgb_dir else s.stage_dir("decode")
     jobs = [(str(src_dir / shard_name(k)), str(ctx.out_dir / shard_name(k))) for k in ctx.shards]
-    for summary in run_shards(jobs, cfg, strict=ctx.strict, progress=ctx.progress):
+    for summary in run_shards(jobs, cfg, strict=ctx.strict, progress=ctx.progress, compile=compile_):
         click.echo(f"{STAGE}: {summary['shard']}: {summary['videos']} videos, {summary['frames']} flows, "
                    f"{summary['failures']} failed, on {summary['device']} ({cfg.backend} backend)")
 

@@ -68,10 +68,13 @@ def _to_float255(frames: np.ndarray) -> np.ndarray:
 
 
 def tvl1_batch(prevs: Sequence[np.ndarray] | np.ndarray, nexts: Sequence[np.ndarray] | np.ndarray, *,
-               backend: str = "opencv", device: str | None = None, batch_size: int = 32, **params) -> np.ndarray:
+               backend: str = "opencv", device: str | None = None, batch_size: int = 32,
+               compile: bool | None = None, **params) -> np.ndarray:
     """Flows of many pairs: n frames (H, W) each (all the same size and dtype) -> (n, H, W, 2) float32.
 
     ``batch_size`` pairs are solved at once by the torch backend; the opencv backend loops in this process.
+    ``compile`` (torch backend): fuse the inner iteration with torch.compile; default on for CUDA, off on
+    the CPU (where compiling costs tens of seconds once per process).
     """
     p = tvl1_params(**params)
     a = np.asarray(prevs)
@@ -90,6 +93,7 @@ def tvl1_batch(prevs: Sequence[np.ndarray] | np.ndarray, nexts: Sequence[np.ndar
 
         from .torch_tvl1 import Params, tvl1_torch
         dev = resolve_device(device)
+        use_compile = dev.type == "cuda" if compile is None else bool(compile)
         a32, b32 = _to_float255(a), _to_float255(b)
         out = np.empty((*a.shape, 2), np.float32)
         prm = Params(**p)
@@ -97,18 +101,19 @@ def tvl1_batch(prevs: Sequence[np.ndarray] | np.ndarray, nexts: Sequence[np.ndar
             for s in range(0, a.shape[0], max(1, int(batch_size))):
                 t0 = torch.from_numpy(a32[s:s + batch_size]).to(dev, non_blocking=True)
                 t1 = torch.from_numpy(b32[s:s + batch_size]).to(dev, non_blocking=True)
-                out[s:s + batch_size] = tvl1_torch(t0, t1, prm).cpu().numpy()
+                out[s:s + batch_size] = tvl1_torch(t0, t1, prm, compile=use_compile).cpu().numpy()
         return out
     raise ValueError(f"unknown flow backend {backend!r}; allowed: {BACKENDS}")
 
 
 def tvl1(prev: np.ndarray, next: np.ndarray, *, backend: str = "opencv", device: str | None = None,
-         **params) -> np.ndarray:
+         compile: bool | None = None, **params) -> np.ndarray:
     """Flow from ``prev`` to ``next``: two (H, W) uint8 or float [0, 1] frames -> (H, W, 2) float32 pixels."""
     prev, next = np.asarray(prev), np.asarray(next)
     if prev.ndim != 2 or next.ndim != 2:
         raise ValueError(f"tvl1 expects grayscale (H, W) frames, got {prev.shape} and {next.shape}")
-    return tvl1_batch(prev[None], next[None], backend=backend, device=device, batch_size=1, **params)[0]
+    return tvl1_batch(prev[None], next[None], backend=backend, device=device, batch_size=1, compile=compile,
+                      **params)[0]
 
 
 def dis_flow(prev: np.ndarray, next: np.ndarray, preset: int = 2) -> np.ndarray:
