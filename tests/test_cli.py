@@ -66,3 +66,19 @@ def test_version_and_help(project):
     run = prep(project, "--help")
     for name in ("make-demo", "manifest", "decode", "shards"):
         assert name in run.stdout
+
+
+def test_cli_reference_lists_every_command():
+    """docs/cli.md is regenerated with docs/make_cli_reference.py; a new command must appear there."""
+    import click
+
+    from pipeline.cli import cli
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    names = []
+    for name, cmd in cli.commands.items():
+        names.append(f"prep-cli {name}")
+        if isinstance(cmd, click.Group):
+            names += [f"prep-cli {name} {sub}" for sub in cmd.commands]
+    missing = [n for n in names if f"## `{n}`" not in doc]
+    assert not missing, f"regenerate docs/cli.md: {missing}"
