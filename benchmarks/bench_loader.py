@@ -58,9 +58,9 @@ def make_data(root: Path, videos: int, frames: int, per_shard: int = 100) -> lis
     num_shards = (videos + per_shard - 1) // per_shard
     for k in range(num_shards):
         path = root / "shards" / "rgb" / shard_name(k)
-        with ShardWriter(path, dataset="bench", modality="rgb", encoding="jpeg", shard=k, num_shards=num_shards,
-                         classes=["c"], manifest_sha256="0" * 64, params={"decode": {"jpeg_quality": 95}},
-                         streams=[Stream("rgb")]) as w:
+        with ShardWriter(path, dataset="bench", modality="rgb", encoding="jpeg", shard=k,
+                         num_shards=num_shards, classes=["c"], manifest_sha256="0" * 64,
+                         params={"decode": {"jpeg_quality": 95}}, streams=[Stream("rgb")]) as w:
             for v in range(k * per_shard, min(videos, (k + 1) * per_shard)):
                 speed = rng.uniform(0.5, 2.0)
                 bg = cv2.GaussianBlur(texture(rng, H + 8, W + int(speed * frames) + 8), (0, 0), 1.0)
@@ -116,7 +116,7 @@ def footprint(files: list[Path], dirs: int, videos: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=int, default=100)
-    ap.add_argument("--frames", type=int, default=150, help="frames per video (UCF101 averages ~186 at 25 fps)")
+    ap.add_argument("--frames", type=int, default=150, help="frames per video (UCF101: ~186 at 25 fps)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--workdir", type=Path, default=Path(".bench/loader"))
     ap.add_argument("--json", type=Path, help="also write the results here")
@@ -156,7 +156,7 @@ def main() -> None:
             k = (i + r) % len(names)
             for m in names[k:] + names[:k]:
                 if m == "shards_cold":
-                    evict(shards)          # the whole shard file leaves the page cache (the handle stays open)
+                    evict(shards)          # the shard files leave the page cache (the handle stays open)
                 elif m == "rawframes_cold":
                     evict(clip_files[i])   # the clip's 16 files (their inodes stay cached: generous to files)
                 c0, w0 = time.process_time(), time.perf_counter()
@@ -165,7 +165,8 @@ def main() -> None:
                 wall[m] += time.perf_counter() - w0
         for m in names:
             res[m].append((n / cpu[m], n / wall[m]))
-    med = {m: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v)) for m, v in res.items()}
+    med = {m: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v))
+           for m, v in res.items()}
 
     def ratio(a: str, b: str, j: int) -> float:
         return statistics.median(x[j] / y[j] for x, y in zip(res[a], res[b]))
@@ -187,7 +188,8 @@ def main() -> None:
                                if line.startswith("model name")), "?"),
             "videos": args.videos, "frames": args.frames, "clips_per_pass": n, "rounds": args.rounds,
             "mean_jpeg_bytes": round(mean_jpeg)}
-    out = {"info": info, "clips_per_s": {m: {"cpu": round(c, 1), "wall": round(w, 1)} for m, (c, w) in med.items()},
+    out = {"info": info,
+           "clips_per_s": {m: {"cpu": round(c, 1), "wall": round(w, 1)} for m, (c, w) in med.items()},
            "ratios": {k: round(v, 3) for k, v in ratios.items()}, "per_1000_videos": foot}
     print(json.dumps(out, indent=1))
     if args.json:

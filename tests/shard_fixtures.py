@@ -39,7 +39,8 @@ def write_shards(root: Path, lengths: list[int], *, h: int = 48, w: int = 64, fl
                      classes=classes, manifest_sha256="0" * 64, params={}, streams=[Stream("rgb")]) as wr:
         for v, n in enumerate(lengths):
             frames = [tagged(jpeg.encode(rgb_frame(v, i, h, w), 95), i) for i in range(n)]
-            wr.add_video(f"{prefix}{v}", v % 3, "train" if v % 2 == 0 else "test", 25.0, h, w, {"rgb": frames})
+            split = "train" if v % 2 == 0 else "test"
+            wr.add_video(f"{prefix}{v}", v % 3, split, 25.0, h, w, {"rgb": frames})
     if flow:
         paths["flow"] = root / "flow" / f"shard-{shard:05d}.h5"
         with ShardWriter(paths["flow"], dataset="toy", modality="flow", encoding="jpeg", shard=shard,
@@ -58,7 +59,8 @@ def write_shards(root: Path, lengths: list[int], *, h: int = 48, w: int = 64, fl
 def write_mv_and_resframes(root: Path, lengths: list[int], *, h: int = 48, w: int = 64,
                            prefix: str = "v") -> dict[str, Path]:
     """An ``extract_mv``-style shard (streams frame_type, gop_index, gop_pos, mv (2, H, W), mv_acc, residual
-    (H, W, 3), residual_acc; N entries per video) and a signed ``resframe`` shard at half size (N - 1 entries).
+    (H, W, 3), residual_acc; N entries per video) and a signed ``resframe`` shard at half size (N - 1
+    entries).
 
     mv: x = 160, y = 100 everywhere. residual: channel 0 a ramp ``x * 2``, channel 1 ``7 * i + 5``.
     resframe: channel 0 a ramp ``x * 4`` (same relative ramp at half size), channel 1 ``7 * i + 5``."""
@@ -79,7 +81,8 @@ def write_mv_and_resframes(root: Path, lengths: list[int], *, h: int = 48, w: in
             res[..., 0] = (np.arange(w) * 2 % 256)[None, None, :]
             res[..., 1] = ((7 * np.arange(n) + 5) % 256)[:, None, None]
             frames = {"frame_type": np.ones(n, np.uint8), "gop_index": np.arange(n) // 12,
-                      "gop_pos": np.arange(n) % 12, "mv": mv, "mv_acc": mv, "residual": res, "residual_acc": res}
+                      "gop_pos": np.arange(n) % 12, "mv": mv, "mv_acc": mv,
+                      "residual": res, "residual_acc": res}
             wr.add_video(f"{prefix}{v}", v % 3, "train", 25.0, h, w, frames)
     rs = Stream("resframe", kind="array", shape=(h // 2, w // 2, 3), attrs={"signed": True})
     with ShardWriter(paths["resframe"], modality="resframe", encoding="raw", streams=[rs], **common) as wr:

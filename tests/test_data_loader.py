@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 
-import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from pipeline import jpeg, layouts
 from pipeline.cli import cli
-from pipeline.layouts.convert import export_shards, import_sources
+from pipeline.layouts.convert import import_sources
 from pipeline.shards import ShardReader
 from .shard_fixtures import rgb_frame, tagged, write_shards
 
@@ -75,7 +75,8 @@ def test_videogpt_import_with_side_labels(tmp_path):
             data = np.concatenate([np.stack(_video(v, n)) for v, n in enumerate(lens)])
             f.create_dataset(f"{split}_data", data=data)
             f.create_dataset(f"{split}_idx", data=np.cumsum([0] + lens[:-1]).astype(np.int64))
-    (tmp_path / "labels.txt").write_text("ucf_train_000000 walk\nucf_train_000001,swim\n# c\nucf_test_000000\tswim\n")
+    (tmp_path / "labels.txt").write_text(
+        "ucf_train_000000 walk\nucf_train_000001,swim\n# c\nucf_test_000000\tswim\n")
     assert layouts.detect(path) == "videogpt"
     import_sources([path], tmp_path / "out", labels=tmp_path / "labels.txt", jpeg_quality=95)
     got = _shard_videos(tmp_path / "out" / "rgb" / "shard-00000.h5")
@@ -130,7 +131,8 @@ def test_av2hdf5_import(tmp_path, encoding):
                 data = np.frombuffer(cv2.imencode(".png", frame[..., ::-1])[1].tobytes(), np.uint8)
             stored.append(data.tobytes())
             ds = f.create_dataset(f"frame{i:05d}", data=data)
-            ds.attrs["CLASS"], ds.attrs["VERSION"], ds.attrs["TITLE"] = np.bytes_("ARRAY"), np.bytes_("2.4"), np.bytes_("")
+            for key, value in (("CLASS", "ARRAY"), ("VERSION", "2.4"), ("TITLE", "")):
+                ds.attrs[key] = np.bytes_(value)
             ds.attrs["original_idx"] = i
             ds.attrs["encoding"] = np.bytes_(encoding)
     assert layouts.detect(path) == "av2hdf5"
@@ -166,7 +168,8 @@ def test_export_then_import_gives_back_the_same_bytes(tmp_path, layout):
         extra = ["--classes", str(tmp_path / "exp" / "classes.txt")]
     else:
         assert layouts.detect(tmp_path / "exp" / "b" / "v1.hdf5") == "kenshohara"
-        extra = ["--labels", str(tmp_path / "exp" / "labels.txt"), "--classes", str(tmp_path / "exp" / "classes.txt")]
+        extra = ["--labels", str(tmp_path / "exp" / "labels.txt"),
+                 "--classes", str(tmp_path / "exp" / "classes.txt")]
     res = runner.invoke(cli, ["shards", "import", "--layout", "auto", str(tmp_path / "exp"),
                               "--out", str(tmp_path / "back"), *extra])
     assert res.exit_code == 0, res.output

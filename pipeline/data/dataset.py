@@ -263,11 +263,11 @@ class ShardClips(Dataset):
 
     def _read(self, mod: str, entry: VideoEntry, idx: np.ndarray, fy: float, fx: float,
               flip: bool = False) -> list[np.ndarray]:
-        """Frames ``idx`` of every stream of modality ``mod``, cropped to the window at ``(fy, fx)`` (and mirrored when
-        ``flip``): a list (one per stream) of (T, S, S[, C]) uint8, colour JPEGs as RGB.
+        """Frames ``idx`` of every stream of modality ``mod``, cropped to the window at ``(fy, fx)`` (and
+        mirrored when ``flip``): a list (one per stream) of (T, S, S[, C]) uint8, colour JPEGs as RGB.
 
         Each JPEG is decoded and immediately copied into a preallocated crop buffer, so only one full frame
-        is alive at a time (keeping a clip of full frames costs more in memory traffic than the crop saves)."""
+        is alive at a time (a clip of full frames costs more in memory traffic than the crop saves)."""
         lo, hi = int(idx.min()), int(idx.max()) + 1
         size = self.crop
         src = SOURCE[mod][0]

@@ -1,9 +1,9 @@
 """Foreign HDF5 / folder layouts: recognise, read and write the files other video projects use.
 
-Each layout is a module with ``NAME``, ``detect(path) -> bool``, ``scan(path, root) -> list[VideoRef]`` (cheap:
-ids, labels, splits, no pixels) and ``read(ref, jpeg_quality) -> VideoFrames`` (the frames as JPEG bytes:
-JPEG sources are copied byte for byte, raw/PNG sources are JPEG-encoded once). Layouts that can be
-written also have ``write_shard(shard_path, out_dir)``.
+Each layout is a module with ``NAME``, ``detect(path) -> bool``, ``scan(path, root) -> list[VideoRef]``
+(cheap: ids, labels, splits, no pixels) and ``read(ref, jpeg_quality) -> VideoFrames`` (the frames as JPEG
+bytes: JPEG sources are copied byte for byte, raw/PNG sources are JPEG-encoded once). Layouts that can be
+written also have ``write_shard(shard_path, out_dir)`` (kenshohara) or ``write_shards`` (rawframes).
 
 Registered layouts (see docs/layouts.md):
 

@@ -90,9 +90,9 @@ def import_sources(sources: Sequence[str | Path], out_dir: str | Path, *, layout
                     counts["frames"] += len(frames.rgb)
                     if frames.flow_x is not None:
                         if flow_w is None:
+                            flow_streams = [Stream("x", color="gray"), Stream("y", color="gray")]
                             flow_w = ShardWriter(out_dir / "flow" / shard_name(k), modality="flow", shard=k,
-                                                 streams=[Stream("x", color="gray"), Stream("y", color="gray")],
-                                                 **common)
+                                                 streams=flow_streams, **common)
                         fh, fw = jpeg.decode(frames.flow_x[0], gray=True).shape if frames.flow_x else (h, wd)
                         flow_w.add_video(ref.video_id, lab, ref.split, fps, fh, fw,
                                          {"x": frames.flow_x, "y": frames.flow_y})
@@ -112,8 +112,8 @@ def export_shards(shards: Sequence[str | Path], out_dir: str | Path, layout: str
     """Write rgb/flow vidshard files as ``layout`` (rawframes | kenshohara) under ``out_dir``.
 
     Besides the layout's own files, ``classes.txt`` (class names in label order) and, for kenshohara,
-    ``labels.txt`` (``<file stem> <label index> <split>``, unlabeled videos omitted) let an import restore labels
-    and splits: ``prep-cli shards import OUT --labels OUT/labels.txt --classes OUT/classes.txt``."""
+    ``labels.txt`` (``<file stem> <label index> <split>``, unlabeled videos omitted) let an import restore
+    labels and splits: ``prep-cli shards import OUT --labels OUT/labels.txt --classes OUT/classes.txt``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if layout == "rawframes":
