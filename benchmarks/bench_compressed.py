@@ -7,8 +7,8 @@ here and re-encoded by the ``reencode`` stage to MPEG-4 Part 2, 340x256, GOP 12,
    both residual modes, CoViAR encodings, HDF5 shard writing with the configured gzip level, rename) against a
    bare PyAV RGB decode of the same file. Everything runs on one thread.
 2. ``residual_frames``: |F_i - F_i+1| at 170x128 from the 25 fps RGB frames. Its cost (resize + difference,
-   and then the whole stage with gzip shard writing) as a fraction of decoding the same frames: the JPEG decode
-   of the RGB shard it reads (decode stage, 340x256) and the PyAV decode of the video.
+   and then the whole stage with gzip shard writing) as a fraction of decoding the same frames: the JPEG
+   decode of the RGB shard it reads (decode stage, 340x256) and the PyAV decode of the video.
 3. Shard sizes against the raw uint8 arrays.
 
 Rounds alternate between the contenders; medians are reported. Throughput is frames per CPU-second of the
@@ -119,7 +119,8 @@ def main() -> None:
         settings = resolve(base)                                          # extract_mv.compression 0 (default)
         gz_settings = resolve({**base, "extract_mv": {"compression": 1}})
         re_dir, mv_dir = tmp / "reencode", tmp / "mv"
-        n, cpu, wall = timed(lambda: run_reencode(settings, m, 0, re_dir, strict=True, progress=False)["frames"])
+        n, cpu, wall = timed(lambda: run_reencode(settings, m, 0, re_dir, strict=True,
+                                                  progress=False)["frames"])
         print(f"reencode: {n} frames in {wall:.2f} s wall (ffmpeg subprocess; {n / wall:.0f} frames/s wall)")
         mpeg4 = next((re_dir / "shard-00000").glob("*.avi"))
         run_decode(settings, m, 0, tmp / "rgb", strict=True, progress=False)
@@ -157,8 +158,9 @@ def main() -> None:
         mpeg4_bytes = os.path.getsize(mpeg4)
     med = {k: (v[0][0], statistics.median(x[1] for x in v), statistics.median(x[2] for x in v))
            for k, v in rows.items()}
-    print(f"machine: {cpu_model()}, {os.cpu_count()} CPUs visible, load average {os.getloadavg()[0]:.1f} at the end;"
-          f" {platform.system()}, python {platform.python_version()}, av {av.__version__}, opencv {cv2.__version__}")
+    print(f"machine: {cpu_model()}, {os.cpu_count()} CPUs visible, load average {os.getloadavg()[0]:.1f} "
+          f"at the end; {platform.system()}, python {platform.python_version()}, av {av.__version__}, "
+          f"opencv {cv2.__version__}")
     clip = args.video.name if args.video else f"synthetic {args.seconds:g} s 320x240 H.264"
     print(f"clip: {clip} -> MPEG-4 340x256 GOP 12; {args.rounds} rounds, medians; resframe gzip "
           f"{settings.residual_frames.compression}")
@@ -170,15 +172,17 @@ def main() -> None:
     jd, rc, rs = med["JPEG decode of RGB shard"], med["resframes compute"], med["residual_frames stage"]
     print(f"resframes compute / JPEG decode of the same frames: {rc[1] / jd[1]:.3f} CPU; / PyAV decode: "
           f"{rc[1] / bare[1]:.3f} CPU (goal <= 0.05)")
-    print(f"residual_frames stage (JPEG decode + compute + gzip shard) / JPEG decode: {rs[1] / jd[1]:.3f} CPU; "
-          f"storage part (stage - JPEG decode - compute) / JPEG decode: {(rs[1] - jd[1] - rc[1]) / jd[1]:.3f}")
+    print(f"residual_frames stage (JPEG decode + compute + gzip shard) / JPEG decode: {rs[1] / jd[1]:.3f} "
+          f"CPU; storage part (stage - JPEG decode - compute) / JPEG decode: "
+          f"{(rs[1] - jd[1] - rc[1]) / jd[1]:.3f}")
     nf = stage[0]
     print(f"sizes: mpeg4 file {mpeg4_bytes / 2**20:.2f} MiB; mv shard {mv_bytes / 2**20:.1f} MiB (no gzip, "
           f"{mv_bytes / nf / 1024:.0f} KiB/frame) / {mv_gz_bytes / 2**20:.1f} MiB (gzip 1, "
           f"{mv_gz_bytes / nf / 1024:.0f} KiB/frame) vs raw arrays {raw_mv / 2**20:.1f} MiB; "
           f"I-frame JPEG file {iframe_bytes / 2**20:.2f} MiB")
     raw_rf = (nf - 1) * 128 * 170 * 3
-    print(f"resframe shard {rf_bytes / 2**20:.2f} MiB vs raw {raw_rf / 2**20:.2f} MiB ({rf_bytes / raw_rf:.3f}); "
+    print(f"resframe shard {rf_bytes / 2**20:.2f} MiB vs raw {raw_rf / 2**20:.2f} MiB "
+          f"({rf_bytes / raw_rf:.3f}); "
           f"RGB JPEG shard {rgb_bytes / 2**20:.2f} MiB")
 
 

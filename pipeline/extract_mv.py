@@ -7,9 +7,9 @@ one JPEG stream ``iframe``) and ``shard-K.failures.json``.
 
 ``shard-K.h5`` has one entry per frame in every stream (the table in :mod:`pipeline.compressed.extract`):
 ``frame_type``, ``gop_index``, ``gop_pos``, ``mv``/``mv_acc`` (2, H, W) and ``residual``/``residual_acc``
-(H, W, 3), the last four with 128 (= zero) at I positions. ``shard-K.iframes.h5`` holds the I-frames, one entry
-per GOP: entry ``g`` of a video is the I-frame of its frames with ``gop_index == g``. Both files list the same
-videos in the same order. Videos that failed to re-encode are carried into this shard's failure report.
+(H, W, 3), the last four with 128 (= zero) at I positions. ``shard-K.iframes.h5`` holds the I-frames,
+one entry per GOP: entry ``g`` of a video is the I-frame of its frames with ``gop_index == g``. Both files
+list the same videos in the same order. Videos that failed to re-encode are carried into this shard's failure report.
 
 ``prep-cli mv-visualize SHARD --video ID --out DIR`` writes PNGs of a stored video's vectors and residuals.
 """
@@ -141,8 +141,8 @@ def run_extract_mv(settings: Settings, manifest: Manifest, shard: int, out_dir: 
         else:
             iw.abort()
 
-    writer = ShardWriter(out_dir / shard_name(shard), modality="mv", encoding=ENCODING, streams=streams(w, h, cfg),
-                         video_fields=fields, chunk_frames=12, **common)
+    writer = ShardWriter(out_dir / shard_name(shard), modality="mv", encoding=ENCODING,
+                         streams=streams(w, h, cfg), video_fields=fields, chunk_frames=12, **common)
     try:
         return write_shard(writer, results(), stage=STAGE, strict=strict, total=len(todo),
                            upstream_failures=upstream, progress=progress)
@@ -158,22 +158,25 @@ def run_extract_mv(settings: Settings, manifest: Manifest, shard: int, out_dir: 
 @click.option("--reencoded", type=click.Path(file_okay=False), default=None,
               help="Output folder of `prep-cli reencode` (default: <results>/reencode/<dataset>).")
 def extract_mv_cmd(config_path, dataset, manifest_path, shard, out_dir, strict, progress, backend, reencoded):
-    """Motion vectors, residuals and I-frames of re-encoded MPEG-4 videos into shards (one decode per video)."""
+    """Motion vectors, residuals and I-frames of re-encoded MPEG-4 videos into shards (one decode each)."""
     ctx = stage_context(STAGE, config_path, dataset, manifest_path, shard, out_dir, strict, progress)
     src = Path(reencoded) if reencoded else ctx.settings.stage_dir("reencode")
     for k in ctx.shards:
         if not (src / done_name(k)).exists():
             from .stage import StageError
-            raise StageError(f"{STAGE}: shard {k}: {src / done_name(k)} is missing; run `prep-cli reencode` first")
+            raise StageError(f"{STAGE}: shard {k}: {src / done_name(k)} is missing; "
+                             "run `prep-cli reencode` first")
         s = run_extract_mv(ctx.settings, ctx.manifest, k, ctx.out_dir, strict=ctx.strict, reencoded=src,
                            backend=backend, progress=ctx.progress)
-        click.echo(f"extract-mv: {s['shard']}: {s['videos']} videos, {s['frames']} frames, {s['failures']} failed")
+        click.echo(f"extract-mv: {s['shard']}: {s['videos']} videos, {s['frames']} frames, "
+                   f"{s['failures']} failed")
 
 
 @click.command("mv-visualize")
 @click.argument("shard", type=click.Path(exists=True, dir_okay=False))
 @click.option("--video", "video", default=None, help="Video id (default: the first of the shard).")
-@click.option("--frames", "count", type=int, default=12, show_default=True, help="Frames to draw from the first.")
+@click.option("--frames", "count", type=int, default=12, show_default=True,
+              help="Frames to draw, from the first.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True)
 def mv_visualize_cmd(shard, video, count, out_dir):
     """PNGs of a stored video's motion vectors and residuals (both modes) for reports."""

@@ -98,7 +98,8 @@ def check_gop(types: str, gop: int) -> None:
     for i, t in enumerate(types):
         want = "I" if i % gop == 0 else "P"
         if t != want:
-            raise ReencodeError(f"frame {i} is a {t}-frame, expected {want} (GOP {gop}, no B-frames): {types[:48]}")
+            raise ReencodeError(f"frame {i} is a {t}-frame, expected {want} (GOP {gop}, no B-frames): "
+                                f"{types[:48]}")
 
 
 def reencode_file(src: str | Path, dst: str | Path, cfg: ReencodeConfig) -> dict:
@@ -153,11 +154,13 @@ def run_reencode(settings: Settings, manifest: Manifest, shard: int, out_dir: Pa
     items = [_Item(e, base / e.path, folder / video_filename(e.video_id)) for e in entries]
     fn = guarded(STAGE, _one)
     if workers > 1:
-        results = joblib.Parallel(n_jobs=workers, return_as="generator")(joblib.delayed(fn)(i, cfg) for i in items)
+        results = joblib.Parallel(n_jobs=workers, return_as="generator")(
+            joblib.delayed(fn)(i, cfg) for i in items)
     else:
         results = (fn(i, cfg) for i in items)
     done, failures = [], []
-    for res in tqdm(results, total=len(items), desc=f"{STAGE} shard {shard}", disable=not progress, leave=False):
+    bar = tqdm(results, total=len(items), desc=f"{STAGE} shard {shard}", disable=not progress, leave=False)
+    for res in bar:
         if isinstance(res, VideoFailure):
             if strict:
                 raise StageError(f"{STAGE}: video {res.video_id}: {res.error}")
@@ -171,7 +174,8 @@ def run_reencode(settings: Settings, manifest: Manifest, shard: int, out_dir: Pa
     if not done:
         raise StageError(f"{STAGE}: shard {shard} has no video that could be re-encoded "
                          f"({len(failures)} failed; first: {failures[:1]})")
-    write_text_atomic(out_dir / failures_name(shard), json.dumps(failures, indent=1, ensure_ascii=False) + "\n")
+    write_text_atomic(out_dir / failures_name(shard),
+                      json.dumps(failures, indent=1, ensure_ascii=False) + "\n")
     marker = {"stage": STAGE, "dataset": manifest.dataset, "shard": shard, "manifest_sha256": manifest.sha256,
               "params": stage_params(settings), "folder": folder.name, "videos": done}
     write_text_atomic(out_dir / done_name(shard), json.dumps(marker, indent=1, ensure_ascii=False) + "\n")
@@ -185,8 +189,9 @@ def run_reencode(settings: Settings, manifest: Manifest, shard: int, out_dir: Pa
 @click.option("--workers", type=int, default=1, show_default=True, help="Videos re-encoded in parallel.")
 @click.argument("src", required=False, type=click.Path(dir_okay=False))
 @click.argument("dst", required=False, type=click.Path(dir_okay=False))
-def reencode_cmd(config_path, dataset, manifest_path, shard, out_dir, strict, progress, root, workers, src, dst):
-    """Re-encode to MPEG-4 Part 2 (GOP 12, no B-frames, q 1, 25 fps, 340x256): SRC DST, or a manifest's shards."""
+def reencode_cmd(config_path, dataset, manifest_path, shard, out_dir, strict, progress, root, workers, src,
+                 dst):
+    """Re-encode to MPEG-4 Part 2 (GOP 12, no B-frames, q 1, 25 fps, 340x256): SRC DST, or a manifest."""
     if src or dst:
         if not (src and dst):
             raise click.UsageError("give both SRC and DST, or neither (and a manifest)")
@@ -202,7 +207,8 @@ def reencode_cmd(config_path, dataset, manifest_path, shard, out_dir, strict, pr
     for k in ctx.shards:
         s = run_reencode(ctx.settings, ctx.manifest, k, ctx.out_dir, strict=ctx.strict, root=root,
                          workers=workers, progress=ctx.progress)
-        click.echo(f"reencode: {s['shard']}: {s['videos']} videos, {s['frames']} frames, {s['failures']} failed")
+        click.echo(f"reencode: {s['shard']}: {s['videos']} videos, {s['frames']} frames, "
+                   f"{s['failures']} failed")
 
 
 commands = [reencode_cmd]

@@ -1,14 +1,15 @@
 """Stage ``residual_frames``: RGB shards -> residual-frame shards (modality ``resframe``).
 
-``prep-cli residual-frames --manifest FILE --out DIR [--shard K]`` reads ``results/decode/<dataset>/shard-K.h5``
-(the 25 fps RGB frames), resizes every frame to 170x128 (``residual_frames.size``) and stores
-``|F_i - F_i+1|`` (or the signed encoding with ``residual_frames.signed``) as one chunked, gzip-compressed
+``prep-cli residual-frames --manifest FILE --out DIR [--shard K]`` reads
+``results/decode/<dataset>/shard-K.h5`` (the 25 fps RGB frames), resizes every frame to 170x128
+(``residual_frames.size``) and stores ``|F_i - F_i+1|`` (or the signed encoding with ``residual_frames.signed``) as one chunked, gzip-compressed
 uint8 stream ``resframe`` of shape (H, W, 3) per entry: a video of N frames has N - 1 entries (its own
 offsets; this shard is not aligned with the RGB shard's frame offsets, entry i pairs RGB frames i and i+1).
 Chunks hold 16 entries, one clip of the residual-frame network. Videos with fewer than 2 frames and the RGB
 shard's own failures are recorded in ``shard-K.failures.json``.
 
-The computation is :func:`pipeline.compressed.resframes.resframes_from_rgb`, which loaders can call on the fly.
+The computation is :func:`pipeline.compressed.resframes.resframes_from_rgb`, which loaders can call on the
+fly.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ STAGE = "residual_frames"
 def stream(cfg: ResFramesConfig) -> Stream:
     w, h = cfg.size
     enc = "(F_i - F_i+1 + 256) >> 1, decode 2q - 256" if cfg.signed else "|F_i - F_i+1|"
-    return Stream("resframe", kind="array", shape=(h, w, 3), dtype="uint8", compression=cfg.compression or None,
+    return Stream("resframe", kind="array", shape=(h, w, 3), dtype="uint8",
+                  compression=cfg.compression or None,
                   attrs={"layout": "(H, W, 3) RGB", "encode": enc, "signed": bool(cfg.signed),
                          "pairs": "entry i of a video = frames i and i+1 of its RGB shard"})
 
@@ -47,8 +49,8 @@ def resframe_video(item: _Item, cfg: ResFramesConfig, table: dict) -> VideoResul
         raise ValueError(f"{len(frames)} frame(s): residual frames need at least 2")
     res = resframes_from_rgb(frames, tuple(cfg.size), cfg.signed)
     w, h = cfg.size
-    return VideoResult(item.video_id, int(table["label"][v]), str(table["split"][v]), float(table["fps"][v]), h, w,
-                       {"resframe": list(res)})
+    return VideoResult(item.video_id, int(table["label"][v]), str(table["split"][v]), float(table["fps"][v]),
+                       h, w, {"resframe": res})
 
 
 def stage_params(settings: Settings) -> dict:

@@ -15,7 +15,8 @@ from pipeline.cli import cli
 from pipeline.config import resolve
 from pipeline.extract_mv import run_extract_mv
 from pipeline.manifest import make_manifest, read_manifest
-from pipeline.reencode import ReencodeError, picture_types, reencode_file, run_reencode, shard_dir, video_filename
+from pipeline.reencode import (ReencodeError, picture_types, reencode_file, run_reencode, shard_dir,
+                               video_filename)
 from pipeline.shards import ShardReader, verify
 from pipeline.videoio import write_video
 
@@ -28,7 +29,8 @@ def frame_count(path):
 
 
 def test_reencode_removes_b_frames_and_keeps_gop(tmp_path):
-    src = write_video(tmp_path / "b.mp4", translation_frames(30, 1, 0), 25, "libx264", {"crf": "20", "bf": "3"})
+    src = write_video(tmp_path / "b.mp4", translation_frames(30, 1, 0), 25, "libx264",
+                      {"crf": "20", "bf": "3"})
     with av.open(str(src)) as c:
         c.streams.video[0].codec_context.options = {}
         types = [f.pict_type for f in c.decode(video=0)]
@@ -79,7 +81,7 @@ def toy(tmp_path):
     root = tmp_path / "videos"
     write_translation(root / "right" / "a.avi", 14, 2, 0)
     write_translation(root / "left" / "b.avi", 5, -1.5, 0, seed=1)                    # shorter than a GOP
-    write_translation(root / "left" / "c.avi", 13, -1, 1, seed=2)                     # replaced by an ffv1 file
+    write_translation(root / "left" / "c.avi", 13, -1, 1, seed=2)                 # replaced by an ffv1 file
     (root / "right" / "d.avi").write_bytes(b"garbage")                                  # cannot be re-encoded
     rows = [("a", "right/a.avi", "right", "train"), ("b", "left/b.avi", "left", "train"),
             ("c", "left/c.avi", "left", "test"), ("d", "right/d.avi", "right", "test")]
@@ -98,9 +100,11 @@ def test_stages_end_to_end_with_failures(tmp_path):
     s = run_reencode(settings, m, 0, re_dir, strict=False, progress=False)
     assert s["videos"] == 3 and s["failures"] == 1
     done = json.loads((re_dir / "shard-00000.done.json").read_text())
-    assert {v["video_id"] for v in done["videos"]} == {"a", "b", "c"} and done["params"]["reencode"]["gop"] == 12
+    assert {v["video_id"] for v in done["videos"]} == {"a", "b", "c"}
+    assert done["params"]["reencode"]["gop"] == 12
     fails = json.loads((re_dir / "shard-00000.failures.json").read_text())
-    assert fails[0]["video_id"] == "d" and fails[0]["stage"] == "reencode" and "ffmpeg failed" in fails[0]["error"]
+    assert fails[0]["video_id"] == "d" and fails[0]["stage"] == "reencode"
+    assert "ffmpeg failed" in fails[0]["error"]
     # a file whose codec exports no motion vectors
     write_video(shard_dir(re_dir, 0) / video_filename("c"), translation_frames(4, 1, 0), 25, "ffv1")
     out = tmp_path / "results" / "extract_mv" / "toy"
@@ -148,8 +152,8 @@ def test_cli_single_file_shards_and_pngs(tmp_path):
                               "--no-progress"])
     assert res.exit_code != 0 and "run `prep-cli reencode` first" in str(res.exception)
     for args in (["reencode"], ["extract-mv", "--backend", "pyav"]):
-        res = runner.invoke(cli, [*args, "--config", cfg, "--manifest", str(tmp_path / "toy.tsv"), "--shard", "0",
-                                  "--no-progress"])
+        res = runner.invoke(cli, [*args, "--config", cfg, "--manifest", str(tmp_path / "toy.tsv"),
+                                  "--shard", "0", "--no-progress"])
         assert res.exit_code == 0, (res.output, res.exception)
     shard = tmp_path / "results" / "extract_mv" / "toy" / "shard-00000.h5"
     res = runner.invoke(cli, ["mv-visualize", str(shard), "--video", "a", "--frames", "4", "--out",

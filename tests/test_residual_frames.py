@@ -40,8 +40,9 @@ def test_resize_then_difference():
 
 
 def rgb_shard(path, videos, classes=("a", "b")):
-    w = ShardWriter(path, dataset="toy", modality="rgb", encoding="jpeg", shard=0, num_shards=1, classes=classes,
-                    manifest_sha256="0" * 64, params={}, streams=[Stream("rgb", kind="jpeg")])
+    w = ShardWriter(path, dataset="toy", modality="rgb", encoding="jpeg", shard=0, num_shards=1,
+                    classes=classes, manifest_sha256="0" * 64, params={},
+                    streams=[Stream("rgb", kind="jpeg")])
     for vid, label, frames in videos:
         h, wd = frames[0].shape[:2]
         w.add_video(vid, label, "train", 25.0, h, wd, {"rgb": [jpeg.encode(f, 95) for f in frames]})
@@ -55,9 +56,11 @@ def test_stage_matches_on_the_fly_tensors(tmp_path):
             ("single", 1, translation_frames(1, 0, 0, height=256, width=340))]
     rgb_dir = tmp_path / "decode"
     rgb_shard(rgb_dir / shard_name(0), vids)
-    m = make_manifest("toy", "csv", tmp_path, ["a", "b"], [(v, f"{v}.mp4", ["a", "b"][lab], "train")
-                                                          for v, lab, _ in vids] + [("lost", "lost.mp4", "a", "train")])
-    s = resolve({"videos_per_shard": 10, "dataset": "toy", "datasets": {"toy": {"format": "csv", "root": "."}}})
+    rows = [(v, f"{v}.mp4", ["a", "b"][lab], "train") for v, lab, _ in vids]
+    rows.append(("lost", "lost.mp4", "a", "train"))
+    m = make_manifest("toy", "csv", tmp_path, ["a", "b"], rows)
+    s = resolve({"videos_per_shard": 10, "dataset": "toy",
+                 "datasets": {"toy": {"format": "csv", "root": "."}}})
     out = tmp_path / "resframe"
     summary = run_residual_frames(s, m, 0, out, strict=False, rgb_dir=rgb_dir, progress=False)
     assert summary["videos"] == 2 and summary["failures"] == 2
@@ -87,4 +90,5 @@ def test_stage_needs_the_rgb_shard(tmp_path):
     m = make_manifest("toy", "csv", tmp_path, ["a"], [("v", "v.mp4", "a", "train")])
     s = resolve({"dataset": "toy", "datasets": {"toy": {"format": "csv", "root": "."}}})
     with pytest.raises(StageError, match="prep-cli decode"):
-        run_residual_frames(s, m, 0, tmp_path / "out", strict=False, rgb_dir=tmp_path / "none", progress=False)
+        run_residual_frames(s, m, 0, tmp_path / "out", strict=False, rgb_dir=tmp_path / "none",
+                            progress=False)

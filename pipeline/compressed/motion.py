@@ -144,5 +144,6 @@ def accumulate(previous: np.ndarray | None, motion: np.ndarray, scale: int = 2) 
     return units_to_pixels(accumulate_units(prev, pixels_to_units(motion, scale), scale), scale)
 
 
-__all__ = ["COLUMNS", "MotionError", "mv_table", "table_scale", "block_grid", "expand_grid", "dense_units", "dense_motion",
+__all__ = ["COLUMNS", "MotionError", "mv_table", "table_scale", "block_grid", "expand_grid", "dense_units",
+           "dense_motion",
            "units_to_pixels", "pixels_to_units", "unit_grid", "accumulate_units", "accumulate"]

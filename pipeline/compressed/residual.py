@@ -87,7 +87,8 @@ def compensate(reference: np.ndarray, motion: np.ndarray, scale: int = 2) -> np.
 
 
 def residual(frame: np.ndarray, prediction: np.ndarray) -> np.ndarray:
-    """``frame - prediction`` as (H, W, C) int16 in [-255, 255]: ``frame == prediction + residual`` exactly."""
+    """``frame - prediction`` as (H, W, C) int16 in [-255, 255];
+    ``frame == prediction + residual`` exactly."""
     return cv2.subtract(frame, prediction, dtype=cv2.CV_16S)
 
 

@@ -62,7 +62,8 @@ def write_png(path: str | Path, rgb: np.ndarray) -> Path:
     return path
 
 
-def visualize_shard_video(shard: str | Path, video_id: str | None, out_dir: Path, count: int = 12) -> list[Path]:
+def visualize_shard_video(shard: str | Path, video_id: str | None, out_dir: Path,
+                          count: int = 12) -> list[Path]:
     """PNGs for the first ``count`` frames of one video of an ``mv`` shard: per P-frame a row of panels
     (GOP I-frame from the ``.iframes.h5`` file beside it | mv | mv_acc | residual | residual_acc), plus
     ``<video>-overview.png`` stacking the rows."""
@@ -80,8 +81,8 @@ def visualize_shard_video(shard: str | Path, video_id: str | None, out_dir: Path
         v = ids.index(video_id)
         bound = float(r.file["frames/mv"].attrs.get("bound", 20.0))
         n = min(count, r.frame_range(v)[1] - r.frame_range(v)[0])
-        get = {k: r.raw(v, k, 0, n) for k in ("frame_type", "gop_index", "gop_pos", "mv", "mv_acc", "residual",
-                                              "residual_acc")}
+        keys = ("frame_type", "gop_index", "gop_pos", "mv", "mv_acc", "residual", "residual_acc")
+        get = {k: r.raw(v, k, 0, n) for k in keys}
         h, w = get["mv"].shape[2:]
     if iframes_path.exists():
         with ShardReader(iframes_path) as ri:
