@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from pipeline import jpeg, layouts
 from pipeline.cli import cli
-from pipeline.layouts.convert import import_sources
+from pipeline.layouts.convert import export_shards, import_sources
 from pipeline.shards import ShardReader
 from .shard_fixtures import rgb_frame, tagged, write_shards
 
@@ -182,3 +182,14 @@ def test_export_then_import_gives_back_the_same_bytes(tmp_path, layout):
             if mod == "flow":
                 j = r1.video_ids().index(r0.video_ids()[1])
                 assert np.array_equal(r1.decode(j, "y"), r0.decode(1, "y"))
+
+
+def test_rawframes_export_of_ids_that_are_not_folder_names(tmp_path):
+    """Ids with spaces or '..' get safe folder names (the exporter's own writer), 1-based numbering kept."""
+    paths = write_shards(tmp_path / "shards", [5, 4], h=24, w=32, flow=False, prefix="../odd id ")
+    lists = export_shards([paths["rgb"]], tmp_path / "exp", "rawframes")
+    assert sorted(p.name for p in lists) == ["toy_test_rawframes.txt", "toy_train_rawframes.txt"]
+    assert (tmp_path / "exp" / "toy_train_rawframes.txt").read_text() == "odd_id_0 5 0\n"
+    assert (tmp_path / "exp" / "odd_id_1" / "img_00004.jpg").read_bytes() == \
+        _shard_videos(paths["rgb"])["../odd id 1"][2][3]
+    assert not (tmp_path / "exp" / "odd_id_0" / "img_00006.jpg").exists()
