@@ -2,8 +2,9 @@
 
 ``prep-cli residual-frames --manifest FILE --out DIR [--shard K]`` reads
 ``results/decode/<dataset>/shard-K.h5`` (the 25 fps RGB frames), resizes every frame to 170x128
-(``residual_frames.size``) and stores ``|F_i - F_i+1|`` (or the signed encoding with ``residual_frames.signed``) as one chunked, gzip-compressed
-uint8 stream ``resframe`` of shape (H, W, 3) per entry: a video of N frames has N - 1 entries (its own
+(``residual_frames.size``) and stores ``|F_i - F_i+1|`` (or the signed encoding with
+``residual_frames.signed``) as one chunked, gzip-compressed uint8 stream ``resframe`` of shape (H, W, 3) per
+entry: a video of N frames has N - 1 entries (its own
 offsets; this shard is not aligned with the RGB shard's frame offsets, entry i pairs RGB frames i and i+1).
 Chunks hold 16 entries, one clip of the residual-frame network. Videos with fewer than 2 frames and the RGB
 shard's own failures are recorded in ``shard-K.failures.json``.
