@@ -195,9 +195,6 @@ def run_extract_flow(rgb_path: str | Path, out_path: str | Path, cfg: FlowConfig
         if cfg.backend == "torch":
             section["torch_compile"] = (cfg.device.startswith("cuda") if compile is None else bool(compile))
         params = {**reader.params, **(extra_params or {}), STAGE: section}
-        writer = ShardWriter(out_path, dataset=attrs["dataset"], modality="flow", encoding="jpeg",
-                             shard=int(attrs["shard"]), num_shards=int(attrs["num_shards"]), classes=reader.classes,
-                             manifest_sha256=attrs["manifest_sha256"], params=params, streams=flow_streams(cfg))
         upstream = reader.failures
         if cfg.backend == "opencv":
             device = "cpu (OpenCV)"
@@ -211,7 +208,10 @@ def run_extract_flow(rgb_path: str | Path, out_path: str | Path, cfg: FlowConfig
                 results = (fn(it, str(rgb_path), cfg) for it in items)
         elif cfg.backend == "torch":
             from .flow import resolve_device
-            dev = resolve_device(cfg.device)
+            try:
+                dev = resolve_device(cfg.device)
+            except (RuntimeError, ValueError) as exc:
+                raise StageError(f"{STAGE}: shard {rgb_path.name}: {exc}") from None
             device = str(dev)
             if dev.type == "cuda":
                 import torch
@@ -223,6 +223,9 @@ def run_extract_flow(rgb_path: str | Path, out_path: str | Path, cfg: FlowConfig
         else:
             raise ConfigError(f"{STAGE}: unknown backend {cfg.backend!r}; allowed: ['opencv', 'torch']")
         log.info("%s: %s -> %s on %s", STAGE, rgb_path, out_path, device)
+        writer = ShardWriter(out_path, dataset=attrs["dataset"], modality="flow", encoding="jpeg",
+                             shard=int(attrs["shard"]), num_shards=int(attrs["num_shards"]), classes=reader.classes,
+                             manifest_sha256=attrs["manifest_sha256"], params=params, streams=flow_streams(cfg))
         summary = write_shard(writer, results, stage=STAGE, strict=strict, total=len(items),
                               upstream_failures=upstream, progress=progress)
     finally:

@@ -172,3 +172,15 @@ def test_split_shards_over_gpus():
     assert split_shards([0, 1, 2, 3, 4], 2) == [[0, 2, 4], [1, 3]]
     assert split_shards([7], 4) == [[7]]
     assert split_shards([0, 1], 1) == [[0, 1]]
+
+
+def test_missing_cuda_is_a_clear_stage_error(tmp_path, shards):
+    import torch
+
+    from pipeline.stage import StageError
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    rgb, _ = shards
+    with pytest.raises(StageError, match="extract_flow.*cuda"):
+        run_extract_flow(rgb, tmp_path / "o.h5", FlowConfig(backend="torch", device="cuda"))
+    assert list(tmp_path.iterdir()) == []  # no shard, no temporary file
