@@ -51,7 +51,8 @@ def verify_cmd(files: tuple[str, ...], no_decode: bool) -> None:
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False),
               help="Side file 'video_id label [split]' for sources without labels (wins over the source).")
 @click.option("--classes", type=click.Path(exists=True, dir_okay=False),
-              help="Class names, one a line, in label order (default: sorted names, or 0..max).")
+              help="Class names, one a line, in label order (default: classes.txt in a SOURCE folder, "
+                   "else sorted names, or 0..max).")
 @click.option("--dataset", default="imported", show_default=True, help="Dataset name recorded in the shards.")
 @click.option("--videos-per-shard", default=500, show_default=True, type=click.IntRange(min=1))
 @click.option("--fps", default=25.0, show_default=True, type=float,

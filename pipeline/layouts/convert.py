@@ -49,12 +49,16 @@ def import_sources(sources: Sequence[str | Path], out_dir: str | Path, *, layout
     """Convert every video of ``sources`` into vidshard files under ``out_dir``; returns a summary dict.
 
     ``labels``: side file ``video_id label [split]`` (wins over what the source says). ``classes``: a file of
-    class names, one a line, fixing the class order (default: sorted names, or 0..max for integer labels).
+    class names, one a line, fixing the class order (default: ``classes.txt`` in a source folder, as exports
+    write it; else sorted names, or 0..max for integer labels).
     """
     refs = scan(sources, layout)
     if not refs:
         raise LayoutError("no videos found in the sources")
     side = read_side_labels(labels) if labels else {}
+    if classes is None:     # an exported folder carries its class order in classes.txt
+        found = [Path(s) / "classes.txt" for s in sources if (Path(s) / "classes.txt").is_file()]
+        classes = found[0] if found else None
     class_list = list(iter_lines(Path(classes))) if classes else None
     fixed = []
     for r in refs:
