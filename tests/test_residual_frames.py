@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pipeline import jpeg
-from pipeline.compressed.resframes import decode_signed, residual_frames, resframes_from_rgb
+from pipeline.compressed.resframes import decode_signed, resframes_from_rgb, residual_frames, resize_frames
 from pipeline.config import resolve
 from pipeline.manifest import make_manifest
 from pipeline.residual_frames import run_residual_frames
@@ -37,6 +37,15 @@ def test_resize_then_difference():
     out = resframes_from_rgb(frames, (170, 128))
     assert out.shape == (4, 128, 170, 3)
     assert out.mean() > 3
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_chunked_path_equals_resize_then_difference(signed):
+    frames = translation_frames(21, 1.5, -1, height=96, width=130, seed=4)   # not a multiple of the target
+    for n in (0, 1, 2, 4, 5, 6, 9, 21):
+        got = resframes_from_rgb(frames[:n], (64, 48), signed, chunk=4)
+        want = residual_frames(resize_frames(frames[:n], (64, 48)), signed) if n else np.zeros((0, 48, 64, 3))
+        assert got.shape == want.shape and np.array_equal(got, want), n
 
 
 def rgb_shard(path, videos, classes=("a", "b")):

@@ -26,7 +26,7 @@ def resize_frames(frames: Sequence[np.ndarray] | np.ndarray, size: tuple[int, in
             out[i] = f
         else:
             mode = cv2.INTER_AREA if (w <= f.shape[1] and h <= f.shape[0]) else cv2.INTER_LINEAR
-            out[i] = cv2.resize(f, (w, h), interpolation=mode)
+            cv2.resize(np.ascontiguousarray(f), (w, h), dst=out[i], interpolation=mode)
     return out
 
 
@@ -43,11 +43,28 @@ def residual_frames(frames: np.ndarray, signed: bool = False) -> np.ndarray:
 
 
 def resframes_from_rgb(frames: Sequence[np.ndarray] | np.ndarray, size: tuple[int, int] | None = (170, 128),
-                       signed: bool = False) -> np.ndarray:
+                       signed: bool = False, chunk: int = 16) -> np.ndarray:
     """Decoded RGB frames (N, H, W, 3) uint8 -> residual frames (N-1, size[1], size[0], 3) uint8:
-    resize (when ``size`` is given), then :func:`residual_frames`."""
-    small = resize_frames(frames, size) if size is not None else np.asarray(frames, np.uint8)
-    return residual_frames(small, signed)
+    resize (when ``size`` is given, as :func:`resize_frames`), then :func:`residual_frames`.
+
+    Works through ``chunk`` frames at a time in a small buffer that stays in the CPU cache (each frame is
+    resized once); the result equals ``residual_frames(resize_frames(frames, size), signed)``.
+    """
+    if size is None:
+        return residual_frames(np.asarray(frames, np.uint8), signed)
+    w, h = int(size[0]), int(size[1])
+    n = len(frames)
+    out = np.empty((max(n - 1, 0), h, w, 3), np.uint8)
+    if n < 2:
+        return out
+    buf = np.empty((chunk + 1, h, w, 3), np.uint8)
+    buf[0] = resize_frames(frames[:1], size)[0]
+    for s in range(0, n - 1, chunk):
+        m = min(chunk, n - 1 - s)
+        buf[1:m + 1] = resize_frames(frames[s + 1:s + 1 + m], size)
+        out[s:s + m] = residual_frames(buf[:m + 1], signed)
+        buf[0] = buf[m]
+    return out
 
 
 def decode_signed(q: np.ndarray) -> np.ndarray:
