@@ -21,6 +21,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from ..flow.quantize import flip_x
+
 # MARS input normalization (ActivityNet mean on the 0-255 scale, std 1) and flow centre.
 RGB_MEAN = (114.7748, 107.7354, 99.4750)
 FLOW_MEAN = 127.5
@@ -88,8 +90,8 @@ def hflip(frames: np.ndarray) -> np.ndarray:
 
 
 def flip_flow_x(q: np.ndarray) -> np.ndarray:
-    """Negate quantized x-flow: uint8 ``q -> 255 - q`` (same shape and dtype)."""
-    return 255 - q
+    """Negate quantized x-flow: uint8 ``q -> 255 - q`` (same shape and dtype); the flow stage's own rule."""
+    return flip_x(q)
 
 
 def flip_mv_x(q: np.ndarray) -> np.ndarray:
