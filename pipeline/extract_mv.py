@@ -61,15 +61,19 @@ def streams(width: int, height: int, cfg: MvConfig) -> list[Stream]:
 
 def extract_file(path: str | Path, cfg: MvConfig, backend: str | None = None):
     """Decode one file once: a :class:`pipeline.compressed.extract.CompressedVideo`."""
-    from .compressed.backends import iter_frames, probe_codec
+    from .compressed.backends import MV_CODECS, iter_frames, probe_codec
     from .compressed.extract import extract
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file (was it re-encoded? run `prep-cli reencode`)")
     codec, frames = probe_codec(path)
-    scale = 4 if codec == "h264" else 2
-    return extract(iter_frames(path, backend or cfg.backend), bound=cfg.mv_bound, scale=scale, codec=codec,
+    if codec in MV_CODECS and codec != "mpeg4":
+        # H.264 vectors may point to older frames than the previous one (multiple references), MPEG-2 has
+        # B-frames and field prediction: the residual definitions here hold for MPEG-4 Part 2 P-frames only.
+        raise ValueError(f"{path.name}: codec {codec!r} is not MPEG-4 Part 2; its vectors do not follow the "
+                         "one-previous-frame model; re-encode it with `prep-cli reencode` first")
+    return extract(iter_frames(path, backend or cfg.backend), bound=cfg.mv_bound, scale=2, codec=codec,
                    expected_frames=frames)
 
 

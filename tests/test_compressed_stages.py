@@ -77,6 +77,16 @@ def test_reencode_odd_size_short_video(tmp_path):
     assert not (tmp_path / "junk.avi").exists()
 
 
+def test_extract_file_wants_mpeg4_part2(tmp_path):
+    from pipeline.config import MvConfig
+    from pipeline.extract_mv import extract_file
+    h264 = write_video(tmp_path / "x.mp4", translation_frames(6, 1, 0), 25, "libx264", {"bf": "0"})
+    with pytest.raises(ValueError, match="not MPEG-4 Part 2.*prep-cli reencode"):
+        extract_file(h264, MvConfig())
+    with pytest.raises(FileNotFoundError, match="prep-cli reencode"):
+        extract_file(tmp_path / "missing.avi", MvConfig())
+
+
 def toy(tmp_path):
     root = tmp_path / "videos"
     write_translation(root / "right" / "a.avi", 14, 2, 0)
