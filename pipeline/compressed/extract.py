@@ -98,7 +98,7 @@ def extract(decoded: Iterable[DecodedFrame], bound: float = 20.0, scale: int = 2
     """
     out: CompressedVideo | None = None
     buf: _Buffers | None = None
-    prev_ref = iref = acc = None
+    prev_ref = iref = acc = prev_img = None
     gop, pos, n_p = -1, 0, 0
     for i, fr in enumerate(decoded):
         img = fr.image
@@ -123,16 +123,23 @@ def extract(decoded: Iterable[DecodedFrame], bound: float = 20.0, scale: int = 2
             out.p_frames_with_vectors += bool(fr.has_side_data)
             grid, g = block_grid(fr.table, h, w, scale)
             units = expand_grid(grid, g, h, w)
-            acc = units if acc is None else accumulate_units(acc, units, scale)
             a["frame_type"][k] = P_FRAME
             q = expand_grid(encode_mv_units(grid, scale, bound, channels_last=True), g, h, w)
             np.copyto(a["mv"][k], q.transpose(2, 0, 1))
-            encode_mv_units(acc, scale, bound, out=a["mv_acc"][k])
+            if prev_ref is None:            # the previous frame was a P-frame: its phases are built only now
+                prev_ref = SubpelReference(prev_img, scale)
             cv2.cvtColor(encode_residual_of(img, prev_ref.predict_units(units)), cv2.COLOR_RGBA2RGB,
                          dst=a["residual"][k])
-            cv2.cvtColor(encode_residual_of(img, iref.predict_units(acc)), cv2.COLOR_RGBA2RGB,
-                         dst=a["residual_acc"][k])
-            prev_ref = SubpelReference(img, scale)
+            if acc is None:                 # first P-frame of the GOP: both modes coincide
+                acc = units
+                a["mv_acc"][k] = a["mv"][k]
+                a["residual_acc"][k] = a["residual"][k]
+            else:
+                acc = accumulate_units(acc, units, scale)
+                encode_mv_units(acc, scale, bound, out=a["mv_acc"][k])
+                cv2.cvtColor(encode_residual_of(img, iref.predict_units(acc)), cv2.COLOR_RGBA2RGB,
+                             dst=a["residual_acc"][k])
+            prev_ref, prev_img = None, img
         else:
             raise GopError(f"frame {i} is a {fr.pict_type}-frame: only I- and P-frames are supported "
                            "(re-encode with `prep-cli reencode`, which uses no B-frames)")
