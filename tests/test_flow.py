@@ -171,3 +171,23 @@ def test_torch_median_equals_opencv(k):
     x[1] = rng.standard_normal((17, 23)).astype(np.float32) * 5
     ref = np.stack([cv2.medianBlur(a, k) for a in x])
     np.testing.assert_array_equal(median_blur(torch.from_numpy(x), k).numpy(), ref)
+
+
+def test_torch_result_independent_of_batching_and_sync_interval(pairs):
+    """Converged pairs are frozen and compacted out: batch composition and how often the host checks for
+    convergence (every iteration on CPU, every 10 on CUDA) must not change any pair's flow."""
+    import torch
+
+    from pipeline.flow.torch_tvl1 import Params, cost_model, tvl1_torch
+    prev = torch.from_numpy(np.stack([pairs[0][0], pairs[1][0], pairs[0][1]]).astype(np.float32))
+    nxt = torch.from_numpy(np.stack([pairs[0][1], pairs[1][1], pairs[0][1]]).astype(np.float32))  # 3rd: same frame
+    prm = Params(nscales=3, warps=3)
+    work = torch.zeros(3, dtype=torch.float64)
+    every_1 = tvl1_torch(prev, nxt, prm, check_every=1, work=work)
+    every_7 = tvl1_torch(prev, nxt, prm, check_every=7)
+    single = torch.cat([tvl1_torch(prev[i:i + 1], nxt[i:i + 1], prm) for i in range(3)])
+    torch.testing.assert_close(every_7, every_1, atol=1e-5, rtol=0)
+    torch.testing.assert_close(single, every_1, atol=1e-5, rtol=0)
+    assert float(every_1[2].abs().max()) == 0.0          # identical frames: zero flow
+    worst = cost_model(SIZE, SIZE, prm)["pixel_iterations"]
+    assert work[2] < work[0] <= worst                     # the trivial pair stopped first

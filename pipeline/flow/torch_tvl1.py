@@ -192,19 +192,52 @@ def median_blur(x: torch.Tensor, k: int) -> torch.Tensor:
     return wires[(k * k) // 2].contiguous()
 
 
+def _cubic_weights(t: torch.Tensor) -> list[torch.Tensor]:
+    """Keys' cubic convolution weights (a = -0.75) of the taps at -1, 0, 1, 2 for fractions t in [0, 1)."""
+    A = -0.75
+    w0 = ((A * (t + 1) - 5 * A) * (t + 1) + 8 * A) * (t + 1) - 4 * A
+    w1 = ((A + 2) * t - (A + 3)) * t * t + 1
+    s = 1 - t
+    w2 = ((A + 2) * s - (A + 3)) * s * s + 1
+    return [w0, w1, w2, 1 - w0 - w1 - w2]
+
+
 def remap_cubic(imgs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """Sample (B, C, H, W) at (x + u_x, y + u_y): bicubic (a = -0.75), zero outside the image.
 
-    OpenCV 5's remap takes float map coordinates as they are (measured: OpenCV 4's 1/32 px quantization
-    would be 1 grey level off on average), so no rounding is applied here.
+    Written with gathers on integer + fractional coordinates (not grid_sample) so that a whole-pixel
+    displacement returns the pixel values exactly, as OpenCV's remap does: grid_sample's coordinate
+    normalization is off by ~1e-3 grey levels at zero flow, which identical frames turn into spurious flow
+    at the border. OpenCV 5 samples at the float coordinate itself (OpenCV 4 rounded to 1/32 px).
     """
     b, c, h, w = imgs.shape
     ys = torch.arange(h, device=imgs.device, dtype=torch.float32)[:, None]
     xs = torch.arange(w, device=imgs.device, dtype=torch.float32)[None, :]
-    mx = xs + u[:, 0]
-    my = ys + u[:, 1]
-    grid = torch.stack((mx * (2.0 / max(w - 1, 1)) - 1.0, my * (2.0 / max(h - 1, 1)) - 1.0), dim=-1)
-    return F.grid_sample(imgs, grid, mode="bicubic", padding_mode="zeros", align_corners=True)
+    x = xs + u[:, 0]
+    y = ys + u[:, 1]
+    x0 = torch.floor(x)
+    y0 = torch.floor(y)
+    wx = _cubic_weights(x - x0)
+    wy = _cubic_weights(y - y0)
+    x0 = x0.clamp(-4, w + 4).to(torch.int64)  # far outside: every tap is outside anyway
+    y0 = y0.clamp(-4, h + 4).to(torch.int64)
+    flat = imgs.reshape(b, c, h * w)
+    out = torch.zeros_like(imgs)
+    cols = [(x0 + (i - 1)) for i in range(4)]
+    col_ok = [(cx >= 0) & (cx < w) for cx in cols]
+    cols = [cx.clamp(0, w - 1) for cx in cols]
+    for j in range(4):
+        ry = y0 + (j - 1)
+        row_ok = (ry >= 0) & (ry < h)
+        base = ry.clamp(0, h - 1) * w
+        acc = torch.zeros_like(imgs)
+        for i in range(4):
+            idx = (base + cols[i]).view(b, 1, h * w).expand(b, c, h * w)
+            v = flat.gather(2, idx).view(b, c, h, w)
+            weight = torch.where(row_ok & col_ok[i], wx[i], torch.zeros_like(wx[i]))
+            acc = acc + weight[:, None] * v
+        out = out + wy[j][:, None] * acc
+    return out
 
 
 def _inner_step(u: torch.Tensor, pd: torch.Tensor, rho_c: torch.Tensor, I1wx: torch.Tensor, I1wy: torch.Tensor,
@@ -280,36 +313,64 @@ def _one_scale(I0: torch.Tensor, I1: torch.Tensor, u: torch.Tensor, p: Params, c
         # (below float epsilon OpenCV takes no step, or a step of l_t times a gradient below 4e-4: no step here)
         ok = grad > _FLT_EPS
         neg_inv_grad = torch.where(ok, -1.0 / torch.where(ok, grad, torch.ones_like(grad)), torch.zeros_like(grad))
+        # the pairs still iterating are compacted out of the batch as they converge (every check), so a
+        # batch costs the sum of its pairs' iterations rather than its slowest pair's times its size
+        cu, cp, cr, cx, cy, cg, cn = u, pd, rho_c, I1wx, I1wy, gvec, neg_inv_grad
+        idx = None                  # batch indices of the compacted rows (None: all, in order)
+        full_u = full_p = None
         active = torch.ones(B, dtype=torch.bool, device=u.device)
-        all_active = True   # known on the host: every pair of the batch still iterates
+        all_active = True           # known on the host: every row still iterates
         n = 0
         for _outer in range(p.outer_iterations):
             if p.median_filtering > 1:
-                med = median_blur(u[:, :2].reshape(B * 2, H, W), p.median_filtering).view(B, 2, H, W)
+                m = cu.shape[0]
+                med = median_blur(cu[:, :2].reshape(m * 2, H, W), p.median_filtering).view(m, 2, H, W)
                 if not all_active:
-                    med = torch.where(active[:, None, None, None], med, u[:, :2])
-                u = torch.cat((med, u[:, 2:]), dim=1) if use_gamma else med
+                    med = torch.where(active[:, None, None, None], med, cu[:, :2])
+                cu = torch.cat((med, cu[:, 2:]), dim=1) if use_gamma else med
             for _inner in range(p.inner_iterations):
-                u_new, pd_new, err = step(u, pd, rho_c, I1wx, I1wy, neg_inv_grad, gvec, l_t, float(p.theta),
-                                          taut, float(p.gamma))
+                u_new, p_new, err = step(cu, cp, cr, cx, cy, cn, cg, l_t, float(p.theta), taut, float(p.gamma))
                 if all_active:
-                    u, pd = u_new, pd_new
+                    cu, cp = u_new, p_new
                 else:
                     a4 = active[:, None, None, None]
-                    u = torch.where(a4, u_new, u)
-                    pd = torch.where(a4[..., None], pd_new, pd)
+                    cu = torch.where(a4, u_new, cu)
+                    cp = torch.where(a4[..., None], p_new, cp)
                 if work is not None:
-                    work += active * float(H * W)
+                    inc = active * float(H * W)
+                    if idx is None:
+                        work += inc
+                    else:
+                        work.index_add_(0, idx, inc.to(work.dtype))
                 active = active & (err > scaled_eps)
                 n += 1
-                if n % check_every == 0:
-                    if not bool(active.any()):
-                        break
-                    all_active = bool(active.all())
-                else:
+                if n % check_every != 0:
                     all_active = False
+                    continue
+                left = int(active.sum())
+                if left == 0:
+                    break
+                all_active = left == active.shape[0]
+                if not all_active and (check_every == 1 or left <= 0.75 * active.shape[0]):
+                    if idx is None:
+                        full_u, full_p = cu, cp
+                        idx = torch.arange(B, device=u.device)
+                    else:
+                        full_u[idx] = cu
+                        full_p[idx] = cp
+                    keep = active.nonzero().squeeze(1)
+                    idx = idx[keep]
+                    cu, cp, cr, cx, cy, cg, cn = (t[keep] for t in (cu, cp, cr, cx, cy, cg, cn))
+                    active = active[keep]
+                    all_active = True
             if not bool(active.any()):
                 break
+        if idx is None:
+            u, pd = cu, cp
+        else:
+            full_u[idx] = cu
+            full_p[idx] = cp
+            u, pd = full_u, full_p
     return u
 
 
