@@ -37,6 +37,7 @@ from .videoio import ffmpeg_exe
 STAGE = "reencode"
 VOP_START = b"\x00\x00\x01\xb6"
 VOP_TYPES = "IPBS"
+FFMPEG_TIMEOUT_S = 3600      # per video; a hung ffmpeg becomes a recorded failure instead of a stuck job
 
 
 class ReencodeError(RuntimeError):
@@ -114,7 +115,10 @@ def reencode_file(src: str | Path, dst: str | Path, cfg: ReencodeConfig) -> dict
     import subprocess
     with atomic_path(dst) as tmp:
         cmd = ffmpeg_command(src, tmp, cfg)
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=FFMPEG_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise ReencodeError(f"{src.name}: ffmpeg did not finish within {FFMPEG_TIMEOUT_S} s") from None
         if proc.returncode != 0:
             err = proc.stderr.strip().splitlines()
             raise ReencodeError(f"{src.name}: ffmpeg failed ({proc.returncode}): {' | '.join(err[-3:])}")
