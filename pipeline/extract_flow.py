@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import os
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -137,31 +138,59 @@ def torch_results(reader: ShardReader, items: Sequence[_Video], cfg: FlowConfig,
             slot[2] -= 1
         buf.clear()
 
-    def ready() -> Iterator[VideoResult | VideoFailure]:
+    # Host work overlaps the solver: two threads decode the next videos' JPEGs and encode finished flows
+    # (OpenCV releases the GIL), while this thread feeds the device.
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="flow-io")
+    out: deque = deque()       # VideoFailure or Future of a VideoResult | VideoFailure, in video order
+
+    def ready(final: bool = False) -> Iterator[VideoResult | VideoFailure]:
         while pending and (isinstance(pending[0][1], VideoFailure) or pending[0][2] == 0):
             item, data, _ = pending.popleft()
-            yield data if isinstance(data, VideoFailure) else guarded(STAGE, _result)(item, data, cfg)
+            out.append(data if isinstance(data, VideoFailure) else pool.submit(guarded(STAGE, _result), item, data, cfg))
+        while out and (final or isinstance(out[0], VideoFailure) or out[0].done()):
+            res = out.popleft()
+            yield res if isinstance(res, VideoFailure) else res.result()
 
-    for item in items:
-        try:
-            frames = gray_frames(reader, item.index)
-            _check_frames(item, frames)
-        except Exception as exc:  # one unreadable video is recorded, the others go on
-            pending.append([item, VideoFailure(item.video_id, STAGE, f"{type(exc).__name__}: {exc}"), 0])
-            yield from ready()
-            continue
-        n, h, w = frames.shape
-        slot = [item, np.empty((n - 1, h, w, 2), np.float32), n - 1]
-        pending.append(slot)
-        for i in range(n - 1):
-            if buf and buf[0][2].shape != (h, w):
-                flush()
-            buf.append((slot, i, frames[i], frames[i + 1]))
-            if len(buf) >= cfg.batch_size:
-                flush()
+    def load(item: _Video) -> np.ndarray:
+        frames = gray_frames(reader, item.index)
+        _check_frames(item, frames)
+        return frames
+
+    loads: deque = deque()
+    todo = iter(items)
+
+    def top_up() -> None:
+        while len(loads) < 3:
+            item = next(todo, None)
+            if item is None:
+                return
+            loads.append((item, pool.submit(load, item)))
+
+    try:
+        top_up()
+        while loads:
+            item, fut = loads.popleft()
+            top_up()
+            try:
+                frames = fut.result()
+            except Exception as exc:  # one unreadable video is recorded, the others go on
+                pending.append([item, VideoFailure(item.video_id, STAGE, f"{type(exc).__name__}: {exc}"), 0])
                 yield from ready()
-    flush()
-    yield from ready()
+                continue
+            n, h, w = frames.shape
+            slot = [item, np.empty((n - 1, h, w, 2), np.float32), n - 1]
+            pending.append(slot)
+            for i in range(n - 1):
+                if buf and buf[0][2].shape != (h, w):
+                    flush()
+                buf.append((slot, i, frames[i], frames[i + 1]))
+                if len(buf) >= cfg.batch_size:
+                    flush()
+                    yield from ready()
+        flush()
+        yield from ready(final=True)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def video_items(reader: ShardReader) -> list[_Video]:
