@@ -16,6 +16,9 @@ include: "stages/make_demo.smk"
 include: "stages/manifest.smk"
 include: "stages/decode.smk"
 include: "stages/extract_flow.smk"
+include: "stages/reencode.smk"
+include: "stages/extract_mv.smk"
+include: "stages/residual_frames.smk"
 
 
 rule all:
