@@ -49,6 +49,18 @@ def test_snakemake_runs_the_workflow_on_a_tiny_demo(tmp_path):
         assert json.loads(s.with_name(s.name.replace(".h5", ".failures.json")).read_text()) == []
     assert len(ids) == len(set(ids)) == 6
     assert (tmp_path / "logs" / "decode" / "demo" / "shard-00000.log").exists()
+    # every shard kind, aligned: shard k of each modality holds the same videos
+    for stage, modality in (("extract_flow", "flow"), ("extract_mv", "mv"), ("residual_frames", "resframe")):
+        for k, rgb in enumerate(shards):
+            other = tmp_path / "results" / stage / "demo" / rgb.name
+            assert verify(other) == [], stage
+            with ShardReader(other) as r, ShardReader(rgb) as base:
+                assert r.attrs["modality"] == modality
+                if stage != "extract_mv":  # extract_mv works on the re-encoded videos, same ids
+                    assert r.video_ids() == base.video_ids()
+                else:
+                    assert sorted(r.video_ids()) == sorted(base.video_ids())
+            assert (tmp_path / "logs" / stage / "demo" / rgb.name.replace(".h5", ".log")).exists()
     # a second run has nothing to do: every output is up to date
     again = _snakemake(tmp_path, "all", "--dry-run")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
