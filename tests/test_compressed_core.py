@@ -125,3 +125,38 @@ def test_coviar_encodings():
         units = rng.integers(-120, 120, (8, 9, 2)).astype(np.int16)
         px = units.transpose(2, 0, 1) / scale
         np.testing.assert_array_equal(encode_mv_units(units, scale), encode_mv(px))
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+@pytest.mark.parametrize("channels", [3, 4])
+def test_block_remap_compensation_is_bit_exact(scale, channels):
+    """compensate_cells (one bilinear cv2.remap, fixed-point maps) equals the numpy definition, with
+    partial border cells, odd sizes and vectors far outside the frame."""
+    from pipeline.compressed.motion import expand_grid
+    from pipeline.compressed.residual import compensate_cells
+    rng = np.random.default_rng(10 * scale + channels)
+    for g, lim in ((8, 8), (16, 60), (8, 600)):
+        h, w = int(rng.integers(9, 70)), int(rng.integers(9, 90))
+        ref = rng.integers(0, 256, (h, w, channels), dtype=np.uint8)
+        grid = rng.integers(-lim, lim, (-(-h // g), -(-w // g), 2)).astype(np.int16)
+        motion = expand_grid(grid, g, h, w).transpose(2, 0, 1) / scale
+        np.testing.assert_array_equal(compensate_cells(ref, grid, g, scale),
+                                      compensate_reference(ref, motion, scale))
+
+
+def test_block_accumulation_equals_dense_accumulation():
+    from pipeline.compressed.motion import accumulate_cells, expand_grid
+    rng = np.random.default_rng(4)
+    for scale, g in ((2, 8), (2, 16), (4, 8)):
+        h, w = 37, 53
+        grid = rng.integers(-50, 50, (-(-h // g), -(-w // g), 2)).astype(np.int16)
+        units = expand_grid(grid, g, h, w)
+        prev = rng.integers(-200, 200, (h, w, 2)).astype(np.int16)
+        np.testing.assert_array_equal(accumulate_cells(prev, units, grid, g, scale),
+                                      accumulate_units(prev, units, scale))
+
+
+def test_mv_encoding_saturates_like_the_clip():
+    units = np.array([[[-32000, 32000], [-41, 41]], [[-40, 40], [255, -256]]], np.int16)
+    for scale in (2, 4):
+        np.testing.assert_array_equal(encode_mv_units(units, scale), encode_mv(units.transpose(2, 0, 1) / scale))

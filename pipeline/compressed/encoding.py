@@ -40,18 +40,23 @@ def mv_lut(scale: int, bound: float = 20.0) -> tuple[np.ndarray, int]:
 def encode_mv_units(units: np.ndarray, scale: int, bound: float = 20.0, channels_last: bool = False,
                     out: np.ndarray | None = None) -> np.ndarray:
     """(H, W, 2) int16 motion in ``1/scale`` pixels -> (2, H, W) uint8 (or (H, W, 2) with ``channels_last``),
-    equal to ``encode_mv(units_to_pixels(units, scale), bound)`` (table lookup, fast). ``out``: a (2, H, W)
-    uint8 array to write into."""
+    equal to ``encode_mv(units_to_pixels(units, scale), bound)``. ``out``: a (2, H, W) uint8 array to write
+    into.
+
+    Two OpenCV passes and the channel split: ``units + offset`` saturated to uint8 (values below the table
+    land on entry 0 = -bound, above it on 255; the table repeats +bound from ``2 * offset`` on), then a
+    256-entry table lookup (:func:`mv_lut`).
+    """
     lut, off = mv_lut(scale, bound)
-    idx = np.add(units, np.int16(off), dtype=np.int16)
-    np.clip(idx, 0, 2 * off, out=idx)
-    q = cv2.LUT(idx.astype(np.uint8), lut).reshape(units.shape)
+    units = np.asarray(units, np.int16)
+    q = cv2.LUT(cv2.add(units, (off, off, 0, 0), dtype=cv2.CV_8U), lut).reshape(units.shape)
     if channels_last:
         return q
-    if out is not None:
-        np.copyto(out, q.transpose(2, 0, 1))
-        return out
-    return np.ascontiguousarray(q.transpose(2, 0, 1))
+    if out is None:
+        out = np.empty((2, *units.shape[:-1]), np.uint8)
+    cv2.extractChannel(q, 0, dst=out[0])
+    cv2.extractChannel(q, 1, dst=out[1])
+    return out
 
 
 def encode_residual(res: np.ndarray) -> np.ndarray:

@@ -29,8 +29,8 @@ import numpy as np
 
 from .backends import DecodedFrame, NoMotionVectorsError
 from .encoding import encode_mv_units, encode_residual_of
-from .motion import accumulate_units, block_grid, expand_grid
-from .residual import SubpelReference
+from .motion import accumulate_cells, block_grid, expand_grid
+from .residual import INTER_TAB_SIZE, SubpelReference, compensate_cells
 
 STREAMS = ("frame_type", "gop_index", "gop_pos", "mv", "mv_acc", "residual", "residual_acc")
 I_FRAME, P_FRAME = 0, 1
@@ -98,8 +98,9 @@ def extract(decoded: Iterable[DecodedFrame], bound: float = 20.0, scale: int = 2
     """
     out: CompressedVideo | None = None
     buf: _Buffers | None = None
-    prev_ref = iref = acc = prev_img = None
+    iref = acc = prev_img = iframe = None
     gop, pos, n_p = -1, 0, 0
+    remap_ok = INTER_TAB_SIZE % scale == 0       # exact bilinear cv2.remap at 1/scale pixel (scale | 32)
     for i, fr in enumerate(decoded):
         img = fr.image
         if out is None:
@@ -109,8 +110,7 @@ def extract(decoded: Iterable[DecodedFrame], bound: float = 20.0, scale: int = 2
         k = buf.next()
         a = buf.arrays
         if fr.pict_type == "I":
-            gop, pos, acc = gop + 1, 0, None
-            iref = prev_ref = SubpelReference(img, scale)
+            gop, pos, acc, iref, iframe = gop + 1, 0, None, None, img
             a["frame_type"][k] = I_FRAME
             out.iframes.append(cv2.cvtColor(img, cv2.COLOR_RGBA2RGB))
             for key in ("mv", "mv_acc", "residual", "residual_acc"):
@@ -124,25 +124,28 @@ def extract(decoded: Iterable[DecodedFrame], bound: float = 20.0, scale: int = 2
             grid, g = block_grid(fr.table, h, w, scale)
             units = expand_grid(grid, g, h, w)
             a["frame_type"][k] = P_FRAME
-            q = expand_grid(encode_mv_units(grid, scale, bound, channels_last=True), g, h, w)
-            np.copyto(a["mv"][k], q.transpose(2, 0, 1))
-            if prev_ref is None:            # the previous frame was a P-frame: its phases are built only now
-                prev_ref = SubpelReference(prev_img, scale)
-            cv2.cvtColor(encode_residual_of(img, prev_ref.predict_units(units)), cv2.COLOR_RGBA2RGB,
-                         dst=a["residual"][k])
+            qg = encode_mv_units(grid, scale, bound)                # (2, gh, gw): encoded per cell
+            for c in range(2):
+                a["mv"][k][c] = expand_grid(qg[c][..., None], g, h, w, contiguous=False)[..., 0]
+            # previous frame compensated with the block vectors: one bilinear remap (no phase image)
+            pred = (compensate_cells(prev_img, grid, g, scale) if remap_ok
+                    else SubpelReference(prev_img, scale).predict_units(units))
+            cv2.cvtColor(encode_residual_of(img, pred), cv2.COLOR_RGBA2RGB, dst=a["residual"][k])
             if acc is None:                 # first P-frame of the GOP: both modes coincide
                 acc = units
                 a["mv_acc"][k] = a["mv"][k]
                 a["residual_acc"][k] = a["residual"][k]
             else:
-                acc = accumulate_units(acc, units, scale)
+                acc = accumulate_cells(acc, units, grid, g, scale)
                 encode_mv_units(acc, scale, bound, out=a["mv_acc"][k])
+                if iref is None:            # the I-frame's half-pel phases, built once per GOP
+                    iref = SubpelReference(iframe, scale)
                 cv2.cvtColor(encode_residual_of(img, iref.predict_units(acc)), cv2.COLOR_RGBA2RGB,
                              dst=a["residual_acc"][k])
-            prev_ref, prev_img = None, img
         else:
             raise GopError(f"frame {i} is a {fr.pict_type}-frame: only I- and P-frames are supported "
                            "(re-encode with `prep-cli reencode`, which uses no B-frames)")
+        prev_img = img
         a["gop_index"][k] = gop
         a["gop_pos"][k] = pos
     if out is None:

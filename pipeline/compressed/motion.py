@@ -70,13 +70,16 @@ def block_grid(table: np.ndarray, height: int, width: int, scale: int = 2) -> tu
     return grid, g
 
 
-def expand_grid(grid: np.ndarray, g: int, height: int, width: int) -> np.ndarray:
-    """Cells of ``g`` pixels -> ``(height, width, C)`` (each cell's value repeated over its pixels)."""
+def expand_grid(grid: np.ndarray, g: int, height: int, width: int, contiguous: bool = True) -> np.ndarray:
+    """Cells of ``g`` pixels -> ``(height, width, C)`` (each cell's value repeated over its pixels).
+    ``contiguous=False`` may return a row-strided view (fine for OpenCV, saves a copy)."""
     if g == 1:
-        return np.ascontiguousarray(grid[:height, :width])
-    gh, gw = grid.shape[:2]
-    full = cv2.resize(grid, (gw * g, gh * g), interpolation=cv2.INTER_NEAREST)
-    return np.ascontiguousarray(full.reshape(gh * g, gw * g, -1)[:height, :width])
+        out = grid[:height, :width]
+    else:
+        gh, gw = grid.shape[:2]
+        full = cv2.resize(grid, (gw * g, gh * g), interpolation=cv2.INTER_NEAREST)
+        out = full.reshape(gh * g, gw * g, -1)[:height, :width]
+    return np.ascontiguousarray(out) if contiguous else out
 
 
 def dense_units(table: np.ndarray, height: int, width: int, scale: int = 2) -> np.ndarray:
@@ -132,6 +135,31 @@ def accumulate_units(previous: np.ndarray | None, motion: np.ndarray, scale: int
     return motion + sampled
 
 
+def pixel_grid(height: int, width: int) -> np.ndarray:
+    """``(x, y)`` of every pixel: (H, W, 2) int16, cached per size (read-only)."""
+    return unit_grid(height, width, 1)
+
+
+def accumulate_cells(previous: np.ndarray | None, motion: np.ndarray, grid: np.ndarray, g: int,
+                     scale: int = 2) -> np.ndarray:
+    """:func:`accumulate_units` for a block motion field: equal to ``accumulate_units(previous, motion,
+    scale)`` when ``motion == expand_grid(grid, g, H, W)`` ((H, W, 2) int16 units; ``grid`` (gh, gw, 2)
+    int16 cells of ``g`` pixels, ``scale`` a power of two). Returns (H, W, 2) int16 units.
+
+    The sample position ``floor((s*p + m + s/2) / s)`` is ``p + ((m + s/2) >> log2 s)``, an offset that is
+    constant per cell: it is computed on the grid and expanded, so the per-pixel work is one add, one
+    nearest-neighbour ``cv2.remap`` gather and one add.
+    """
+    if previous is None:
+        return motion.copy()
+    h, w = motion.shape[:2]
+    shift = scale.bit_length() - 1
+    offset = np.right_shift(grid + np.int16(scale // 2), shift).astype(np.int16)
+    pos = cv2.add(pixel_grid(h, w), expand_grid(offset, g, h, w, contiguous=False))
+    sampled = cv2.remap(previous, pos, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.add(motion, sampled)
+
+
 def accumulate(previous: np.ndarray | None, motion: np.ndarray, scale: int = 2) -> np.ndarray:
     """Trace a P-frame's motion back to its GOP's I-frame (CoViAR's accumulated vectors).
 
@@ -146,4 +174,5 @@ def accumulate(previous: np.ndarray | None, motion: np.ndarray, scale: int = 2) 
 
 __all__ = ["COLUMNS", "MotionError", "mv_table", "table_scale", "block_grid", "expand_grid", "dense_units",
            "dense_motion",
-           "units_to_pixels", "pixels_to_units", "unit_grid", "accumulate_units", "accumulate"]
+           "units_to_pixels", "pixels_to_units", "unit_grid", "pixel_grid", "accumulate_units",
+           "accumulate_cells", "accumulate"]

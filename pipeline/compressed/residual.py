@@ -17,7 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .motion import pixels_to_units, unit_grid
+from .motion import expand_grid, pixel_grid, pixels_to_units, unit_grid
 
 _EPS = 1e-3  # makes OpenCV's round-to-nearest a round-half-up of exact halves (never a tie)
 _HALF_KERNELS = {(0, 1): np.full((1, 2), 0.5, np.float32), (1, 0): np.full((2, 1), 0.5, np.float32),
@@ -78,6 +78,40 @@ class SubpelReference:
         return self.predict_units(pixels_to_units(motion, self.scale))
 
 
+INTER_TAB_SIZE = 32      # OpenCV's sub-pixel table of cv2.remap's fixed-point maps (cv2.INTER_TAB_SIZE)
+
+
+def cell_maps(grid: np.ndarray, g: int, height: int, width: int, scale: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed-point ``cv2.remap`` maps for block motion: ``grid`` (gh, gw, 2) int16 ``[dx, dy]`` in
+    ``1/scale`` pixels on cells of ``g`` pixels -> ``map1`` (H, W, 2) int16, the whole-pixel part of
+    ``p + motion`` (floor), and ``map2`` (H, W) uint16, the table index ``fy * 32 + fx`` of the fraction in
+    1/32 pixel. ``scale`` must divide 32. The fractions are computed per cell and expanded."""
+    if INTER_TAB_SIZE % scale:
+        raise ValueError(f"scale {scale} does not divide OpenCV's remap table size {INTER_TAB_SIZE}")
+    shift, tab = scale.bit_length() - 1, INTER_TAB_SIZE // scale
+    whole = np.right_shift(grid, shift).astype(np.int16)
+    frac = (grid & np.int16(scale - 1)).astype(np.uint16) * np.uint16(tab)
+    index = frac[..., 1] * np.uint16(INTER_TAB_SIZE) + frac[..., 0]
+    map1 = cv2.add(pixel_grid(height, width), expand_grid(whole, g, height, width, contiguous=False))
+    map2 = expand_grid(index[..., None], g, height, width).reshape(height, width)
+    return map1, map2
+
+
+def compensate_cells(reference: np.ndarray, grid: np.ndarray, g: int, scale: int = 2) -> np.ndarray:
+    """:func:`compensate` for block motion, without the sub-pel phase image: one bilinear ``cv2.remap``
+    with fixed-point maps (:func:`cell_maps`). ``reference``: (H, W, C) uint8; ``grid``: (gh, gw, 2) int16
+    units on cells of ``g`` pixels. Returns (H, W, C) uint8.
+
+    Exact: OpenCV's 8-bit bilinear remap weighs the four neighbours with integers summing to 2**15 and
+    rounds half up; at multiples of 1/scale pixel (scale 2 or 4) the weights are exact, so the result is
+    ``(sum w_i a_i + s*s/2) // (s*s)`` like :func:`compensate_reference` (tested bit for bit, borders and
+    far out-of-frame vectors included).
+    """
+    h, w = reference.shape[:2]
+    map1, map2 = cell_maps(grid, g, h, w, scale)
+    return cv2.remap(reference, map1, map2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
 def compensate(reference: np.ndarray, motion: np.ndarray, scale: int = 2) -> np.ndarray:
     """Motion-compensated prediction of ``reference`` (H, W, C) uint8 at ``p + motion(p)``.
 
@@ -111,4 +145,4 @@ def compensate_reference(reference: np.ndarray, motion: np.ndarray, scale: int =
     return ((total + s * s // 2) // (s * s)).astype(np.uint8)
 
 
-__all__ = ["SubpelReference", "compensate", "residual", "compensate_reference"]
+__all__ = ["SubpelReference", "cell_maps", "compensate_cells", "compensate", "residual", "compensate_reference"]
