@@ -160,3 +160,19 @@ def test_mv_encoding_saturates_like_the_clip():
     units = np.array([[[-32000, 32000], [-41, 41]], [[-40, 40], [255, -256]]], np.int16)
     for scale in (2, 4):
         np.testing.assert_array_equal(encode_mv_units(units, scale), encode_mv(units.transpose(2, 0, 1) / scale))
+
+
+def test_gather32_keeps_every_bit_pattern():
+    """The float32 gather copies int16 pairs and RGBX pixels whose bits are NaNs and infinities unchanged."""
+    from pipeline.compressed.motion import gather32
+    rng = np.random.default_rng(5)
+    pairs = rng.integers(-32768, 32768, (20, 30, 2)).astype(np.int16)
+    pairs[:4, :, 1] = np.arange(-128, 0, 4)[:, None].repeat(30, 1)[:4]     # high half 0xFF80..: NaN bits
+    pairs[4, :5] = [(1, 0x7F80), (0, 0x7FC0), (0, -128), (-1, -1), (0, 0x7F80)]
+    rgbx = rng.integers(0, 256, (20, 30, 4), dtype=np.uint8)
+    rgbx[..., 3] = 255
+    pos = np.stack(np.meshgrid(np.arange(30), np.arange(20)), -1).astype(np.int16)
+    pos = pos + rng.integers(-40, 40, pos.shape).astype(np.int16)
+    for img in (pairs, rgbx):
+        x, y = np.clip(pos[..., 0], 0, 29), np.clip(pos[..., 1], 0, 19)
+        np.testing.assert_array_equal(gather32(img, pos), img[y, x])

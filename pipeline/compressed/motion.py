@@ -156,8 +156,22 @@ def accumulate_cells(previous: np.ndarray | None, motion: np.ndarray, grid: np.n
     shift = scale.bit_length() - 1
     offset = np.right_shift(grid + np.int16(scale // 2), shift).astype(np.int16)
     pos = cv2.add(pixel_grid(h, w), expand_grid(offset, g, h, w, contiguous=False))
-    sampled = cv2.remap(previous, pos, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
-    return cv2.add(motion, sampled)
+    return cv2.add(motion, gather32(previous, pos))
+
+
+def gather32(image: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """``image[clamp(pos.y), clamp(pos.x)]`` for an (H, W, C) array with 4-byte pixels (int16 pairs, RGBX
+    uint8): (h, w, C) of the same dtype. ``pos``: (h, w, 2) int16 ``[x, y]``.
+
+    The pixels are gathered as one float32 channel (a nearest-neighbour ``cv2.remap``, about twice as fast
+    as on 2 x int16 or 4 x uint8). Nearest-neighbour remap only copies them, and copies keep every bit
+    pattern, NaNs included (tested)."""
+    image = np.ascontiguousarray(image)
+    if image.dtype.itemsize * image.shape[-1] != 4:
+        raise ValueError(f"gather32 needs 4-byte pixels, got {image.shape[-1]} x {image.dtype}")
+    flat = image.view(np.float32).reshape(image.shape[:2])
+    out = cv2.remap(flat, pos, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(*out.shape, 1).view(image.dtype)
 
 
 def accumulate(previous: np.ndarray | None, motion: np.ndarray, scale: int = 2) -> np.ndarray:
@@ -175,4 +189,4 @@ def accumulate(previous: np.ndarray | None, motion: np.ndarray, scale: int = 2) 
 __all__ = ["COLUMNS", "MotionError", "mv_table", "table_scale", "block_grid", "expand_grid", "dense_units",
            "dense_motion",
            "units_to_pixels", "pixels_to_units", "unit_grid", "pixel_grid", "accumulate_units",
-           "accumulate_cells", "accumulate"]
+           "accumulate_cells", "gather32", "accumulate"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .motion import expand_grid, pixel_grid, pixels_to_units, unit_grid
+from .motion import expand_grid, gather32, pixel_grid, pixels_to_units, unit_grid
 
 _EPS = 1e-3  # makes OpenCV's round-to-nearest a round-half-up of exact halves (never a tie)
 _HALF_KERNELS = {(0, 1): np.full((1, 2), 0.5, np.float32), (1, 0): np.full((2, 1), 0.5, np.float32),
@@ -70,7 +70,9 @@ class SubpelReference:
     def predict_units(self, units: np.ndarray) -> np.ndarray:
         """Prediction for motion ``units`` (H, W, 2) int16 in ``1/scale`` pixels: (H, W, C) uint8."""
         h, w = self.frame.shape[:2]
-        pos = unit_grid(h, w, self.scale) + units
+        pos = cv2.add(unit_grid(h, w, self.scale), np.asarray(units, np.int16))
+        if self.upsampled.shape[2] == 4:          # RGBX: one 4-byte gather per pixel
+            return gather32(self.upsampled, pos)
         return cv2.remap(self.upsampled, pos, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
 
     def predict(self, motion: np.ndarray) -> np.ndarray:
