@@ -271,7 +271,7 @@ def _step_fn(compile: bool):
     if not compile:
         return _inner_step
     if "fn" not in _COMPILED:
-        _COMPILED["fn"] = torch.compile(_inner_step)
+        _COMPILED["fn"] = torch.compile(_inner_step, dynamic=True)  # batch shrinks, levels differ: one graph
     compiled = _COMPILED["fn"]
 
     def run(*args):
