@@ -6,8 +6,9 @@ of shard K once (from ``results/reencode/<dataset>/shard-K/``, see :mod:`pipelin
 one JPEG stream ``iframe``) and ``shard-K.failures.json``.
 
 ``shard-K.h5`` has one entry per frame in every stream (the table in :mod:`pipeline.compressed.extract`):
-``frame_type``, ``gop_index``, ``gop_pos``, ``mv``/``mv_acc`` (2, H, W) and ``residual``/``residual_acc``
-(H, W, 3), the last four with 128 (= zero) at I positions. ``shard-K.iframes.h5`` holds the I-frames,
+``frame_type``, ``gop_index``, ``gop_pos``, ``mv`` (2, ceil(H/8), ceil(W/8)): one vector per 8x8 cell,
+attribute ``grid`` = 8, expanded to (2, H, W) by :func:`pipeline.compressed.encoding.dense_mv`), ``mv_acc``
+(2, H, W) and ``residual``/``residual_acc`` (H, W, 3), the last four with 128 (= zero) at I positions. ``shard-K.iframes.h5`` holds the I-frames,
 one entry per GOP: entry ``g`` of a video is the I-frame of its frames with ``gop_index == g``. Both files
 list the same videos in the same order. Videos that failed to re-encode are carried into this shard's failure report.
 
@@ -24,6 +25,7 @@ import numpy as np
 
 from . import jpeg
 from .cli_common import stage_context, stage_options
+from .compressed.extract import MV_CELL
 from .config import MvConfig, Settings
 from .manifest import Entry, Manifest, shard_entries
 from .reencode import done_name, shard_dir, video_filename
@@ -48,8 +50,13 @@ def streams(width: int, height: int, cfg: MvConfig) -> list[Stream]:
         Stream("frame_type", kind="array", shape=(), dtype="uint8", attrs={"values": "0 = I, 1 = P"}),
         Stream("gop_index", kind="array", shape=(), dtype="int32"),
         Stream("gop_pos", kind="array", shape=(), dtype="int32", attrs={"values": "0 = the GOP's I-frame"}),
-        Stream("mv", kind="array", shape=(2, height, width), compression=c,
-               attrs={**mv_attrs, "reference": "previous frame (DMC-Net, non-accumulated)"}),
+        Stream("mv", kind="array", shape=(2, -(-height // MV_CELL), -(-width // MV_CELL)), compression=c,
+               attrs={**mv_attrs, "reference": "previous frame (DMC-Net, non-accumulated)",
+                      "layout": f"(2, ceil(H/{MV_CELL}), ceil(W/{MV_CELL})) [dx, dy], one vector per "
+                                f"{MV_CELL}x{MV_CELL}-pixel cell",
+                      "grid": MV_CELL, "dense_shape": [2, height, width],
+                      "expand": "pipeline.compressed.encoding.dense_mv(q, grid, H, W): each cell's value "
+                                "repeated over its pixels, edge cells cut"}),
         Stream("mv_acc", kind="array", shape=(2, height, width), compression=c,
                attrs={**mv_attrs, "reference": "the GOP's I-frame (CoViAR, accumulated)"}),
         Stream("residual", kind="array", shape=(height, width, 3), compression=c,

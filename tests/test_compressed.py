@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.compressed.backends import (NoMotionVectorsError, iter_mvextractor, iter_pyav,
                                           mvextractor_available)
-from pipeline.compressed.encoding import decode_mv
+from pipeline.compressed.encoding import decode_mv, dense_mv
 from pipeline.compressed.extract import GopError, extract
 from pipeline.compressed.motion import accumulate, dense_motion
 from pipeline.compressed.residual import compensate, residual
@@ -89,16 +89,18 @@ def test_extract_stores_consistent_encodings(encoded):
     assert v.num_frames == 14 and v.num_gops == 2
     assert f["frame_type"].tolist() == [0] + [1] * 11 + [0, 1]
     assert f["gop_index"].tolist() == [0] * 12 + [1, 1] and f["gop_pos"].tolist() == list(range(12)) + [0, 1]
-    assert f["mv"].shape == (14, 2, H, W) and f["residual_acc"].shape == (14, H, W, 3)
+    assert f["mv"].shape == (14, 2, H // 8, W // 8)                       # stored per 8x8 cell
+    mv = dense_mv(f["mv"], 8, H, W)
+    assert mv.shape == (14, 2, H, W) and f["residual_acc"].shape == (14, H, W, 3)
     # the output arrays grow past a too-small size hint and give the same values
     v2 = extract(iter_pyav(encoded[(2, 0)]), expected_frames=3)
     for key in f:
         np.testing.assert_array_equal(v2.frames[key], f[key])
     assert len(v.iframes) == 2 and v.iframes[0].shape == (H, W, 3) and v.iframes[1].any()
-    assert np.all(f["mv"][0] == 128) and np.all(f["residual_acc"][12] == 128)
+    assert np.all(mv[0] == 128) and np.all(f["residual_acc"][12] == 128)
     mv3 = decode_mv(f["mv_acc"][3])[(slice(None), *INNER)]
-    assert np.median(mv3[0]) == pytest.approx(-6, abs=20 / 127.5) and np.all(f["mv"][3][1][INNER] == 128)
-    assert f["mv"][5].shape == (2, H, W) and f["residual"][5].shape == (H, W, 3)
+    assert np.median(mv3[0]) == pytest.approx(-6, abs=20 / 127.5) and np.all(mv[3][1][INNER] == 128)
+    assert mv[5].shape == (2, H, W) and f["residual"][5].shape == (H, W, 3)
     assert np.abs(f["residual"][5][INNER].astype(int) - 128).mean() < 2
 
 

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.config import resolve
+from pipeline.compressed.encoding import dense_mv
 from pipeline.extract_mv import run_extract_mv
 from pipeline.manifest import make_manifest, read_manifest
 from pipeline.reencode import (ReencodeError, picture_types, reencode_file, run_reencode, shard_dir,
@@ -132,7 +133,10 @@ def test_stages_end_to_end_with_failures(tmp_path):
         assert dict(zip(r.video_ids(), t["num_gops"])) == {"a": 2, "b": 1}
         b = r.video_ids().index("b")
         assert r.raw(b, "frame_type").tolist() == [0, 1, 1, 1, 1]
-        assert r.raw(b, "mv").shape == (5, 2, H, W) and r.raw(b, "residual").shape == (5, H, W, 3)
+        mv = r.raw(b, "mv")                                   # one vector per 8x8 cell, attribute grid
+        assert mv.shape == (5, 2, H // 8, W // 8) and r.file["frames/mv"].attrs["grid"] == 8
+        assert dense_mv(mv, 8, H, W).shape == (5, 2, H, W) and r.raw(b, "residual").shape == (5, H, W, 3)
+        assert r.raw(b, "mv_acc").shape == (5, 2, H, W)
         assert r.file["frames/mv"].attrs["bound"] == 20.0 and "src-dst" in r.file["frames/mv"].attrs["sign"]
         failed = {f["video_id"]: f for f in r.failures}
         ids = r.video_ids()

@@ -59,6 +59,20 @@ def encode_mv_units(units: np.ndarray, scale: int, bound: float = 20.0, channels
     return out
 
 
+def dense_mv(q: np.ndarray, cell: int, height: int, width: int) -> np.ndarray:
+    """Vectors stored per ``cell`` x ``cell`` pixels, ``(..., 2, ceil(H/cell), ceil(W/cell))`` (any dtype;
+    the ``mv`` stream of an ``extract_mv`` shard, attribute ``grid``) -> the dense map
+    ``(..., 2, height, width)``: each cell's value repeated over its pixels, the partial cells at the right
+    and bottom edges cut. ``cell`` 0 or 1: returned unchanged (a dense stream)."""
+    if cell in (0, 1):
+        return q
+    q = np.asarray(q)
+    gh, gw = -(-height // cell), -(-width // cell)
+    if q.shape[-2:] != (gh, gw):
+        raise ValueError(f"{q.shape} is not a ({gh}, {gw}) grid of {cell}-pixel cells for {width}x{height}")
+    return np.ascontiguousarray(q.repeat(cell, axis=-2)[..., :height, :].repeat(cell, axis=-1)[..., :width])
+
+
 def encode_residual(res: np.ndarray) -> np.ndarray:
     """Integer residual -> uint8 ``clip(res + 128, 0, 255)``."""
     return np.clip(res.astype(np.int16) + 128, 0, 255).astype(np.uint8)
@@ -74,5 +88,5 @@ def decode_residual(q: np.ndarray) -> np.ndarray:
     return q.astype(np.int16) - 128
 
 
-__all__ = ["encode_mv", "decode_mv", "mv_lut", "encode_mv_units", "encode_residual", "encode_residual_of",
+__all__ = ["encode_mv", "decode_mv", "mv_lut", "encode_mv_units", "dense_mv", "encode_residual", "encode_residual_of",
            "decode_residual"]

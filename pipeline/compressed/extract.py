@@ -10,13 +10,17 @@ stream          shape, dtype         content
 frame_type     (), uint8            0 = I-frame, 1 = P-frame
 gop_index      (), int32            GOP number in the video (0-based; a GOP starts at each I-frame)
 gop_pos        (), int32            position in the GOP (0 = the I-frame)
-mv             (2, H, W), uint8     motion to the previous frame (DMC-Net), CoViAR encoding; 128 at I
+mv             (2, h, w), uint8     motion to the previous frame (DMC-Net), CoViAR encoding, one vector per
+                                    8x8 cell (h, w = ceil(H/8), ceil(W/8); :func:`.encoding.dense_mv`); 128 at I
 mv_acc         (2, H, W), uint8     motion traced back to the GOP's I-frame (CoViAR), encoded; 128 at I
 residual       (H, W, 3), uint8     frame - compensate(previous frame, mv), +128 clipped; 128 at I
 residual_acc   (H, W, 3), uint8     frame - compensate(I-frame, mv_acc), +128 clipped; 128 at I
 =============  ===================  =========================================================================
 
 Vectors are in pixels with the package's sign convention (``motion / motion_scale = src - dst``).
+``mv`` is stored per 8x8 cell (MPEG-4 Part 2 vectors are per 16x16 macroblock or 8x8 block, so this loses
+nothing; ``dense_mv`` repeats each cell over its pixels and gives the (2, H, W) map). ``mv_acc`` stays
+per pixel: accumulation samples the previous map at ``p + mv(p)``, which is not constant per cell.
 """
 
 from __future__ import annotations
@@ -29,11 +33,12 @@ import numpy as np
 
 from .backends import DecodedFrame, NoMotionVectorsError
 from .encoding import encode_mv_units, encode_residual_of
-from .motion import accumulate_cells, block_grid, expand_grid
+from .motion import MotionError, accumulate_cells, block_grid, expand_grid
 from .residual import INTER_TAB_SIZE, SubpelReference, compensate_cells
 
 STREAMS = ("frame_type", "gop_index", "gop_pos", "mv", "mv_acc", "residual", "residual_acc")
 I_FRAME, P_FRAME = 0, 1
+MV_CELL = 8            # ``mv`` is stored per MV_CELL x MV_CELL pixels
 
 
 class GopError(ValueError):
@@ -41,7 +46,7 @@ class GopError(ValueError):
 
 
 _SHAPES = {"frame_type": ((), np.uint8), "gop_index": ((), np.int32), "gop_pos": ((), np.int32),
-           "mv": ("2hw", np.uint8), "mv_acc": ("2hw", np.uint8), "residual": ("hw3", np.uint8),
+           "mv": ("2gg", np.uint8), "mv_acc": ("2hw", np.uint8), "residual": ("hw3", np.uint8),
            "residual_acc": ("hw3", np.uint8)}
 
 
@@ -74,7 +79,8 @@ class _Buffers:
 
     def _shape(self, key: str) -> tuple:
         kind = _SHAPES[key][0]
-        return {(): (), "2hw": (2, self.h, self.w), "hw3": (self.h, self.w, 3)}[kind]
+        cells = (2, -(-self.h // MV_CELL), -(-self.w // MV_CELL))
+        return {(): (), "2hw": (2, self.h, self.w), "2gg": cells, "hw3": (self.h, self.w, 3)}[kind]
 
     def next(self) -> int:
         cap = len(self.arrays["frame_type"])
@@ -124,16 +130,22 @@ def extract(decoded: Iterable[DecodedFrame], bound: float = 20.0, scale: int = 2
             grid, g = block_grid(fr.table, h, w, scale)
             units = expand_grid(grid, g, h, w)
             a["frame_type"][k] = P_FRAME
-            qg = encode_mv_units(grid, scale, bound)                # (2, gh, gw): encoded per cell
-            for c in range(2):
-                a["mv"][k][c] = expand_grid(qg[c][..., None], g, h, w, contiguous=False)[..., 0]
+            if g == MV_CELL:
+                encode_mv_units(grid, scale, bound, out=a["mv"][k])
+            elif g > MV_CELL and g % MV_CELL == 0:          # 16x16 macroblocks only: 2x2 cells each
+                r = g // MV_CELL
+                q = encode_mv_units(grid, scale, bound).repeat(r, axis=1).repeat(r, axis=2)
+                a["mv"][k] = q[:, :a["mv"].shape[2], :a["mv"].shape[3]]
+            else:
+                raise MotionError(f"frame {i}: vectors on a {g}-pixel grid do not fit the stored "
+                                  f"{MV_CELL}x{MV_CELL} cells (MPEG-4 Part 2 uses 16x16 and 8x8 blocks)")
             # previous frame compensated with the block vectors: one bilinear remap (no phase image)
             pred = (compensate_cells(prev_img, grid, g, scale) if remap_ok
                     else SubpelReference(prev_img, scale).predict_units(units))
             cv2.cvtColor(encode_residual_of(img, pred), cv2.COLOR_RGBA2RGB, dst=a["residual"][k])
             if acc is None:                 # first P-frame of the GOP: both modes coincide
                 acc = units
-                a["mv_acc"][k] = a["mv"][k]
+                encode_mv_units(acc, scale, bound, out=a["mv_acc"][k])
                 a["residual_acc"][k] = a["residual"][k]
             else:
                 acc = accumulate_cells(acc, units, grid, g, scale)
@@ -156,4 +168,4 @@ def extract(decoded: Iterable[DecodedFrame], bound: float = 20.0, scale: int = 2
     return out
 
 
-__all__ = ["STREAMS", "I_FRAME", "P_FRAME", "GopError", "CompressedVideo", "extract"]
+__all__ = ["STREAMS", "MV_CELL", "I_FRAME", "P_FRAME", "GopError", "CompressedVideo", "extract"]

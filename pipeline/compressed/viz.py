@@ -68,7 +68,7 @@ def visualize_shard_video(shard: str | Path, video_id: str | None, out_dir: Path
     (GOP I-frame from the ``.iframes.h5`` file beside it | mv | mv_acc | residual | residual_acc), plus
     ``<video>-overview.png`` stacking the rows."""
     from ..shards import ShardError, ShardReader
-    from .encoding import decode_mv
+    from .encoding import decode_mv, dense_mv
 
     shard = Path(shard)
     iframes_path = shard.with_name(shard.name[:-3] + ".iframes.h5")
@@ -83,7 +83,8 @@ def visualize_shard_video(shard: str | Path, video_id: str | None, out_dir: Path
         n = min(count, r.frame_range(v)[1] - r.frame_range(v)[0])
         keys = ("frame_type", "gop_index", "gop_pos", "mv", "mv_acc", "residual", "residual_acc")
         get = {k: r.raw(v, k, 0, n) for k in keys}
-        h, w = get["mv"].shape[2:]
+        h, w = get["mv_acc"].shape[2:]
+        get["mv"] = dense_mv(get["mv"], int(r.file["frames/mv"].attrs.get("grid", 0)), h, w)
     if iframes_path.exists():
         with ShardReader(iframes_path) as ri:
             gops = int(get["gop_index"][-1]) + 1 if n else 0

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..compressed.encoding import dense_mv
 from ..shards import ShardError
 from . import clips as C
 
@@ -69,6 +70,8 @@ class _StreamInfo:
     kind: str          # "jpeg" or "array"
     gray: bool
     signed: bool = False
+    grid: int = 0                      # array stored per grid x grid cells (mv of extract_mv), 0: per pixel
+    dense_hw: tuple = ()               # (H, W) of the dense map when ``grid``
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,10 @@ def _stream_infos(group: h5py.Group, names: Sequence[str], path) -> list[_Stream
             raise ValueError(f"{path} has no stream {n!r} (streams: {sorted(group)})")
         ds = group[n]
         kind = "jpeg" if ds.attrs.get("encoding") == "jpeg" else "array"
-        out.append(_StreamInfo(n, kind, ds.attrs.get("color") == "gray", bool(ds.attrs.get("signed", False))))
+        grid = int(ds.attrs.get("grid", 0))
+        dense_hw = tuple(int(x) for x in ds.attrs["dense_shape"][-2:]) if grid > 1 else ()
+        out.append(_StreamInfo(n, kind, ds.attrs.get("color") == "gray", bool(ds.attrs.get("signed", False)),
+                               grid, dense_hw))
     return out
 
 
@@ -296,7 +302,10 @@ class ShardClips(Dataset):
                     first[j] = k
                 out.append(buf)
             else:
-                frames = _as_hwc(np.asarray(data)[idx - lo])
+                frames = np.asarray(data)[idx - lo]
+                if st.grid > 1:                          # per-cell vectors -> the dense (T, 2, H, W) maps
+                    frames = dense_mv(frames, st.grid, *st.dense_hw)
+                frames = _as_hwc(frames)
                 frames = C.crop(frames, size, *C.crop_box(*frames.shape[1:3], size, fy, fx))
                 out.append(C.hflip(frames) if flip else frames)
         return out
