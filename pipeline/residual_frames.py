@@ -1,16 +1,18 @@
 """Stage ``residual_frames``: RGB shards -> residual-frame shards (modality ``resframe``).
 
 ``prep-cli residual-frames --manifest FILE --out DIR [--shard K]`` reads
-``results/decode/<dataset>/shard-K.h5`` (the 25 fps RGB frames), resizes every frame to 170x128
-(``residual_frames.size``) and stores ``|F_i - F_i+1|`` (or the signed encoding with
+``results/decode/<dataset>/shard-K.h5`` (the 25 fps RGB frames), brings every frame to 170x128
+(``residual_frames.size``: decoded directly at that size with libjpeg's DCT scaling when the JPEGs are
+exactly 2, 4 or 8 times larger, as 340x256 frames are; otherwise decoded and resized with INTER_AREA) and
+stores ``|F_i - F_i+1|`` (or the signed encoding with
 ``residual_frames.signed``) as one chunked, gzip-compressed uint8 stream ``resframe`` of shape (H, W, 3) per
 entry: a video of N frames has N - 1 entries (its own
 offsets; this shard is not aligned with the RGB shard's frame offsets, entry i pairs RGB frames i and i+1).
 Chunks hold 16 entries, one clip of the residual-frame network. Videos with fewer than 2 frames and the RGB
 shard's own failures are recorded in ``shard-K.failures.json``.
 
-The computation is :func:`pipeline.compressed.resframes.resframes_from_rgb`, which loaders can call on the
-fly.
+The computation is :func:`pipeline.compressed.resframes.resframes_from_jpeg`, which loaders call on the
+fly with the same JPEGs (identical arrays).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 import click
 
 from .cli_common import stage_context, stage_options
-from .compressed.resframes import resframes_from_rgb
+from .compressed.resframes import AREA, DCT_SCALED, resframes_from_jpeg, resframes_from_rgb
 from .config import ResFramesConfig, Settings
 from .manifest import Manifest, shard_entries
 from .shards import ShardError, ShardReader, ShardWriter, Stream, shard_name
@@ -35,6 +37,8 @@ def stream(cfg: ResFramesConfig) -> Stream:
     return Stream("resframe", kind="array", shape=(h, w, 3), dtype="uint8",
                   compression=cfg.compression or None,
                   attrs={"layout": "(H, W, 3) RGB", "encode": enc, "signed": bool(cfg.signed),
+                         "resize": f"{DCT_SCALED} when the RGB JPEGs are exactly 2, 4 or 8 times the size, "
+                                   f"else {AREA}; pipeline.compressed.resframes.resframes_from_jpeg",
                          "pairs": "entry i of a video = frames i and i+1 of its RGB shard"})
 
 
@@ -45,10 +49,14 @@ class _Item:
 
 def resframe_video(item: _Item, cfg: ResFramesConfig, table: dict) -> VideoResult:
     v = item.index
-    frames = item.reader.decode(v, "rgb")
+    if item.reader.file["frames/rgb"].attrs.get("encoding") == "jpeg":
+        frames = item.reader.raw(v, "rgb")            # JPEG bytes: decoded at the target size when possible
+        fn = resframes_from_jpeg
+    else:
+        frames, fn = item.reader.decode(v, "rgb"), resframes_from_rgb
     if len(frames) < 2:
         raise ValueError(f"{len(frames)} frame(s): residual frames need at least 2")
-    res = resframes_from_rgb(frames, tuple(cfg.size), cfg.signed)
+    res = fn(frames, tuple(cfg.size), cfg.signed)
     w, h = cfg.size
     return VideoResult(item.video_id, int(table["label"][v]), str(table["split"][v]), float(table["fps"][v]),
                        h, w, {"resframe": res})

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from pipeline import jpeg
-from pipeline.compressed.resframes import decode_signed, resframes_from_rgb, residual_frames, resize_frames
+from pipeline.compressed.resframes import (decode_signed, resframes_from_jpeg, resframes_from_rgb, residual_frames,
+                                          resize_frames)
 from pipeline.config import resolve
 from pipeline.manifest import make_manifest
 from pipeline.residual_frames import run_residual_frames
@@ -86,7 +87,7 @@ def test_stage_matches_on_the_fly_tensors(tmp_path):
             # a loader computing a 16-frame clip on the fly from the RGB shard: frames k .. k+16
             k = 2 if vid == "v0" else 0
             n = min(17, rgb.frame_range(j)[1] - rgb.frame_range(j)[0] - k)
-            live = torch.from_numpy(resframes_from_rgb(rgb.decode(j, "rgb", k, k + n), (170, 128)))
+            live = torch.from_numpy(resframes_from_jpeg(rgb.raw(j, "rgb", k, k + n), (170, 128)))
             assert torch.equal(stored[k:k + n - 1], live)
         assert dict(zip(r.video_ids(), r.table()["num_frames"])) == {"v0": 19, "v1": 6}
         failed = {f["video_id"]: f for f in r.failures}
@@ -101,3 +102,22 @@ def test_stage_needs_the_rgb_shard(tmp_path):
     with pytest.raises(StageError, match="prep-cli decode"):
         run_residual_frames(s, m, 0, tmp_path / "out", strict=False, rgb_dir=tmp_path / "none",
                             progress=False)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_jpeg_path_decodes_at_half_size_or_falls_back_to_area(signed):
+    import cv2
+    frames = translation_frames(11, 1.5, -1, height=96, width=128, seed=5)
+    jpegs = [jpeg.encode(f, 95) for f in frames]
+    half = np.stack([cv2.cvtColor(cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_REDUCED_COLOR_2),
+                                  cv2.COLOR_BGR2RGB) for b in jpegs])              # libjpeg at 1/2 scale
+    for n in (0, 1, 2, 5, 6, 11):
+        got = resframes_from_jpeg(jpegs[:n], (64, 48), signed, chunk=4)
+        want = residual_frames(half[:n], signed) if n else np.zeros((0, 48, 64, 3))
+        assert got.shape == want.shape and np.array_equal(got, want), n
+    decoded = [jpeg.decode(b) for b in jpegs]
+    area = resframes_from_rgb(decoded, (64, 48), signed)
+    assert np.abs(resframes_from_jpeg(jpegs, (64, 48), signed).astype(int) - area).mean() < 4   # close
+    # not an exact fraction of the stored size: full decode + INTER_AREA, the same as resframes_from_rgb
+    np.testing.assert_array_equal(resframes_from_jpeg(jpegs, (50, 40), signed, chunk=4),
+                                  resframes_from_rgb(decoded, (50, 40), signed))

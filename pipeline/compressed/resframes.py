@@ -1,8 +1,14 @@
 """Residual frames (Tao et al., eq. 1): ``ResFrame_i = |F_i - F_i+1|`` on RGB, or a signed variant.
 
-:func:`resframes_from_rgb` is the one function both the ``residual_frames`` stage (which stores its output)
-and a training loader (which may compute residual frames on the fly from RGB shards) call, so both give
-identical arrays (and identical tensors after ``torch.from_numpy``).
+:func:`resframes_from_jpeg` is the one function both the ``residual_frames`` stage (which stores its output)
+and a training loader (which may compute residual frames on the fly from the JPEGs of an RGB shard) call, so
+both give identical arrays (and identical tensors after ``torch.from_numpy``). When the target size is the
+stored size divided by exactly 2, 4 or 8 (170x128 from the 340x256 RGB shards), it decodes the JPEGs
+directly at that size with libjpeg's DCT scaling, which costs less than a full-size decode; otherwise it
+decodes at full size and resizes with INTER_AREA. :func:`resframes_from_rgb` works on frames already decoded
+(full size, INTER_AREA); its output differs slightly from the DCT-scaled one (a different downscaling
+filter, mean absolute difference about 2 levels), so a loader must use the function the shards were made
+with (the stream attribute ``resize`` names it).
 
 Encodings (uint8): absolute: ``|F_i - F_i+1|`` exactly (0..255). Signed: ``(F_i - F_i+1 + 256) >> 1``
 (0..255, zero difference -> 128; decode ``2 q - 256``, within 1 level).
@@ -14,6 +20,10 @@ from typing import Sequence
 
 import cv2
 import numpy as np
+import simplejpeg
+
+DCT_SCALED = "libjpeg DCT scaling (decode at 1/2, 1/4 or 1/8 size)"
+AREA = "full decode, OpenCV INTER_AREA"
 
 
 def resize_frames(frames: Sequence[np.ndarray] | np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -67,9 +77,68 @@ def resframes_from_rgb(frames: Sequence[np.ndarray] | np.ndarray, size: tuple[in
     return out
 
 
+def jpeg_scale(jpeg: bytes | np.ndarray, size: tuple[int, int]) -> int:
+    """The factor f in (1, 2, 4, 8) with stored size == ``size`` * f exactly (``size`` = (width, height)),
+    read from the JPEG header; 0 when there is none (then a full decode and a resize are needed)."""
+    h, w = simplejpeg.decode_jpeg_header(jpeg)[:2]
+    for f in (1, 2, 4, 8):
+        if (w, h) == (size[0] * f, size[1] * f):
+            return f
+    return 0
+
+
+def decode_at(jpegs: Sequence[bytes | np.ndarray], size: tuple[int, int],
+              out: np.ndarray | None = None) -> np.ndarray:
+    """JPEG frames (all of one size) -> (N, size[1], size[0], 3) uint8 RGB: decoded directly at ``size``
+    with libjpeg's DCT scaling when the stored size is exactly 1, 2, 4 or 8 times ``size`` (no resize
+    pass), else decoded at full size and resized like :func:`resize_frames` (INTER_AREA). ``out``: an
+    array of that shape to fill."""
+    w, h = int(size[0]), int(size[1])
+    if out is None:
+        out = np.empty((len(jpegs), h, w, 3), np.uint8)
+    if not len(jpegs):
+        return out
+    if jpeg_scale(jpegs[0], (w, h)):
+        for i, b in enumerate(jpegs):
+            img = simplejpeg.decode_jpeg(b, "RGB", min_height=h, min_width=w, buffer=out[i])
+            if img.shape != (h, w, 3):
+                raise ValueError(f"JPEG {i} decodes to {img.shape}, not ({h}, {w}, 3): frames of mixed sizes")
+        return out
+    from ..jpeg import decode
+    for i, b in enumerate(jpegs):
+        out[i] = resize_frames([decode(b)], (w, h))[0]
+    return out
+
+
+def resframes_from_jpeg(jpegs: Sequence[bytes | np.ndarray], size: tuple[int, int] = (170, 128),
+                        signed: bool = False, chunk: int = 16) -> np.ndarray:
+    """JPEG frames of one video or clip (N) -> residual frames (N-1, size[1], size[0], 3) uint8:
+    :func:`decode_at` ``size``, then :func:`residual_frames`, ``chunk`` frames at a time in a buffer that
+    stays in the CPU cache. The function the ``residual_frames`` stage and on-the-fly loaders share."""
+    w, h = int(size[0]), int(size[1])
+    n = len(jpegs)
+    out = np.empty((max(n - 1, 0), h, w, 3), np.uint8)
+    if n < 2:
+        return out
+    buf = np.empty((chunk + 1, h, w, 3), np.uint8)
+    decode_at(jpegs[:1], size, buf[:1])
+    for s in range(0, n - 1, chunk):
+        m = min(chunk, n - 1 - s)
+        decode_at(jpegs[s + 1:s + 1 + m], size, buf[1:m + 1])
+        out[s:s + m] = residual_frames(buf[:m + 1], signed)
+        buf[0] = buf[m]
+    return out
+
+
+def resize_method(jpeg: bytes | np.ndarray, size: tuple[int, int]) -> str:
+    """How :func:`decode_at` brings a JPEG of this size to ``size``: :data:`DCT_SCALED` or :data:`AREA`."""
+    return DCT_SCALED if jpeg_scale(jpeg, size) else AREA
+
+
 def decode_signed(q: np.ndarray) -> np.ndarray:
     """Signed encoding -> int16 difference ``2 q - 256`` (within 1 of ``F_i - F_i+1``)."""
     return q.astype(np.int16) * 2 - 256
 
 
-__all__ = ["resize_frames", "residual_frames", "resframes_from_rgb", "decode_signed"]
+__all__ = ["resize_frames", "residual_frames", "resframes_from_rgb", "jpeg_scale", "decode_at",
+           "resframes_from_jpeg", "resize_method", "decode_signed", "DCT_SCALED", "AREA"]
