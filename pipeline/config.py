@@ -118,9 +118,8 @@ class FlowConfig:
 
     def tvl1_params(self) -> dict:
         """The TV-L1 parameters alone, as keyword arguments of :func:`pipeline.flow.tvl1`."""
-        names = ("tau", "lambda_", "theta", "nscales", "warps", "epsilon", "inner_iterations",
-                 "outer_iterations", "scale_step", "gamma", "median_filtering")
-        return {n: getattr(self, n) for n in names}
+        from .flow.params import PARAM_NAMES
+        return {n: getattr(self, n) for n in PARAM_NAMES}
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,10 @@ from typing import Sequence
 
 import numpy as np
 
+from .params import DEFAULTS, PARAM_NAMES, Params
 from .quantize import dequantize, flip_flow_horizontally, flip_x, quantization_attrs, quantize
 
 BACKENDS = ("opencv", "torch")
-PARAM_NAMES = ("tau", "lambda_", "theta", "nscales", "warps", "epsilon", "inner_iterations", "outer_iterations",
-               "scale_step", "gamma", "median_filtering")
-DEFAULTS = {"tau": 0.25, "lambda_": 0.15, "theta": 0.3, "nscales": 5, "warps": 5, "epsilon": 0.01,
-            "inner_iterations": 30, "outer_iterations": 10, "scale_step": 0.8, "gamma": 0.0, "median_filtering": 5}
-
 log = logging.getLogger("motionprep")
 
 
@@ -91,7 +87,7 @@ def tvl1_batch(prevs: Sequence[np.ndarray] | np.ndarray, nexts: Sequence[np.ndar
     if backend == "torch":
         import torch
 
-        from .torch_tvl1 import Params, tvl1_torch
+        from .torch_tvl1 import tvl1_torch
         dev = resolve_device(device)
         use_compile = dev.type == "cuda" if compile is None else bool(compile)
         a32, b32 = _to_float255(a), _to_float255(b)

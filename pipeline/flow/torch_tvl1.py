@@ -22,29 +22,14 @@ flow as solving the pairs one by one.
 
 from __future__ import annotations
 
-
 import functools
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from .params import Params
+
 _FLT_EPS = 1.1920928955078125e-07  # FLT_EPSILON, the "gradient is zero" test of the thresholding step
-
-
-@dataclass(frozen=True)
-class Params:
-    tau: float = 0.25
-    lambda_: float = 0.15
-    theta: float = 0.3
-    nscales: int = 5
-    warps: int = 5
-    epsilon: float = 0.01
-    inner_iterations: int = 30
-    outer_iterations: int = 10
-    scale_step: float = 0.8
-    gamma: float = 0.0
-    median_filtering: int = 5
 
 
 def pyramid_sizes(height: int, width: int, nscales: int, scale_step: float) -> list[tuple[int, int]]:
