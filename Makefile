@@ -18,6 +18,8 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# second motion-vector backend; --no-deps: its opencv-python dependency would replace the contrib build
+	$(BIN)/python -m pip install --quiet --no-deps 'motion-vector-extractor>=1.1,<3'
 	touch $(STAMP)
 
 install: $(STAMP)
