@@ -16,6 +16,7 @@ Frames are (H, W, 4) uint8 RGBX (the 4th channel is 255), the layout :mod:`.resi
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -83,7 +84,15 @@ def iter_pyav(path: str | Path, threads: int = 1) -> Iterator[DecodedFrame]:
             table = mv_table(sd.to_ndarray()) if sd is not None else np.zeros((0, 8), np.int32)
             pt = frame.pict_type
             name = _PICT_TYPES.get(int(pt), "?") if isinstance(pt, int) else str(getattr(pt, "name", pt))
-            yield DecodedFrame(name, frame.to_ndarray(format="rgba"), table, sd is not None)
+            has_sd = sd is not None
+            image = frame.to_ndarray(format="rgba")
+            del sd, frame
+            # A frame and its cached side-data container refer to each other, so the frame (and the decoder
+            # buffer it holds) is freed only by the garbage collector, every few hundred allocations; the
+            # decoder meanwhile allocates fresh buffers (page faults). Collecting the youngest generation
+            # now returns it at once: about 0.1 ms a frame less CPU time, measured.
+            gc.collect(0)
+            yield DecodedFrame(name, image, table, has_sd)
 
 
 def mvextractor_available() -> tuple[bool, str]:

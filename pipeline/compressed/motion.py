@@ -30,7 +30,10 @@ def mv_table(records: np.ndarray | None) -> np.ndarray:
     (fields source, w, h, src_x, src_y, dst_x, dst_y, flags, motion_x, motion_y, motion_scale)."""
     if records is None or len(records) == 0:
         return np.zeros((0, 8), np.int32)
-    return np.stack([records[c].astype(np.int32) for c in COLUMNS], axis=1)
+    out = np.empty((len(records), 8), np.int32)
+    for j, c in enumerate(COLUMNS):
+        out[:, j] = records[c]
+    return out
 
 
 def table_scale(table: np.ndarray) -> int:
@@ -48,25 +51,29 @@ def block_grid(table: np.ndarray, height: int, width: int, scale: int = 2) -> tu
     """
     if len(table) == 0:
         return np.zeros((math.ceil(height / 16), math.ceil(width / 16), 2), np.int16), 16
-    t = np.asarray(table, np.int64)
-    if np.any(t[:, 0] > 0):
+    t = np.asarray(table, np.int32)
+    if t[:, 0].max() > 0:
         raise MotionError("motion vectors reference a future frame (B-frame); re-encode without B-frames")
-    w, h, cx, cy, mx, my, sc = (t[:, i] for i in range(1, 8))
-    if np.any(sc <= 0) or np.any(scale % sc):
-        raise MotionError(f"motion_scale {sorted(set(sc.tolist()))} does not divide the field scale {scale}")
-    ux, uy = mx * (scale // sc), my * (scale // sc)
+    w, h, cx, cy, mx, my, sc = t[:, 1:].T
+    if sc.min() == scale and sc.max() == scale:          # the usual case: units as exported
+        ux, uy = mx, my
+    else:
+        if np.any(sc <= 0) or np.any(scale % sc):
+            raise MotionError(f"motion_scale {sorted(set(sc.tolist()))} does not divide the field scale {scale}")
+        ux, uy = mx * (scale // sc), my * (scale // sc)
     x0, y0 = cx - w // 2, cy - h // 2
-    g = max(1, int(np.gcd.reduce(np.concatenate([w, h, np.abs(x0), np.abs(y0), [16]]))))
+    # gcd of the sizes, positions and 16: a power of two, the lowest bit set in any of them
+    bits = int(np.bitwise_or.reduce(np.concatenate([w, h, x0, y0]))) | 16
+    g = bits & -bits
     gh, gw = math.ceil(height / g), math.ceil(width / g)
     grid = np.zeros((gh, gw, 2), np.int16)
     bx, by = x0 // g, y0 // g
+    vec = np.stack([ux, uy], axis=1)
     for oy in range(int(h.max()) // g):
         for ox in range(int(w.max()) // g):
-            sel = (h > oy * g) & (w > ox * g)
-            yy, xx = by[sel] + oy, bx[sel] + ox
-            ok = (yy >= 0) & (yy < gh) & (xx >= 0) & (xx < gw)
-            grid[yy[ok], xx[ok], 0] = ux[sel][ok]
-            grid[yy[ok], xx[ok], 1] = uy[sel][ok]
+            yy, xx = by + oy, bx + ox
+            ok = (yy >= 0) & (yy < gh) & (xx >= 0) & (xx < gw) & (h > oy * g) & (w > ox * g)
+            grid[yy[ok], xx[ok]] = vec[ok]
     return grid, g
 
 
