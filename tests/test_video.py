@@ -157,3 +157,11 @@ def test_yuv_fast_path_matches_the_rgb_path(tmp_path):
         assert np.all(np.abs(bias) < 1.5)  # no colour or range shift
     big = [jpeg.decode(b) for _, b in VideoReader(path, DecodeConfig(short_side=96)).jpeg_frames(95)]
     assert big[0].shape == (96, 128, 3)
+
+
+def test_unsupported_codec_is_a_video_error(tmp_path):
+    """An AVI whose FourCC names a codec no decoder knows (FFV1 renamed to ZZZ9)."""
+    path = write_video(tmp_path / "u.avi", [np.zeros((16, 16, 3), np.uint8)] * 3, 25, "ffv1")
+    path.write_bytes(path.read_bytes().replace(b"FFV1", b"ZZZ9"))
+    with pytest.raises(VideoError, match="u.avi"):
+        decode_video(path, KEEP)
