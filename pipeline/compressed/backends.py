@@ -11,7 +11,9 @@
   columns, 1.2 % of the pixels; measured with motion-vector-extractor 2.0.0), so residuals differ there.
   Use it as a cross-check of the vectors; ``pyav`` is the reference.
 
-Frames are (H, W, 4) uint8 RGBX (the 4th channel is 255), the layout :mod:`.residual` computes fastest.
+Frames are (H, W, 3) uint8 RGB. (PyAV's ``rgba`` conversion is not used: at 340x256 its last 4 columns,
+``width % 8``, came back as garbage that changed from run to run, measured with PyAV 18.1; ``rgb24`` is
+deterministic.)
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class NoMotionVectorsError(ValueError):
 @dataclass
 class DecodedFrame:
     pict_type: str        # "I", "P", "B", ... as the decoder reports it
-    image: np.ndarray     # (H, W, 4) uint8 RGBX
+    image: np.ndarray     # (H, W, 3) uint8 RGB
     table: np.ndarray     # (N, 8) int32 vector table (pipeline.compressed.motion.COLUMNS)
     has_side_data: bool   # the decoder attached motion-vector side data to this frame
 
@@ -85,7 +87,7 @@ def iter_pyav(path: str | Path, threads: int = 1) -> Iterator[DecodedFrame]:
             pt = frame.pict_type
             name = _PICT_TYPES.get(int(pt), "?") if isinstance(pt, int) else str(getattr(pt, "name", pt))
             has_sd = sd is not None
-            image = frame.to_ndarray(format="rgba")
+            image = frame.to_ndarray(format="rgb24")
             del sd, frame
             # A frame and its cached side-data container refer to each other, so the frame (and the decoder
             # buffer it holds) is freed only by the garbage collector, every few hundred allocations; the
@@ -126,7 +128,7 @@ def iter_mvextractor(path: str | Path) -> Iterator[DecodedFrame]:
                 break
             mvs = np.asarray(mvs, np.int32).reshape(-1, 10)
             table = np.ascontiguousarray(mvs[:, [0, 1, 2, 5, 6, 7, 8, 9]])
-            yield DecodedFrame(str(ftype), cv2.cvtColor(frame, cv2.COLOR_BGR2RGBA), table, len(table) > 0)
+            yield DecodedFrame(str(ftype), cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), table, len(table) > 0)
     finally:
         cap.release()
 

@@ -78,9 +78,10 @@ def encode_residual(res: np.ndarray) -> np.ndarray:
     return np.clip(res.astype(np.int16) + 128, 0, 255).astype(np.uint8)
 
 
-def encode_residual_of(frame: np.ndarray, prediction: np.ndarray) -> np.ndarray:
-    """``encode_residual(frame - prediction)`` in one pass (uint8 inputs of the same shape)."""
-    return cv2.addWeighted(frame, 1.0, prediction, -1.0, 128.0, dtype=cv2.CV_8U)
+def encode_residual_of(frame: np.ndarray, prediction: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``encode_residual(frame - prediction)`` in one pass (uint8 inputs of the same shape); ``out``: an
+    array of that shape to write into."""
+    return cv2.addWeighted(frame, 1.0, prediction, -1.0, 128.0, dst=out, dtype=cv2.CV_8U)
 
 
 def decode_residual(q: np.ndarray) -> np.ndarray:

@@ -118,7 +118,7 @@ def extract(decoded: Iterable[DecodedFrame], bound: float = 20.0, scale: int = 2
         if fr.pict_type == "I":
             gop, pos, acc, iref, iframe = gop + 1, 0, None, None, img
             a["frame_type"][k] = I_FRAME
-            out.iframes.append(cv2.cvtColor(img, cv2.COLOR_RGBA2RGB))
+            out.iframes.append(img)
             for key in ("mv", "mv_acc", "residual", "residual_acc"):
                 a[key][k] = 128
         elif fr.pict_type == "P":
@@ -142,7 +142,7 @@ def extract(decoded: Iterable[DecodedFrame], bound: float = 20.0, scale: int = 2
             # previous frame compensated with the block vectors: one bilinear remap (no phase image)
             pred = (compensate_cells(prev_img, grid, g, scale) if remap_ok
                     else SubpelReference(prev_img, scale).predict_units(units))
-            cv2.cvtColor(encode_residual_of(img, pred), cv2.COLOR_RGBA2RGB, dst=a["residual"][k])
+            encode_residual_of(img, pred, out=a["residual"][k])
             if acc is None:                 # first P-frame of the GOP: both modes coincide
                 acc = units
                 encode_mv_units(acc, scale, bound, out=a["mv_acc"][k])
@@ -150,10 +150,10 @@ def extract(decoded: Iterable[DecodedFrame], bound: float = 20.0, scale: int = 2
             else:
                 acc = accumulate_cells(acc, units, grid, g, scale)
                 encode_mv_units(acc, scale, bound, out=a["mv_acc"][k])
-                if iref is None:            # the I-frame's half-pel phases, built once per GOP
-                    iref = SubpelReference(iframe, scale)
-                cv2.cvtColor(encode_residual_of(img, iref.predict_units(acc)), cv2.COLOR_RGBA2RGB,
-                             dst=a["residual_acc"][k])
+                if iref is None:            # the I-frame's sub-pel phases as RGBX, built once per GOP
+                    iref = SubpelReference(cv2.cvtColor(iframe, cv2.COLOR_RGB2RGBA), scale)
+                pred = cv2.cvtColor(iref.predict_units(acc), cv2.COLOR_RGBA2RGB)   # 4-byte gathers are fastest
+                encode_residual_of(img, pred, out=a["residual_acc"][k])
         else:
             raise GopError(f"frame {i} is a {fr.pict_type}-frame: only I- and P-frames are supported "
                            "(re-encode with `prep-cli reencode`, which uses no B-frames)")
