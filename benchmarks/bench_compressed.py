@@ -6,12 +6,17 @@ here and re-encoded by the ``reencode`` stage to MPEG-4 Part 2, 340x256, GOP 12,
 1. ``extract_mv``: the stage on that file (one PyAV decode with export_mvs, dense vectors, accumulation,
    both residual modes, CoViAR encodings, HDF5 shard writing with the configured gzip level, rename) against a
    bare PyAV RGB decode of the same file. Everything runs on one thread.
-2. ``residual_frames``: |F_i - F_i+1| at 170x128 from the 25 fps RGB frames. Its cost (resize + difference,
-   and then the whole stage with gzip shard writing) as a fraction of decoding the same frames: the JPEG
-   decode of the RGB shard it reads (decode stage, 340x256) and the PyAV decode of the video.
+2. ``residual_frames``: |F_i - F_i+1| at 170x128 from the 25 fps RGB frames. "Decoding the same frames"
+   is the full-size (340x256) JPEG decode of the RGB shard it reads (``pipeline.jpeg.decode``). The stage's
+   computation, ``resframes_from_jpeg``, decodes those JPEGs directly at 170x128 (libjpeg DCT scaling) and
+   takes the absolute differences; it is reported as a fraction of the full decode (total), and beyond its
+   own half-size decode (marginal: the differences alone). The former path (full decode, INTER_AREA
+   resize, difference) is timed too, and so is the whole stage with gzip shard writing.
 3. Shard sizes against the raw uint8 arrays.
 
-Rounds alternate between the contenders; medians are reported. Throughput is frames per CPU-second of the
+Rounds alternate between the contenders; medians are reported. Stage outputs of the previous round are
+deleted before each round, outside the timing (renaming over an existing 170 MB shard makes ext4 flush it,
+a cost a fresh run does not have). Throughput is frames per CPU-second of the
 process (= frames/s per core) and frames per wall second.
 
     python benchmarks/bench_compressed.py [--seconds 10] [--rounds 5] [--video FILE]
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import statistics
 import tempfile
 import time
@@ -34,7 +40,7 @@ import cv2
 import numpy as np
 
 from pipeline import jpeg
-from pipeline.compressed.resframes import resframes_from_rgb
+from pipeline.compressed.resframes import decode_at, resframes_from_jpeg, resframes_from_rgb
 from pipeline.config import resolve
 from pipeline.decode import run_decode
 from pipeline.extract_mv import run_extract_mv
@@ -85,12 +91,21 @@ def bare_pyav(path: Path) -> int:
 
 
 def on_the_fly(jpegs: list, clip: int = 16, resframes: bool = True) -> int:
-    """What a loader does: decode a clip's 17 JPEGs, then (``resframes``) its 16 residual frames at 170x128."""
+    """What a loader does per clip: its 16 residual frames at 170x128 from its 17 JPEGs
+    (``resframes_from_jpeg``), or (``resframes=False``) the full-size decode of those 17 JPEGs."""
     for s in range(0, len(jpegs) - 1, clip):
-        frames = [jpeg.decode(b) for b in jpegs[s:s + clip + 1]]
         if resframes:
-            resframes_from_rgb(frames, (170, 128))
+            resframes_from_jpeg(jpegs[s:s + clip + 1], (170, 128))
+        else:
+            [jpeg.decode(b) for b in jpegs[s:s + clip + 1]]
     return len(jpegs)
+
+
+def fresh(*paths: Path) -> None:
+    """Delete a previous round's outputs (untimed)."""
+    for p in paths:
+        if p.is_dir():
+            shutil.rmtree(p)
 
 
 def cpu_model() -> str:
@@ -149,14 +164,19 @@ def main() -> None:
             "extract_mv stage (default)": mv_stage,
             "extract_mv stage (gzip 1)": lambda: mv_stage(gz_settings, tmp / "mv_gz"),
             "JPEG decode of RGB shard": lambda: len([jpeg.decode(b) for b in jpegs]),
-            "resframes compute": lambda: len(resframes_from_rgb(frames, (170, 128))) + 1,
+            "resframes_from_jpeg (stage)": lambda: len(resframes_from_jpeg(jpegs, (170, 128))) + 1,
+            "half-size JPEG decode alone": lambda: len(decode_at(jpegs, (170, 128))),
+            "former: resize + diff (decoded)": lambda: len(resframes_from_rgb(frames, (170, 128))) + 1,
             "JPEG decode per 17-frame clip": lambda: on_the_fly(jpegs, resframes=False),
-            "JPEG decode + resframes per clip": lambda: on_the_fly(jpegs),
+            "resframes per clip (on the fly)": lambda: on_the_fly(jpegs),
             "residual_frames stage": lambda: resframe_stage() + 1,
         }
+        outputs = {"extract_mv stage (default)": (mv_dir,), "extract_mv stage (gzip 1)": (tmp / "mv_gz",),
+                   "residual_frames stage": (tmp / "rf",)}
         rows = {k: [] for k in contenders}
         for _ in range(args.rounds):
             for name, fn in contenders.items():
+                fresh(*outputs.get(name, ()))
                 rows[name].append(timed(fn))
         with ShardReader(mv_dir / shard_name(0)) as r:
             mv_bytes = os.path.getsize(r.path)
@@ -180,15 +200,20 @@ def main() -> None:
     bare, stage = med["bare PyAV RGB decode"], med["extract_mv stage (default)"]
     print(f"extract_mv / bare decode: {(stage[0] / stage[1]) / (bare[0] / bare[1]):.3f} per core, "
           f"{(stage[0] / stage[2]) / (bare[0] / bare[2]):.3f} wall (goal: >= 500 frames/s per core)")
-    jd, rc, rs = med["JPEG decode of RGB shard"], med["resframes compute"], med["residual_frames stage"]
-    print(f"resframes compute / JPEG decode of the same frames: {rc[1] / jd[1]:.3f} CPU; / PyAV decode: "
-          f"{rc[1] / bare[1]:.3f} CPU (goal <= 0.05)")
-    fly, dec = med["JPEG decode + resframes per clip"], med["JPEG decode per 17-frame clip"]
-    print(f"on the fly, per clip (17 JPEGs -> 16 residual frames): (decode + resframes) / decode - 1 = "
-          f"{fly[1] / dec[1] - 1:.3f} CPU (goal <= 0.05)")
-    print(f"residual_frames stage (JPEG decode + compute + gzip shard) / JPEG decode: {rs[1] / jd[1]:.3f} "
-          f"CPU; storage part (stage - JPEG decode - compute) / JPEG decode: "
-          f"{(rs[1] - jd[1] - rc[1]) / jd[1]:.3f}")
+    jd, rs = med["JPEG decode of RGB shard"], med["residual_frames stage"]
+    rj, hd, old = (med["resframes_from_jpeg (stage)"], med["half-size JPEG decode alone"],
+                   med["former: resize + diff (decoded)"])
+    print(f"resframes_from_jpeg (half-size decode + |diff|) / full JPEG decode of the same frames: "
+          f"{rj[1] / jd[1]:.3f} CPU (total); marginal beyond its own half-size decode "
+          f"(resframes_from_jpeg - half-size decode) / full decode: {(rj[1] - hd[1]) / jd[1]:.3f} "
+          f"(goal <= 0.05); half-size decode / full decode: {hd[1] / jd[1]:.3f}")
+    print(f"former path: (resize + |diff|) / full JPEG decode: {old[1] / jd[1]:.3f}; "
+          f"(full decode + resize + |diff|) / full decode: {(jd[1] + old[1]) / jd[1]:.3f}")
+    fly, dec = med["resframes per clip (on the fly)"], med["JPEG decode per 17-frame clip"]
+    print(f"on the fly, per clip (17 JPEGs -> 16 residual frames) / full decode of the clip's JPEGs: "
+          f"{fly[1] / dec[1]:.3f} CPU")
+    print(f"residual_frames stage (read + compute + gzip shard) / full JPEG decode: {rs[1] / jd[1]:.3f} CPU; "
+          f"storage part (stage - resframes_from_jpeg) / full decode: {(rs[1] - rj[1]) / jd[1]:.3f}")
     nf = stage[0]
     print(f"sizes: mpeg4 file {mpeg4_bytes / 2**20:.2f} MiB; mv shard {mv_bytes / 2**20:.1f} MiB (no gzip, "
           f"{mv_bytes / nf / 1024:.0f} KiB/frame) / {mv_gz_bytes / 2**20:.1f} MiB (gzip 1, "
