@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 
 from pipeline import jpeg
-from pipeline.compressed.resframes import decode_at, resframes_from_jpeg, resframes_from_rgb
+from pipeline.compressed.resframes import decode_at, residual_frames, resframes_from_jpeg, resframes_from_rgb
 from pipeline.config import resolve
 from pipeline.decode import run_decode
 from pipeline.extract_mv import run_extract_mv
@@ -108,6 +108,40 @@ def fresh(*paths: Path) -> None:
             shutil.rmtree(p)
 
 
+def breakdown(mpeg4: Path, settings, rounds: int, tmp: Path) -> dict[str, float]:
+    """Where extract_mv's time goes, ms of CPU a frame (medians of alternating rounds): the decode loop alone
+    (PyAV with export_mvs, rgb24, vector tables), the computation on already decoded frames, and the shard
+    writing of its arrays (ShardWriter, no gzip)."""
+    from pipeline.compressed.backends import iter_pyav
+    from pipeline.compressed.extract import extract
+    from pipeline.extract_mv import keep_freed_memory, streams
+    from pipeline.shards import ShardWriter
+
+    keep_freed_memory()
+    frames = list(iter_pyav(mpeg4))
+    n = len(frames)
+    h, w = frames[0].image.shape[:2]
+    video = extract(iter(frames), expected_frames=n)
+
+    def write():
+        path = tmp / "breakdown.h5"
+        path.unlink(missing_ok=True)
+        with ShardWriter(path, dataset="b", modality="mv", encoding="coviar-uint8", shard=0, num_shards=1,
+                         classes=["c"], manifest_sha256="0" * 64, params={}, chunk_frames=12,
+                         streams=streams(w, h, settings.extract_mv)) as wr:
+            wr.add_video("v", 0, "train", 25.0, h, w, video.frames)
+        return n
+
+    parts = {"decode loop (PyAV + export_mvs + rgb24 + tables)": lambda: sum(1 for _ in iter_pyav(mpeg4)),
+             "computation on decoded frames": lambda: extract(iter(frames), expected_frames=n).num_frames,
+             "shard writing (no gzip)": write}
+    times = {k: [] for k in parts}
+    for _ in range(rounds):
+        for k, fn in parts.items():
+            times[k].append(timed(fn)[1] / n * 1e3)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -124,6 +158,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--video", type=Path, default=None, help="real clip to use instead of the synthetic one")
     ap.add_argument("--resframe-gzip", type=int, default=None, help="residual_frames.compression override")
+    ap.add_argument("--breakdown", action="store_true", help="also time extract_mv's parts separately")
     args = ap.parse_args()
     cv2.setNumThreads(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -151,6 +186,7 @@ def main() -> None:
         with ShardReader(tmp / "rgb" / shard_name(0)) as r:
             jpegs = list(r.raw(0, "rgb"))
         frames = [jpeg.decode(b) for b in jpegs]
+        half = decode_at(jpegs, (170, 128))
 
         def mv_stage(s=settings, out=mv_dir):
             return run_extract_mv(s, m, 0, out, strict=True, reencoded=re_dir, progress=False)["frames"]
@@ -166,6 +202,7 @@ def main() -> None:
             "JPEG decode of RGB shard": lambda: len([jpeg.decode(b) for b in jpegs]),
             "resframes_from_jpeg (stage)": lambda: len(resframes_from_jpeg(jpegs, (170, 128))) + 1,
             "half-size JPEG decode alone": lambda: len(decode_at(jpegs, (170, 128))),
+            "|diff| alone (half-size frames)": lambda: len(residual_frames(half)) + 1,
             "former: resize + diff (decoded)": lambda: len(resframes_from_rgb(frames, (170, 128))) + 1,
             "JPEG decode per 17-frame clip": lambda: on_the_fly(jpegs, resframes=False),
             "resframes per clip (on the fly)": lambda: on_the_fly(jpegs),
@@ -178,6 +215,7 @@ def main() -> None:
             for name, fn in contenders.items():
                 fresh(*outputs.get(name, ()))
                 rows[name].append(timed(fn))
+        parts = breakdown(mpeg4, settings, args.rounds, tmp) if args.breakdown else {}
         with ShardReader(mv_dir / shard_name(0)) as r:
             mv_bytes = os.path.getsize(r.path)
             raw_mv = sum(int(np.prod(r.file["frames"][k].shape)) * r.file["frames"][k].dtype.itemsize
@@ -203,10 +241,12 @@ def main() -> None:
     jd, rs = med["JPEG decode of RGB shard"], med["residual_frames stage"]
     rj, hd, old = (med["resframes_from_jpeg (stage)"], med["half-size JPEG decode alone"],
                    med["former: resize + diff (decoded)"])
+    dd = med["|diff| alone (half-size frames)"]
     print(f"resframes_from_jpeg (half-size decode + |diff|) / full JPEG decode of the same frames: "
-          f"{rj[1] / jd[1]:.3f} CPU (total); marginal beyond its own half-size decode "
-          f"(resframes_from_jpeg - half-size decode) / full decode: {(rj[1] - hd[1]) / jd[1]:.3f} "
-          f"(goal <= 0.05); half-size decode / full decode: {hd[1] / jd[1]:.3f}")
+          f"{rj[1] / jd[1]:.3f} CPU (total); marginal beyond its own half-size decode: |diff| alone / full "
+          f"decode {dd[1] / jd[1]:.4f} (goal <= 0.05; as a difference of medians, (resframes_from_jpeg - "
+          f"half-size decode) / full decode: {(rj[1] - hd[1]) / jd[1]:.3f}); half-size decode / full decode: "
+          f"{hd[1] / jd[1]:.3f}")
     print(f"former path: (resize + |diff|) / full JPEG decode: {old[1] / jd[1]:.3f}; "
           f"(full decode + resize + |diff|) / full decode: {(jd[1] + old[1]) / jd[1]:.3f}")
     fly, dec = med["resframes per clip (on the fly)"], med["JPEG decode per 17-frame clip"]
@@ -214,6 +254,8 @@ def main() -> None:
           f"{fly[1] / dec[1]:.3f} CPU")
     print(f"residual_frames stage (read + compute + gzip shard) / full JPEG decode: {rs[1] / jd[1]:.3f} CPU; "
           f"storage part (stage - resframes_from_jpeg) / full decode: {(rs[1] - rj[1]) / jd[1]:.3f}")
+    for k, v in parts.items():
+        print(f"extract_mv part: {k}: {v:.3f} ms/frame CPU")
     nf = stage[0]
     print(f"sizes: mpeg4 file {mpeg4_bytes / 2**20:.2f} MiB; mv shard {mv_bytes / 2**20:.1f} MiB (no gzip, "
           f"{mv_bytes / nf / 1024:.0f} KiB/frame) / {mv_gz_bytes / 2**20:.1f} MiB (gzip 1, "
