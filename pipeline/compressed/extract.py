@@ -128,7 +128,7 @@ def extract(decoded: Iterable[DecodedFrame], bound: float = 20.0, scale: int = 2
             n_p += 1
             out.p_frames_with_vectors += bool(fr.has_side_data)
             grid, g = block_grid(fr.table, h, w, scale)
-            units = expand_grid(grid, g, h, w)
+            units = expand_grid(grid, g, h, w, contiguous=False)       # a row-strided view is fine for OpenCV
             a["frame_type"][k] = P_FRAME
             if g == MV_CELL:
                 encode_mv_units(grid, scale, bound, out=a["mv"][k])

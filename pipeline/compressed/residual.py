@@ -95,7 +95,7 @@ def cell_maps(grid: np.ndarray, g: int, height: int, width: int, scale: int = 2)
     frac = (grid & np.int16(scale - 1)).astype(np.uint16) * np.uint16(tab)
     index = frac[..., 1] * np.uint16(INTER_TAB_SIZE) + frac[..., 0]
     map1 = cv2.add(pixel_grid(height, width), expand_grid(whole, g, height, width, contiguous=False))
-    map2 = expand_grid(index[..., None], g, height, width).reshape(height, width)
+    map2 = expand_grid(index[..., None], g, height, width, contiguous=False)[..., 0]
     return map1, map2
 
 
