@@ -94,14 +94,13 @@ class DecodedVideo:
         return self.frames[0].shape[1], self.frames[0].shape[0]
 
 
-def _frame_time(frame: av.VideoFrame, index: int, rate: Fraction) -> Fraction:
-    if frame.pts is not None and frame.time_base is not None:
-        return Fraction(frame.pts) * frame.time_base
-    return Fraction(index) / rate
+def _iter_source(path: Path, threads: int) -> Iterator[tuple[av.VideoFrame, int, Fraction, Fraction]]:
+    """Yield (frame, ticks, unit, rate) for every decoded frame of the first video stream.
 
-
-def _iter_source(path: Path, threads: int) -> Iterator[tuple[av.VideoFrame, Fraction, Fraction]]:
-    """Yield (frame, time, rate) for every decoded frame of the first video stream."""
+    The frame's time is ``ticks * unit`` seconds: ``unit`` is the stream's time base (constant), so times can
+    be compared and rounded in integers. Frames without a timestamp continue from the previous one at
+    ``rate``.
+    """
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as exc:
@@ -113,10 +112,14 @@ def _iter_source(path: Path, threads: int) -> Iterator[tuple[av.VideoFrame, Frac
         if threads != 1:
             stream.thread_type = "AUTO"
             stream.thread_count = threads
-        rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+        rate = Fraction(stream.average_rate or stream.guessed_rate or 25)
+        unit = Fraction(stream.time_base) if stream.time_base else 1 / rate
+        step = max(1, round(1 / (rate * unit)))    # ticks per frame at the average rate
+        ticks = -step
         try:
-            for i, frame in enumerate(container.decode(stream)):
-                yield frame, _frame_time(frame, i, rate), Fraction(rate)
+            for frame in container.decode(stream):
+                ticks = frame.pts if frame.pts is not None else ticks + step
+                yield frame, ticks, unit, rate
         except av.FFmpegError as exc:
             raise VideoError(f"decoding {path.name} failed: {exc}") from None
 
@@ -158,10 +161,12 @@ class VideoReader:
     def jpeg_frames(self, quality: int) -> Iterator[tuple[int, bytes]]:
         """``(source_index, JPEG bytes)`` per output frame; a repeated source frame reuses its encoding."""
         last, data = -1, b""
+        encode = None
         for index, frame in self.av_frames():
             if index != last:
-                last, data = index, frame_to_jpeg(frame, self._set_size(frame), self.rotation,
-                                                  self.cfg.interpolation, quality)
+                if encode is None:
+                    encode = JpegFrameEncoder(self._set_size(frame), self.rotation, self.cfg.interpolation, quality)
+                last, data = index, encode(frame)
             yield index, data
 
     def av_frames(self) -> Iterator[tuple[int, av.VideoFrame]]:
@@ -171,39 +176,43 @@ class VideoReader:
         fps = Fraction(self.cfg.fps).limit_denominator(1001) if self.cfg.fps else None
         base = None
         out_n = 0                      # next output slot to fill
-        prev = None                    # (index, frame, time, duration) of the last kept input frame
-        last_t = None
+        prev = None                    # (index, frame, ticks, duration ticks) of the last kept input frame
+        last = None                    # ticks of the last kept frame
         n_kept = 0
-        interval = None
-        for frame, t, rate in _iter_source(self.path, self.cfg.threads):
-            self.source_fps = float(rate)
-            if last_t is not None and t <= last_t:
+        interval = None                # smallest gap between kept frames, in ticks
+        num = den = 1
+        for frame, ticks, unit, rate in _iter_source(self.path, self.cfg.threads):
+            if last is None:
+                self.source_fps = float(rate)
+                if fps is not None:    # slot = round_half_up(ticks * unit * fps) = (2 ticks num + den) // 2 den
+                    num, den = unit.numerator * fps.numerator, unit.denominator * fps.denominator
+            elif ticks <= last:
                 continue  # repeated or out-of-order timestamp: dropped, as ffmpeg's fps filter does
-            if last_t is not None:
-                interval = t - last_t if interval is None else min(interval, t - last_t)
-            last_t = t
+            else:
+                interval = ticks - last if interval is None else min(interval, ticks - last)
+            last = ticks
             self.rotation = int(getattr(frame, "rotation", 0) or 0) % 360
             n_kept += 1
             self.source_frames = n_kept
             if fps is None:
                 yield n_kept - 1, frame
                 continue
-            slot = _round_half_up(t * fps)
+            slot = (2 * ticks * num + den) // (2 * den)
             base = slot if base is None else base
             if prev is not None:
                 # the previous frame covers slots [out_n, slot - base); zero slots: it is dropped unconverted
                 for _ in range(slot - base - out_n):
                     yield prev[0], prev[1]
                     out_n += 1
-            dur = Fraction(frame.duration) * frame.time_base if frame.duration and frame.time_base else None
-            prev = (n_kept - 1, frame, t, dur)
+            prev = (n_kept - 1, frame, ticks, frame.duration or 0)
         if not n_kept:
             raise VideoError(f"{self.path.name} has no decodable video frames")
         if fps is None:
             self.fps = self.source_fps
             return
-        end = prev[2] + (prev[3] or interval or 1 / Fraction(self.source_fps).limit_denominator(1001))
-        for _ in range(max(_round_half_up(end * fps) - base - out_n, 1 if out_n == 0 else 0)):
+        step = prev[3] or interval or max(1, round(den / (num * self.source_fps) * float(fps)))
+        end_slot = (2 * (prev[2] + step) * num + den) // (2 * den)
+        for _ in range(max(end_slot - base - out_n, 1 if out_n == 0 else 0)):
             yield prev[0], prev[1]
 
 
@@ -218,36 +227,60 @@ def _plane(frame: av.VideoFrame, i: int, h: int, w: int) -> np.ndarray:
     return np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[:h, :w]
 
 
-def frame_to_jpeg(frame: av.VideoFrame, size: tuple[int, int], rotation: int, interpolation: str,
-                  quality: int) -> bytes:
-    """Rotate, resize to ``size`` = (width, height) and JPEG-encode one decoded frame.
+class JpegFrameEncoder:
+    """Rotate, resize to ``size`` = (width, height) and JPEG-encode the decoded frames of one video.
 
     8-bit 4:2:0 BT.601 frames (nearly all of UCF101, HMDB51, Kinetics' SD clips) go straight from their YCbCr
-    planes to JPEG's YCbCr planes: no RGB round trip, which roughly halves the cost. Other frames (BT.709,
-    4:2:2/4:4:4, RGB, 10-bit, odd output sizes) go through BGR and OpenCV's encoder.
+    planes to JPEG's YCbCr planes: no RGB round trip, which roughly halves the cost; limited (MPEG) range is
+    expanded to JPEG's full range by lookup tables, into buffers reused from frame to frame. Other frames
+    (BT.709, 4:2:2/4:4:4, RGB, 10-bit, odd output sizes) go through BGR and OpenCV's encoder.
     """
-    from . import jpeg
 
-    w, h = size
-    fmt = frame.format.name
-    if fmt in ("yuv420p", "yuvj420p") and w % 2 == 0 and h % 2 == 0 and \
-            int(getattr(frame, "colorspace", 2)) in _BT601_OR_UNSPECIFIED:
-        fw, fh = frame.width, frame.height
-        planes = [_plane(frame, 0, fh, fw), _plane(frame, 1, (fh + 1) // 2, (fw + 1) // 2),
-                  _plane(frame, 2, (fh + 1) // 2, (fw + 1) // 2)]
-        if rotation:
-            planes = [np.rot90(p, k=rotation // 90) for p in planes]
-        y = resize(planes[0], (w, h), interpolation)
-        u = resize(planes[1], (w // 2, h // 2), interpolation)
-        v = resize(planes[2], (w // 2, h // 2), interpolation)
-        full = fmt == "yuvj420p" or int(getattr(frame, "color_range", 0)) == 2
-        if not full:
-            y, u, v = cv2.LUT(y, _Y_FULL), cv2.LUT(u, _C_FULL), cv2.LUT(v, _C_FULL)
-        return jpeg.encode_yuv420(y, u, v, quality)
-    img = frame.to_ndarray(format="bgr24")
-    if rotation:
-        img = np.rot90(img, k=rotation // 90)
-    return jpeg.encode(np.ascontiguousarray(resize(img, (w, h), interpolation)), quality, bgr=True)
+    def __init__(self, size: tuple[int, int], rotation: int, interpolation: str, quality: int):
+        self.size, self.rotation, self.quality = size, rotation, quality
+        self.interpolation = interpolation
+        w, h = size
+        self._y = np.empty((h, w), np.uint8)
+        self._uv = np.empty((h, w // 2), np.uint8)   # U rows, then V rows: one lookup call for both
+        self._modes: dict[tuple[int, int], int] = {}
+
+    def _resize_into(self, src: np.ndarray, dst: np.ndarray) -> None:
+        key = src.shape[:2]
+        mode = self._modes.get(key)
+        if mode is None:
+            mode = _INTERP[self.interpolation]
+            if mode == cv2.INTER_AREA and (dst.shape[1] > src.shape[1] or dst.shape[0] > src.shape[0]):
+                mode = cv2.INTER_LINEAR
+            self._modes[key] = mode
+        if src.shape == dst.shape:
+            dst[...] = src
+        else:
+            cv2.resize(src, (dst.shape[1], dst.shape[0]), dst=dst, interpolation=mode)
+
+    def __call__(self, frame: av.VideoFrame) -> bytes:
+        from . import jpeg
+
+        w, h = self.size
+        fmt = frame.format.name
+        if fmt in ("yuv420p", "yuvj420p") and w % 2 == 0 and h % 2 == 0 and \
+                int(getattr(frame, "colorspace", 2)) in _BT601_OR_UNSPECIFIED:
+            fw, fh = frame.width, frame.height
+            cw, ch = (fw + 1) // 2, (fh + 1) // 2
+            planes = [_plane(frame, 0, fh, fw), _plane(frame, 1, ch, cw), _plane(frame, 2, ch, cw)]
+            if self.rotation:
+                planes = [np.rot90(p, k=self.rotation // 90) for p in planes]
+            y, uv = self._y, self._uv
+            self._resize_into(planes[0], y)
+            self._resize_into(planes[1], uv[:h // 2])
+            self._resize_into(planes[2], uv[h // 2:])
+            if not (fmt == "yuvj420p" or int(getattr(frame, "color_range", 0)) == 2):
+                cv2.LUT(y, _Y_FULL, dst=y)
+                cv2.LUT(uv, _C_FULL, dst=uv)
+            return jpeg.encode_yuv420(y, uv[:h // 2], uv[h // 2:], self.quality)
+        img = frame.to_ndarray(format="bgr24")
+        if self.rotation:
+            img = np.rot90(img, k=self.rotation // 90)
+        return jpeg.encode(np.ascontiguousarray(resize(img, (w, h), self.interpolation)), self.quality, bgr=True)
 
 
 def decode_video(path: str | Path, cfg: DecodeConfig) -> DecodedVideo:
