@@ -6,10 +6,9 @@
   bundled FFmpeg), a second, independent reading used as a cross-check. Install it with
   ``pip install --no-deps motion-vector-extractor`` (its declared ``opencv-python`` dependency would
   replace the ``opencv-contrib-python-headless`` build this project uses; the wheel bundles its own OpenCV
-  libraries and does not need it). Its vectors equal PyAV's exactly; its pixels too, except that in frames
-  whose width is not a multiple of 16 the last ``width % 16`` columns come back wrong (at 340x256, the last 4
-  columns, 1.2 % of the pixels; measured with motion-vector-extractor 2.0.0), so residuals differ there.
-  Use it as a cross-check of the vectors; ``pyav`` is the reference.
+  libraries and does not need it). Its vectors and pixels equal PyAV's exactly (at 340x256 too, measured with
+  motion-vector-extractor 2.0.0; an earlier difference in the last ``width % 16`` columns came from PyAV's
+  ``rgba`` conversion, no longer used).
 
 Frames are (H, W, 3) uint8 RGB. (PyAV's ``rgba`` conversion is not used: at 340x256 its last 4 columns,
 ``width % 8``, came back as garbage that changed from run to run, measured with PyAV 18.1; ``rgb24`` is
