@@ -1,12 +1,13 @@
 """Decode-stage throughput against a bare PyAV decode + resize loop on the same file, in one run.
 
-The footage is a 10 s, 320x240 H.264 clip of moving texture (UCF101-like size), generated here, listed
+The footage is a 10 s H.264 clip of moving texture (320x240 like UCF101 by default, ``--source 1280x720`` for
+HD footage like much of Kinetics), generated here, listed
 ``--videos`` times in the manifest (a real shard holds ~100 videos, so per-shard costs are shared). Both sides
 decode with one thread, convert to 8-bit colour and resize to 340x256; the stage also JPEG-encodes every frame
 and writes the HDF5 shard (temporary file, rename) and its failure report. Rounds alternate between the two and the medians are
 compared. Throughput is frames per CPU-second of the process (= frames/s per core) and frames per wall second.
 
-    python benchmarks/bench_decode.py [--seconds 10] [--fps 25] [--videos 8] [--rounds 5]
+    python benchmarks/bench_decode.py [--source 320x240] [--seconds 10] [--fps 25] [--videos 8] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ from pipeline.manifest import make_manifest, read_manifest
 from pipeline.videoio import write_video
 
 
-def make_clip(path: Path, seconds: float, fps: float) -> int:
+def make_clip(path: Path, seconds: float, fps: float, width: int = 320, height: int = 240) -> int:
     rng = np.random.default_rng(0)
     n = int(round(seconds * fps))
-    bg = texture(rng, 240, 320 + n)
-    write_video(path, (np.ascontiguousarray(bg[:, i:i + 320]) for i in range(n)), fps, "libx264", {"crf": "20"})
+    bg = texture(rng, height, width + 2 * n)
+    frames = (np.ascontiguousarray(bg[:, 2 * i:2 * i + width]) for i in range(n))
+    write_video(path, frames, fps, "libx264", {"crf": "20"})
     return n
 
 
@@ -58,12 +60,14 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--fps", type=float, default=25.0, help="source frame rate (25: no resampling)")
     ap.add_argument("--videos", type=int, default=8, help="copies of the clip in the shard")
+    ap.add_argument("--source", default="320x240", help="source size WxH (320x240: UCF101/HMDB51; 1280x720: HD)")
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
     cv2.setNumThreads(1)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        make_clip(tmp / "videos" / "c" / "clip.mp4", args.seconds, args.fps)
+        sw, sh = map(int, args.source.split("x"))
+        make_clip(tmp / "videos" / "c" / "clip.mp4", args.seconds, args.fps, sw, sh)
         m = make_manifest("bench", "csv", tmp / "videos", ["c"],
                           [(f"clip{i:03d}", "c/clip.mp4", "c", "train") for i in range(args.videos)])
         m.write(tmp / "bench.tsv")
@@ -85,7 +89,7 @@ def main() -> None:
            for k, v in rows.items()}
     print(f"machine: {platform.processor() or platform.machine()}, {platform.system()}, "
           f"python {platform.python_version()}, av {av.__version__}, opencv {cv2.__version__}")
-    print(f"clip: {args.seconds:g} s at {args.fps:g} fps, 320x240 H.264 -> 340x256, {args.videos} videos a shard; "
+    print(f"clip: {args.seconds:g} s at {args.fps:g} fps, {args.source} H.264 -> 340x256, {args.videos} videos a shard; "
           f"{args.rounds} rounds, medians")
     for k, (n, cpu, wall) in med.items():
         print(f"{k:6s} {n} frames  {n / cpu:8.1f} frames/CPU-s (per core)  {n / wall:8.1f} frames/s wall")

@@ -161,12 +161,10 @@ class VideoReader:
     def jpeg_frames(self, quality: int) -> Iterator[tuple[int, bytes]]:
         """``(source_index, JPEG bytes)`` per output frame; a repeated source frame reuses its encoding."""
         last, data = -1, b""
-        encode = None
         for index, frame in self.av_frames():
             if index != last:
-                if encode is None:
-                    encode = JpegFrameEncoder(self._set_size(frame), self.rotation, self.cfg.interpolation, quality)
-                last, data = index, encode(frame)
+                last, data = index, frame_to_jpeg(frame, self._set_size(frame), self.rotation,
+                                                  self.cfg.interpolation, quality)
             yield index, data
 
     def av_frames(self) -> Iterator[tuple[int, av.VideoFrame]]:
@@ -227,60 +225,36 @@ def _plane(frame: av.VideoFrame, i: int, h: int, w: int) -> np.ndarray:
     return np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[:h, :w]
 
 
-class JpegFrameEncoder:
-    """Rotate, resize to ``size`` = (width, height) and JPEG-encode the decoded frames of one video.
+def frame_to_jpeg(frame: av.VideoFrame, size: tuple[int, int], rotation: int, interpolation: str,
+                  quality: int) -> bytes:
+    """Rotate, resize to ``size`` = (width, height) and JPEG-encode one decoded frame.
 
     8-bit 4:2:0 BT.601 frames (nearly all of UCF101, HMDB51, Kinetics' SD clips) go straight from their YCbCr
     planes to JPEG's YCbCr planes: no RGB round trip, which roughly halves the cost; limited (MPEG) range is
-    expanded to JPEG's full range by lookup tables, into buffers reused from frame to frame. Other frames
-    (BT.709, 4:2:2/4:4:4, RGB, 10-bit, odd output sizes) go through BGR and OpenCV's encoder.
+    expanded to JPEG's full range by lookup tables. Other frames (BT.709, 4:2:2/4:4:4, RGB, 10-bit, odd
+    output sizes) go through BGR and OpenCV's encoder.
     """
+    from . import jpeg
 
-    def __init__(self, size: tuple[int, int], rotation: int, interpolation: str, quality: int):
-        self.size, self.rotation, self.quality = size, rotation, quality
-        self.interpolation = interpolation
-        w, h = size
-        self._y = np.empty((h, w), np.uint8)
-        self._uv = np.empty((h, w // 2), np.uint8)   # U rows, then V rows: one lookup call for both
-        self._modes: dict[tuple[int, int], int] = {}
-
-    def _resize_into(self, src: np.ndarray, dst: np.ndarray) -> None:
-        key = src.shape[:2]
-        mode = self._modes.get(key)
-        if mode is None:
-            mode = _INTERP[self.interpolation]
-            if mode == cv2.INTER_AREA and (dst.shape[1] > src.shape[1] or dst.shape[0] > src.shape[0]):
-                mode = cv2.INTER_LINEAR
-            self._modes[key] = mode
-        if src.shape == dst.shape:
-            dst[...] = src
-        else:
-            cv2.resize(src, (dst.shape[1], dst.shape[0]), dst=dst, interpolation=mode)
-
-    def __call__(self, frame: av.VideoFrame) -> bytes:
-        from . import jpeg
-
-        w, h = self.size
-        fmt = frame.format.name
-        if fmt in ("yuv420p", "yuvj420p") and w % 2 == 0 and h % 2 == 0 and \
-                int(getattr(frame, "colorspace", 2)) in _BT601_OR_UNSPECIFIED:
-            fw, fh = frame.width, frame.height
-            cw, ch = (fw + 1) // 2, (fh + 1) // 2
-            planes = [_plane(frame, 0, fh, fw), _plane(frame, 1, ch, cw), _plane(frame, 2, ch, cw)]
-            if self.rotation:
-                planes = [np.rot90(p, k=self.rotation // 90) for p in planes]
-            y, uv = self._y, self._uv
-            self._resize_into(planes[0], y)
-            self._resize_into(planes[1], uv[:h // 2])
-            self._resize_into(planes[2], uv[h // 2:])
-            if not (fmt == "yuvj420p" or int(getattr(frame, "color_range", 0)) == 2):
-                cv2.LUT(y, _Y_FULL, dst=y)
-                cv2.LUT(uv, _C_FULL, dst=uv)
-            return jpeg.encode_yuv420(y, uv[:h // 2], uv[h // 2:], self.quality)
-        img = frame.to_ndarray(format="bgr24")
-        if self.rotation:
-            img = np.rot90(img, k=self.rotation // 90)
-        return jpeg.encode(np.ascontiguousarray(resize(img, (w, h), self.interpolation)), self.quality, bgr=True)
+    w, h = size
+    fmt = frame.format.name
+    if fmt in ("yuv420p", "yuvj420p") and w % 2 == 0 and h % 2 == 0 and \
+            int(getattr(frame, "colorspace", 2)) in _BT601_OR_UNSPECIFIED:
+        fw, fh = frame.width, frame.height
+        cw, ch = (fw + 1) // 2, (fh + 1) // 2
+        planes = [_plane(frame, 0, fh, fw), _plane(frame, 1, ch, cw), _plane(frame, 2, ch, cw)]
+        if rotation:
+            planes = [np.rot90(p, k=rotation // 90) for p in planes]
+        y = resize(planes[0], (w, h), interpolation)
+        u = resize(planes[1], (w // 2, h // 2), interpolation)
+        v = resize(planes[2], (w // 2, h // 2), interpolation)
+        if not (fmt == "yuvj420p" or int(getattr(frame, "color_range", 0)) == 2):
+            y, u, v = cv2.LUT(y, _Y_FULL), cv2.LUT(u, _C_FULL), cv2.LUT(v, _C_FULL)
+        return jpeg.encode_yuv420(y, u, v, quality)
+    img = frame.to_ndarray(format="bgr24")
+    if rotation:
+        img = np.rot90(img, k=rotation // 90)
+    return jpeg.encode(np.ascontiguousarray(resize(img, (w, h), interpolation)), quality, bgr=True)
 
 
 def decode_video(path: str | Path, cfg: DecodeConfig) -> DecodedVideo:
