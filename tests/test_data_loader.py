@@ -12,17 +12,33 @@ from pipeline.data import ShardClips, group_scores, worker_init
 from .shard_fixtures import write_shards
 
 
+def _busy_parent() -> None:
+    """What a training script may have done before its DataLoader forks: run OpenCV's thread pool, and leave
+    a PyAV frame with a threaded swscale context in a reference cycle. Either used to hang forked workers."""
+    import av
+    import cv2
+    import numpy as np
+
+    cv2.setNumThreads(2)
+    cv2.resize(np.zeros((1080, 1920, 3), np.uint8), (960, 540))
+    frame = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
+    cycle = [frame.reformat(width=32, height=32, format="yuv420p", threads=2)]
+    cycle.append(cycle)
+    del cycle, frame
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["spawn", "fork"])
 def test_two_workers(tmp_path, method):
     if method not in mp.get_all_start_methods():
         pytest.skip(f"{method} is not available here")
+    _busy_parent()
     paths = write_shards(tmp_path, [12, 7, 20, 9], h=40, w=48)
     ds = ShardClips({"rgb": [paths["rgb"]], "flow": [paths["flow"]]}, "rgb+flow", mode="test",
                     length=4, crop=32)
     _ = ds[0]                       # the parent has open handles before the workers start
     loader = DataLoader(ds, batch_size=3, num_workers=2, multiprocessing_context=method,
-                        worker_init_fn=worker_init, persistent_workers=False)
+                        worker_init_fn=worker_init, persistent_workers=False, timeout=120)  # fail, never hang
     videos, starts, rgb_means = [], [], []
     for batch in loader:
         assert batch["rgb"].shape[1:] == (3, 4, 32, 32) and batch["flow"].shape[1:] == (2, 4, 32, 32)

@@ -62,16 +62,25 @@ def resframes_from_rgb(frames: Sequence[np.ndarray] | np.ndarray, size: tuple[in
     """
     if size is None:
         return residual_frames(np.asarray(frames, np.uint8), signed)
+
+    def load(a: int, b: int, dst: np.ndarray) -> None:
+        dst[...] = resize_frames(frames[a:b], size)
+
+    return _chunked(len(frames), size, signed, chunk, load)
+
+
+def _chunked(n: int, size: tuple[int, int], signed: bool, chunk: int, load) -> np.ndarray:
+    """Residual frames of ``n`` frames that ``load(a, b, dst)`` writes (frames a..b-1, at ``size``) into
+    ``dst``, ``chunk`` at a time through a buffer that stays in the CPU cache; each frame is loaded once."""
     w, h = int(size[0]), int(size[1])
-    n = len(frames)
     out = np.empty((max(n - 1, 0), h, w, 3), np.uint8)
     if n < 2:
         return out
     buf = np.empty((chunk + 1, h, w, 3), np.uint8)
-    buf[0] = resize_frames(frames[:1], size)[0]
+    load(0, 1, buf[:1])
     for s in range(0, n - 1, chunk):
         m = min(chunk, n - 1 - s)
-        buf[1:m + 1] = resize_frames(frames[s + 1:s + 1 + m], size)
+        load(s + 1, s + 1 + m, buf[1:m + 1])
         out[s:s + m] = residual_frames(buf[:m + 1], signed)
         buf[0] = buf[m]
     return out
@@ -115,19 +124,7 @@ def resframes_from_jpeg(jpegs: Sequence[bytes | np.ndarray], size: tuple[int, in
     """JPEG frames of one video or clip (N) -> residual frames (N-1, size[1], size[0], 3) uint8:
     :func:`decode_at` ``size``, then :func:`residual_frames`, ``chunk`` frames at a time in a buffer that
     stays in the CPU cache. The function the ``residual_frames`` stage and on-the-fly loaders share."""
-    w, h = int(size[0]), int(size[1])
-    n = len(jpegs)
-    out = np.empty((max(n - 1, 0), h, w, 3), np.uint8)
-    if n < 2:
-        return out
-    buf = np.empty((chunk + 1, h, w, 3), np.uint8)
-    decode_at(jpegs[:1], size, buf[:1])
-    for s in range(0, n - 1, chunk):
-        m = min(chunk, n - 1 - s)
-        decode_at(jpegs[s + 1:s + 1 + m], size, buf[1:m + 1])
-        out[s:s + m] = residual_frames(buf[:m + 1], signed)
-        buf[0] = buf[m]
-    return out
+    return _chunked(len(jpegs), size, signed, chunk, lambda a, b, dst: decode_at(jpegs[a:b], size, dst))
 
 
 def resize_method(jpeg: bytes | np.ndarray, size: tuple[int, int]) -> str:

@@ -25,6 +25,7 @@ opens its own handles); the dataset pickles without open files.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -364,3 +365,26 @@ def worker_init(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: one decode thread per worker (OpenCV and torch)."""
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
+
+
+def _keep_opencv_fork_safe() -> None:
+    """Thread pools do not survive ``fork``: a child that touches one waits forever for threads that only
+    exist in the parent. OpenCV's pool (``cv2.setNumThreads``, any parallel loop): the parent drops to one
+    thread just before forking, so the child inherits a pool with no workers, and restores it after.
+    FFmpeg's (a PyAV frame or reformatter left in a reference cycle, freed by the child's garbage
+    collector): the parent collects its cyclic garbage before forking."""
+    saved: list[int] = []
+
+    def before() -> None:
+        gc.collect()
+        saved.append(cv2.getNumThreads())
+        cv2.setNumThreads(1)
+
+    def after_in_parent() -> None:
+        if saved:
+            cv2.setNumThreads(saved.pop())
+
+    os.register_at_fork(before=before, after_in_parent=after_in_parent)
+
+
+_keep_opencv_fork_safe()
