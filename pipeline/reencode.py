@@ -61,11 +61,20 @@ def done_name(shard: int) -> str:
     return f"shard-{shard:05d}.done.json"
 
 
-def ffmpeg_command(src: str | Path, dst: str | Path, cfg: ReencodeConfig) -> list[str]:
-    """The ffmpeg argument list (built with ffmpeg-python) for one file."""
+def ffmpeg_command(src: str | Path, dst: str | Path, cfg: ReencodeConfig, folder_fps: float = 12.0) -> list[str]:
+    """The ffmpeg argument list (built with ffmpeg-python) for one file, or for a folder of frames
+    (``00001.jpg``, ... in name order, read at ``folder_fps``: Something-Something v1 is 12 fps)."""
     w, h = cfg.size
     rate = Fraction(cfg.fps).limit_denominator(1001)
-    v = ffmpeg.input(str(src)).video.filter("fps", fps=str(rate)).filter("scale", w, h).filter("setsar", 1)
+    src = Path(src)
+    if src.is_dir():
+        from .video import list_frame_files
+        suffix = list_frame_files(src)[0].suffix
+        pattern = str(src / f"*{suffix}").replace("[", "[[]")
+        inp = ffmpeg.input(pattern, pattern_type="glob", framerate=str(Fraction(folder_fps).limit_denominator(1001)))
+    else:
+        inp = ffmpeg.input(str(src))
+    v = inp.video.filter("fps", fps=str(rate)).filter("scale", w, h).filter("setsar", 1)
     out = ffmpeg.output(v, str(dst), an=None, vcodec=cfg.codec, g=cfg.gop, bf=cfg.bframes,
                         threads=1, **{"q:v": cfg.qscale, "sc_threshold": 1000000000, "pix_fmt": "yuv420p",
                                       "f": "avi"})
@@ -103,9 +112,10 @@ def check_gop(types: str, gop: int) -> None:
                                 f"{types[:48]}")
 
 
-def reencode_file(src: str | Path, dst: str | Path, cfg: ReencodeConfig) -> dict:
-    """Re-encode ``src`` to ``dst`` (written atomically) and check its picture types; return
-    ``{"frames": n, "gops": g}``. Raises :class:`ReencodeError` naming the file."""
+def reencode_file(src: str | Path, dst: str | Path, cfg: ReencodeConfig, folder_fps: float = 12.0) -> dict:
+    """Re-encode ``src`` (a video file, or a folder of frames at ``folder_fps``) to ``dst`` (written
+    atomically) and check its picture types; return ``{"frames": n, "gops": g}``. Raises
+    :class:`ReencodeError` naming the file."""
     src, dst = Path(src), Path(dst)
     if cfg.size[0] % 2 or cfg.size[1] % 2:
         raise ReencodeError(f"reencode.size {list(cfg.size)} must be even (MPEG-4 4:2:0)")
@@ -114,7 +124,7 @@ def reencode_file(src: str | Path, dst: str | Path, cfg: ReencodeConfig) -> dict
     dst.parent.mkdir(parents=True, exist_ok=True)
     import subprocess
     with atomic_path(dst) as tmp:
-        cmd = ffmpeg_command(src, tmp, cfg)
+        cmd = ffmpeg_command(src, tmp, cfg, folder_fps)
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=FFMPEG_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -139,8 +149,8 @@ class _Item:
         self.video_id, self.entry, self.src, self.dst = entry.video_id, entry, src, dst
 
 
-def _one(item: _Item, cfg: ReencodeConfig) -> dict:
-    info = reencode_file(item.src, item.dst, cfg)
+def _one(item: _Item, cfg: ReencodeConfig, folder_fps: float = 12.0) -> dict:
+    info = reencode_file(item.src, item.dst, cfg, folder_fps)
     return {"video_id": item.video_id, "file": item.dst.name, **info}
 
 
@@ -159,9 +169,9 @@ def run_reencode(settings: Settings, manifest: Manifest, shard: int, out_dir: Pa
     fn = guarded(STAGE, _one)
     if workers > 1:
         results = joblib.Parallel(n_jobs=workers, return_as="generator")(
-            joblib.delayed(fn)(i, cfg) for i in items)
+            joblib.delayed(fn)(i, cfg, settings.decode.folder_fps) for i in items)
     else:
-        results = (fn(i, cfg) for i in items)
+        results = (fn(i, cfg, settings.decode.folder_fps) for i in items)
     done, failures = [], []
     bar = tqdm(results, total=len(items), desc=f"{STAGE} shard {shard}", disable=not progress, leave=False)
     for res in bar:

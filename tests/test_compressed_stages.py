@@ -175,3 +175,21 @@ def test_cli_single_file_shards_and_pngs(tmp_path):
     assert res.exit_code == 0, res.output
     pngs = sorted(p.name for p in (tmp_path / "png").glob("*.png"))
     assert pngs == ["a-frame0001.png", "a-frame0002.png", "a-frame0003.png", "a-overview.png"]
+
+
+def test_reencode_reads_frame_folders(tmp_path):
+    """Something-Something v1 style folders (00001.jpg ... at 12 fps) are re-encoded like video files."""
+    import numpy as np
+
+    from pipeline import jpeg
+    from pipeline.config import ReencodeConfig
+    from pipeline.reencode import picture_types, reencode_file
+
+    folder = tmp_path / "100218"
+    folder.mkdir()
+    for i in range(30):
+        (folder / f"{i + 1:05d}.jpg").write_bytes(jpeg.encode(np.full((100, 132, 3), 8 * i, np.uint8)))
+    info = reencode_file(folder, tmp_path / "100218.avi", ReencodeConfig(), folder_fps=12.0)
+    assert info == {"frames": 63, "gops": 6}  # 30 frames at 12 fps = 2.5 s -> 62.5 -> 63 at 25 fps
+    types = picture_types(tmp_path / "100218.avi")
+    assert types[0] == "I" and types[12] == "I" and set(types[1:12]) == {"P"}
