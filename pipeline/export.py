@@ -11,10 +11,11 @@ mmaction2's list files are lines ``frame_dir total_frames label`` (:func:`rawfra
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Iterable, Sequence
 
 from .atomic import write_text_atomic
+from .manifest import is_unsafe_relpath
 from .shards import ShardError, ShardReader
 
 TEMPLATES = {"rgb": {"rgb": "img_{:05d}.jpg"}, "flow": {"x": "flow_x_{:05d}.jpg", "y": "flow_y_{:05d}.jpg"}}
@@ -29,8 +30,7 @@ class ExportedVideo:
 
 
 def _safe_dir(out: Path, video_id: str) -> Path:
-    p = PurePosixPath(video_id)
-    if not video_id or p.is_absolute() or ".." in p.parts or "\\" in video_id:
+    if "\\" in video_id or is_unsafe_relpath(video_id):
         raise ShardError(f"export: video id {video_id!r} is not a safe folder name")
     return out / video_id
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Iterable, Sequence
 
 from .atomic import write_text_atomic
@@ -91,6 +91,13 @@ def make_manifest(dataset: str, fmt: str, root: str | Path, classes: Sequence[st
     return m
 
 
+def is_unsafe_relpath(path: str) -> bool:
+    """True for a path that must not be joined to a dataset root: empty, absolute (``/x``, ``\\x``, ``C:x``)
+    or with a ``..`` component (``/`` and ``\\`` both count as separators)."""
+    parts = [x for x in path.replace("\\", "/").split("/") if x not in ("", ".")]
+    return not parts or path.startswith(("/", "\\")) or (len(path) > 1 and path[1] == ":") or ".." in parts
+
+
 def check_entries(m: Manifest) -> None:
     """Refuse duplicate ids, unsafe paths (absolute, or escaping the root with ``..``), bad labels/splits."""
     seen: set[str] = set()
@@ -99,9 +106,7 @@ def check_entries(m: Manifest) -> None:
         if e.video_id in seen:
             dups.append(e.video_id)
         seen.add(e.video_id)
-        p = PurePosixPath(e.path)
-        if not e.path or p.is_absolute() or e.path.startswith(("/", "\\")) or ".." in p.parts or \
-                (len(e.path) > 1 and e.path[1] == ":"):
+        if is_unsafe_relpath(e.path):
             raise ManifestError(f"{m.dataset}: video {e.video_id!r} has an unsafe path {e.path!r} "
                                 "(absolute or escaping the root)")
         if any(c in x for x in (e.video_id, e.path, e.label) for c in "\t\n"):

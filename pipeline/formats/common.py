@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from ..manifest import ManifestError
+from ..manifest import ManifestError, is_unsafe_relpath
 
 log = logging.getLogger("motionprep.manifest")
 
@@ -81,10 +81,9 @@ def safe_relpath(text: str, where: str) -> str:
     Refused: empty, absolute (``/x``, ``\\x``, ``C:x``) and anything with a ``..`` component.
     """
     p = text.strip().replace("\\", "/")
-    parts = [x for x in p.split("/") if x not in ("", ".")]
-    if not parts or p.startswith("/") or (len(p) > 1 and p[1] == ":") or ".." in parts:
+    if is_unsafe_relpath(p):
         raise ManifestError(f"{where}: unsafe path {text!r} (empty, absolute or escaping the root with '..')")
-    return "/".join(parts)
+    return "/".join(x for x in p.split("/") if x not in ("", "."))
 
 
 def safe_name(text: str, where: str, what: str = "file name") -> str:
