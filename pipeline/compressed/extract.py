@@ -31,8 +31,9 @@ from typing import Iterable
 import cv2
 import numpy as np
 
+from . import fused as _fused
 from .backends import DecodedFrame, NoMotionVectorsError
-from .encoding import encode_mv_units, encode_residual_of
+from .encoding import encode_mv_units, encode_residual_of, mv_lut
 from .motion import MotionError, accumulate_cells, block_grid, expand_grid
 from .residual import INTER_TAB_SIZE, SubpelReference, compensate_cells
 
@@ -70,12 +71,31 @@ class CompressedVideo:
         return int(self.frames["gop_index"][-1]) + 1 if self.num_frames else 0
 
 
-class _Buffers:
-    """Preallocated per-frame output arrays, grown by doubling; results are written into them in place."""
+class ArrayPool:
+    """Output arrays kept from one video to the next: fresh memory costs a page fault per 4 KiB on first
+    touch (about 0.13 ms for the 680 KB a frame here). The arrays of a :class:`CompressedVideo` extracted
+    with a pool are valid until the next :func:`extract` with the same pool; the stage writes each video
+    to its shard before it extracts the next one."""
 
-    def __init__(self, h: int, w: int, capacity: int):
-        self.h, self.w, self.n = h, w, 0
-        self.arrays = {k: np.empty((capacity, *self._shape(k)), dt) for k, (_, dt) in _SHAPES.items()}
+    def __init__(self):
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def get(self, key: str, shape: tuple, dtype, min_len: int | None = None) -> np.ndarray:
+        """An array of ``shape`` (or, with ``min_len``, of ``shape[1:]`` per entry and at least ``min_len``
+        entries: a view of exactly ``shape``), reused when the kept one fits."""
+        a = self.arrays.get(key)
+        n = shape[0] if min_len is None else min_len
+        if a is None or a.dtype != dtype or a.shape[1:] != shape[1:] or len(a) < n:
+            a = self.arrays[key] = np.empty((n, *shape[1:]), dtype)
+        return a[:shape[0]]
+
+
+class _Buffers:
+    """Per-frame output arrays, grown by doubling; results are written into them in place."""
+
+    def __init__(self, h: int, w: int, capacity: int, pool: ArrayPool):
+        self.h, self.w, self.n, self.pool = h, w, 0, pool
+        self.arrays = {k: pool.get(k, (capacity, *self._shape(k)), dt) for k, (_, dt) in _SHAPES.items()}
 
     def _shape(self, key: str) -> tuple:
         kind = _SHAPES[key][0]
@@ -85,7 +105,14 @@ class _Buffers:
     def next(self) -> int:
         cap = len(self.arrays["frame_type"])
         if self.n == cap:
-            self.arrays = {k: np.concatenate([a, np.empty_like(a)]) for k, a in self.arrays.items()}
+            grown = {}
+            for k, a in self.arrays.items():
+                b = self.pool.get(k + ".grown", (2 * cap, *a.shape[1:]), a.dtype)
+                b[:cap] = a
+                grown[k] = b
+            for k in grown:                    # the larger arrays are the ones to keep
+                self.pool.arrays[k] = self.pool.arrays.pop(k + ".grown")
+            self.arrays = grown
         self.n += 1
         return self.n - 1
 
@@ -93,12 +120,51 @@ class _Buffers:
         return {k: a[:self.n] for k, a in self.arrays.items()}
 
 
+def _encode_grid(grid: np.ndarray, g: int, scale: int, bound: float, out: np.ndarray, i: int) -> None:
+    """The ``mv`` entry (2, ceil(H/8), ceil(W/8)) uint8 of a block grid of ``g``-pixel cells."""
+    if g == MV_CELL:
+        encode_mv_units(grid, scale, bound, out=out)
+    elif g > MV_CELL and g % MV_CELL == 0:          # 16x16 macroblocks only: 2x2 cells each
+        r = g // MV_CELL
+        q = encode_mv_units(grid, scale, bound).repeat(r, axis=1).repeat(r, axis=2)
+        out[...] = q[:, :out.shape[1], :out.shape[2]]
+    else:
+        raise MotionError(f"frame {i}: vectors on a {g}-pixel grid do not fit the stored "
+                          f"{MV_CELL}x{MV_CELL} cells (MPEG-4 Part 2 uses 16x16 and 8x8 blocks)")
+
+
+def _p_frame_opencv(img, prev_img, iframe, grid, g, scale, bound, acc, iref, a, k):
+    """The per-pixel arrays of P-frame ``k`` from the OpenCV functions that define them (what
+    :func:`.fused.p_frame` computes in one pass); returns the new accumulated map and the I-frame's
+    sub-pel reference (built at the GOP's second P-frame)."""
+    h, w = img.shape[:2]
+    units = expand_grid(grid, g, h, w, contiguous=False)       # a row-strided view is fine for OpenCV
+    # previous frame compensated with the block vectors: one bilinear remap (no phase image)
+    pred = (compensate_cells(prev_img, grid, g, scale) if INTER_TAB_SIZE % scale == 0   # exact when scale | 32
+            else SubpelReference(prev_img, scale).predict_units(units))
+    encode_residual_of(img, pred, out=a["residual"][k])
+    if acc is None:                 # first P-frame of the GOP: both modes coincide
+        encode_mv_units(units, scale, bound, out=a["mv_acc"][k])
+        a["residual_acc"][k] = a["residual"][k]
+        return units, iref
+    acc = accumulate_cells(acc, units, grid, g, scale)
+    encode_mv_units(acc, scale, bound, out=a["mv_acc"][k])
+    if iref is None:                # the I-frame's sub-pel phases as RGBX, built once per GOP
+        iref = SubpelReference(cv2.cvtColor(iframe, cv2.COLOR_RGB2RGBA), scale)
+    pred = cv2.cvtColor(iref.predict_units(acc), cv2.COLOR_RGBA2RGB)   # 4-byte gathers are fastest
+    encode_residual_of(img, pred, out=a["residual_acc"][k])
+    return acc, iref
+
+
 def extract(decoded: Iterable[DecodedFrame], bound: float = 20.0, scale: int = 2,
-            codec: str = "mpeg4", expected_frames: int | None = None) -> CompressedVideo:
+            codec: str = "mpeg4", expected_frames: int | None = None, fused: bool | None = None,
+            pool: ArrayPool | None = None) -> CompressedVideo:
     """Run the decoder output of one video through dense maps, accumulation, compensation and encodings.
 
     ``expected_frames`` (a hint, e.g. the container's frame count) sizes the output arrays up front; they
-    grow when the video is longer. Raises :class:`GopError` for B-frames (or other non-I/P pictures) and a
+    grow when the video is longer. ``fused``: compute the per-pixel arrays of P-frames with the C kernel
+    (:mod:`.fused`; None: whenever it is built) or with the OpenCV functions that define them (False); both
+    give identical arrays. ``pool``: reuse output arrays across calls (see :class:`ArrayPool`). Raises :class:`GopError` for B-frames (or other non-I/P pictures) and a
     first frame that is not an I-frame, :class:`NoMotionVectorsError` when P-frames exist but the decoder
     exported no vector at all, and ValueError for an empty video.
     """
@@ -106,13 +172,23 @@ def extract(decoded: Iterable[DecodedFrame], bound: float = 20.0, scale: int = 2
     buf: _Buffers | None = None
     iref = acc = prev_img = iframe = None
     gop, pos, n_p = -1, 0, 0
-    remap_ok = INTER_TAB_SIZE % scale == 0       # exact bilinear cv2.remap at 1/scale pixel (scale | 32)
+    if fused is None:
+        fused = _fused.available()[0]
+    elif fused and not _fused.available()[0]:
+        raise RuntimeError(f"fused kernel unavailable: {_fused.available()[1]}")
+    fused = fused and scale > 0 and scale & (scale - 1) == 0
+    lut, lut_off = mv_lut(scale, bound)
+    pool = pool or ArrayPool()
     for i, fr in enumerate(decoded):
-        img = fr.image
+        img = np.ascontiguousarray(fr.image)
         if out is None:
             h, w = img.shape[:2]
             out = CompressedVideo(w, h, scale)
-            buf = _Buffers(h, w, max(1, expected_frames or 16))
+            buf = _Buffers(h, w, max(1, expected_frames or 16), pool)
+            if fused:                       # two accumulation maps used in turn, one I-frame phase image
+                acc_maps = [pool.get(f"acc{j}", (h, w, 2), np.int16) for j in range(2)]
+                phases = pool.get("phases", (scale * h, scale * w, 3), np.uint8)
+                cells = pool.get("cells", (-(-h // MV_CELL), -(-w // MV_CELL), 2), np.int16)
         k = buf.next()
         a = buf.arrays
         if fr.pict_type == "I":
@@ -127,33 +203,22 @@ def extract(decoded: Iterable[DecodedFrame], bound: float = 20.0, scale: int = 2
             pos += 1
             n_p += 1
             out.p_frames_with_vectors += bool(fr.has_side_data)
-            grid, g = block_grid(fr.table, h, w, scale)
-            units = expand_grid(grid, g, h, w, contiguous=False)       # a row-strided view is fine for OpenCV
             a["frame_type"][k] = P_FRAME
-            if g == MV_CELL:
-                encode_mv_units(grid, scale, bound, out=a["mv"][k])
-            elif g > MV_CELL and g % MV_CELL == 0:          # 16x16 macroblocks only: 2x2 cells each
-                r = g // MV_CELL
-                q = encode_mv_units(grid, scale, bound).repeat(r, axis=1).repeat(r, axis=2)
-                a["mv"][k] = q[:, :a["mv"].shape[2], :a["mv"].shape[3]]
+            if fused:
+                try:
+                    grid = _fused.cell_grid(fr.table, h, w, scale, MV_CELL, out=cells)
+                except MotionError as exc:
+                    raise MotionError(f"frame {i}: {exc}") from None
+                target = acc_maps[0] if acc is acc_maps[1] else acc_maps[1]
+                if acc is not None and iref is None:      # the I-frame's sub-pel phases, once per GOP
+                    iref = _fused.subpel_phases(iframe, scale, out=phases)
+                _fused.p_frame(img, prev_img, grid, MV_CELL, scale, acc, iref, lut, lut_off, target, a["mv"][k],
+                               a["mv_acc"][k], a["residual"][k], a["residual_acc"][k])
+                acc = target
             else:
-                raise MotionError(f"frame {i}: vectors on a {g}-pixel grid do not fit the stored "
-                                  f"{MV_CELL}x{MV_CELL} cells (MPEG-4 Part 2 uses 16x16 and 8x8 blocks)")
-            # previous frame compensated with the block vectors: one bilinear remap (no phase image)
-            pred = (compensate_cells(prev_img, grid, g, scale) if remap_ok
-                    else SubpelReference(prev_img, scale).predict_units(units))
-            encode_residual_of(img, pred, out=a["residual"][k])
-            if acc is None:                 # first P-frame of the GOP: both modes coincide
-                acc = units
-                encode_mv_units(acc, scale, bound, out=a["mv_acc"][k])
-                a["residual_acc"][k] = a["residual"][k]
-            else:
-                acc = accumulate_cells(acc, units, grid, g, scale)
-                encode_mv_units(acc, scale, bound, out=a["mv_acc"][k])
-                if iref is None:            # the I-frame's sub-pel phases as RGBX, built once per GOP
-                    iref = SubpelReference(cv2.cvtColor(iframe, cv2.COLOR_RGB2RGBA), scale)
-                pred = cv2.cvtColor(iref.predict_units(acc), cv2.COLOR_RGBA2RGB)   # 4-byte gathers are fastest
-                encode_residual_of(img, pred, out=a["residual_acc"][k])
+                grid, g = block_grid(fr.table, h, w, scale)
+                _encode_grid(grid, g, scale, bound, a["mv"][k], i)
+                acc, iref = _p_frame_opencv(img, prev_img, iframe, grid, g, scale, bound, acc, iref, a, k)
         else:
             raise GopError(f"frame {i} is a {fr.pict_type}-frame: only I- and P-frames are supported "
                            "(re-encode with `prep-cli reencode`, which uses no B-frames)")
@@ -168,4 +233,4 @@ def extract(decoded: Iterable[DecodedFrame], bound: float = 20.0, scale: int = 2
     return out
 
 
-__all__ = ["STREAMS", "MV_CELL", "I_FRAME", "P_FRAME", "GopError", "CompressedVideo", "extract"]
+__all__ = ["STREAMS", "MV_CELL", "I_FRAME", "P_FRAME", "GopError", "CompressedVideo", "ArrayPool", "extract"]

@@ -1,0 +1,10 @@
+"""Build script for the one C extension (everything else is declared in setup.cfg).
+
+``pipeline.compressed._kernels`` fuses the per-pixel work of the extract_mv stage; it needs only a C compiler
+and the Python headers (no numpy headers). ``pip install -e .`` builds it in place.
+"""
+
+from setuptools import Extension, setup
+
+setup(ext_modules=[Extension("pipeline.compressed._kernels", ["pipeline/compressed/_kernels.c"],
+                             extra_compile_args=["-O3"])])
