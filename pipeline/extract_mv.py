@@ -25,7 +25,7 @@ import numpy as np
 
 from . import jpeg
 from .cli_common import stage_context, stage_options
-from .compressed.extract import MV_CELL
+from .compressed.extract import MV_CELL, ArrayPool
 from .config import MvConfig, Settings
 from .manifest import Entry, Manifest, shard_entries
 from .reencode import done_name, shard_dir, video_filename
@@ -87,8 +87,9 @@ def keep_freed_memory() -> bool:
     return _HEAP_KEPT
 
 
-def extract_file(path: str | Path, cfg: MvConfig, backend: str | None = None):
-    """Decode one file once: a :class:`pipeline.compressed.extract.CompressedVideo`."""
+def extract_file(path: str | Path, cfg: MvConfig, backend: str | None = None, pool=None):
+    """Decode one file once: a :class:`pipeline.compressed.extract.CompressedVideo`. ``pool``: an
+    :class:`pipeline.compressed.extract.ArrayPool` whose arrays the result may reuse (valid until its next use)."""
     from .compressed.backends import MV_CODECS, iter_frames, probe_codec
     from .compressed.extract import extract
 
@@ -102,7 +103,7 @@ def extract_file(path: str | Path, cfg: MvConfig, backend: str | None = None):
         raise ValueError(f"{path.name}: codec {codec!r} is not MPEG-4 Part 2; its vectors do not follow the "
                          "one-previous-frame model; re-encode it with `prep-cli reencode` first")
     return extract(iter_frames(path, backend or cfg.backend), bound=cfg.mv_bound, scale=2, codec=codec,
-                   expected_frames=frames)
+                   expected_frames=frames, pool=pool)
 
 
 def iframes_name(shard: int) -> str:
@@ -112,10 +113,12 @@ def iframes_name(shard: int) -> str:
 IFRAME_STREAM = Stream("iframe", kind="jpeg", color="rgb", attrs={"entries": "one I-frame per GOP"})
 
 
-def extract_entry(entry: Entry, folder: Path, cfg: MvConfig, backend: str | None = None) -> VideoResult:
-    """Decode one video; the I-frames travel JPEG-encoded in the result's ``fields["iframes"]``."""
+def extract_entry(entry: Entry, folder: Path, cfg: MvConfig, backend: str | None = None,
+                  pool=None) -> VideoResult:
+    """Decode one video; the I-frames travel JPEG-encoded in the result's ``fields["iframes"]``. With a
+    ``pool`` the frames are valid until the next call with it (see :func:`extract_file`)."""
     path = folder / video_filename(entry.video_id)
-    v = extract_file(path, cfg, backend)
+    v = extract_file(path, cfg, backend, pool)
     iframes = [jpeg.encode(img, cfg.iframe_jpeg_quality) for img in v.iframes]
     return VideoResult(entry.video_id, entry.label_index, entry.split, 25.0, v.height, v.width, v.frames,
                        {"num_gops": v.num_gops, "mv_scale": v.scale, "iframes": iframes})
@@ -144,6 +147,7 @@ def run_extract_mv(settings: Settings, manifest: Manifest, shard: int, out_dir: 
     todo = [e for e in entries if e.video_id not in skip]
     fps = settings.reencode.fps
     fn = guarded(STAGE, extract_entry)
+    pool = ArrayPool()          # each video is written before the next is extracted into the same arrays
     w, h = settings.reencode.size
     common = dict(dataset=manifest.dataset, shard=shard, num_shards=total, classes=manifest.classes,
                   manifest_sha256=manifest.sha256, params=stage_params(settings, backend))
@@ -154,7 +158,7 @@ def run_extract_mv(settings: Settings, manifest: Manifest, shard: int, out_dir: 
     def results():
         failed = [dict(f) for f in upstream]
         for e in todo:
-            r = fn(e, folder, cfg, backend)
+            r = fn(e, folder, cfg, backend, pool)
             if isinstance(r, VideoResult):
                 r.fps = fps
                 if (r.width, r.height) != (w, h):
