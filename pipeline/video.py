@@ -153,7 +153,9 @@ class VideoReader:
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
         for index, frame in self.av_frames():
-            img = frame.to_ndarray(format=self.pixel_format)
+            # threads=1: swscale on this thread (PyAV's default gives each frame's new swscale context a
+            # thread pool of its own: more CPU a frame, and threads the stage does not ask for)
+            img = frame.to_ndarray(format=self.pixel_format, threads=1)
             if self.rotation:
                 img = np.rot90(img, k=self.rotation // 90)
             yield index, np.ascontiguousarray(resize(img, self._set_size(frame), self.cfg.interpolation))
@@ -251,7 +253,7 @@ def frame_to_jpeg(frame: av.VideoFrame, size: tuple[int, int], rotation: int, in
         if not (fmt == "yuvj420p" or int(getattr(frame, "color_range", 0)) == 2):
             y, u, v = cv2.LUT(y, _Y_FULL), cv2.LUT(u, _C_FULL), cv2.LUT(v, _C_FULL)
         return jpeg.encode_yuv420(y, u, v, quality)
-    img = frame.to_ndarray(format="bgr24")
+    img = frame.to_ndarray(format="bgr24", threads=1)
     if rotation:
         img = np.rot90(img, k=rotation // 90)
     return jpeg.encode(np.ascontiguousarray(resize(img, (w, h), interpolation)), quality, bgr=True)

@@ -178,7 +178,8 @@ typedef struct {
     const int16_t *acc_prev;        /* NULL for the GOP's first P-frame */
     int16_t *acc;
     uint8_t *qx, *qy, *res_acc;
-    int H, W, s, lut_off;
+    uint8_t *pred;                  /* g rows x W x 3 (+1) bytes: the accumulated prediction of a band of cells */
+    int H, W, s, lut_off, band_y;   /* band_y: the first row of the band being computed */
     int enc_mul, enc_shift;         /* |lut[c + off] - 128| == (|c| * enc_mul) >> enc_shift; enc_mul 0: none */
 } AccCtx;
 
@@ -194,8 +195,7 @@ static inline void acc_pixel(const AccCtx *k, const int16_t *row, int x, int y, 
     k->qy[p] = k->lut[sat_u8(ay + k->lut_off)];
     const int sw = k->s * k->W;
     const int px = clampi(k->s * x + ax, 0, sw - 1), py = clampi(k->s * y + ay, 0, k->s * k->H - 1);
-    const uint8_t *ref = k->phases + ((size_t)py * sw + px) * 3;
-    for (int c = 0; c < 3; c++) k->res_acc[3 * p + c] = sat_u8((int)k->img[3 * p + c] - ref[c] + 128);
+    memcpy(k->pred + ((size_t)(y - k->band_y) * k->W + x) * 3, k->phases + ((size_t)py * sw + px) * 3, 3);
 }
 
 #if HAVE_SSE2
@@ -240,13 +240,18 @@ static inline void acc_chunk8(const AccCtx *k, const int16_t *row, int x0, int y
     int32_t off[8];
     _mm_storeu_si128((__m128i *)off, o0);
     _mm_storeu_si128((__m128i *)(off + 4), o1);
-    uint8_t pred[8 * 3 + 1];
-    const int32_t last = (int32_t)((size_t)s * k->H * sw * 3 - 3);     /* the last pixel: copy 3 bytes only */
+    /* the prediction goes to the band buffer; the residual is encoded row by row once the band is complete
+       (a vector load right after these narrow stores would stall on store forwarding) */
+    uint8_t *pred = k->pred + ((size_t)(y - k->band_y) * k->W + x0) * 3;
+    /* 4-byte copies; the 4th byte lands on the next pixel, written later (cells go left to right). Exact
+       3-byte copies for the phase image's last pixel (nothing to read beyond it) and at the row's end (the
+       next row's first pixel is already there). */
+    const int32_t last = (int32_t)((size_t)s * k->H * sw * 3 - 3);
+    const int end = x0 + 8 == k->W;
     for (int j = 0; j < 8; j++) {
-        if (off[j] < last) memcpy(pred + 3 * j, k->phases + off[j], 4);  /* byte 4 is overwritten next */
+        if (off[j] < last && !(end && j == 7)) memcpy(pred + 3 * j, k->phases + off[j], 4);
         else memcpy(pred + 3 * j, k->phases + off[j], 3);
     }
-    encode_residual_run(k->img + 3 * p, pred, 24, k->res_acc + 3 * p);
 }
 #endif
 
@@ -303,6 +308,7 @@ static void p_frame_impl(const uint8_t *img, const uint8_t *prev, int H, int W, 
     const int sh = log2_of(s);
     for (int cy = 0; cy < gh && cy * g < H; cy++) {
         const int ya = cy * g, yb = ya + g < H ? ya + g : H;
+        k->band_y = ya;
         for (int cx = 0; cx < gw && cx * g < W; cx++) {
             const int xa = cx * g, xb = xa + g < W ? xa + g : W;
             const int ux = grid[((size_t)cy * gw + cx) * 2], uy = grid[((size_t)cy * gw + cx) * 2 + 1];
@@ -311,6 +317,8 @@ static void p_frame_impl(const uint8_t *img, const uint8_t *prev, int H, int W, 
         }
         if (k->acc_prev == NULL)            /* the I-frame is the previous frame: both residuals coincide */
             memcpy(k->res_acc + (size_t)ya * W * 3, res + (size_t)ya * W * 3, (size_t)(yb - ya) * W * 3);
+        else
+            encode_residual_run(img + (size_t)ya * W * 3, k->pred, (yb - ya) * W * 3, k->res_acc + (size_t)ya * W * 3);
     }
 }
 
@@ -400,12 +408,15 @@ static PyObject *py_p_frame(PyObject *self, PyObject *args)
     if (3 * s * W > 32767 || s * H > 32767 || enc_mul < 0 || enc_mul * lut_off > 32767 || enc_shift < 0
         || enc_shift > 15)
         enc_mul = 0;
+    uint8_t *band = PyMem_RawMalloc((size_t)g * W * 3 + 16);
+    if (band == NULL) { PyErr_NoMemory(); goto done; }
     AccCtx k = {img.buf, first ? NULL : ph.buf, lut.buf, first ? NULL : accp.buf, acc.buf, mva.buf,
-                (uint8_t *)mva.buf + (size_t)H * W, resa.buf, H, W, s, lut_off, enc_mul, enc_shift};
+                (uint8_t *)mva.buf + (size_t)H * W, resa.buf, band, H, W, s, lut_off, 0, enc_mul, enc_shift};
     Py_BEGIN_ALLOW_THREADS
     p_frame_impl(img.buf, prev.buf, H, W, grid.buf, gh, gw, g, s, &k, res.buf);
     encode_grid(grid.buf, gh, gw, lut.buf, lut_off, mv.buf);
     Py_END_ALLOW_THREADS
+    PyMem_RawFree(band);
     ret = Py_None; Py_INCREF(ret);
 done:
     PyBuffer_Release(&img); PyBuffer_Release(&prev); PyBuffer_Release(&grid); PyBuffer_Release(&acc);
