@@ -134,40 +134,63 @@ static inline __m128i half_pel16(const uint8_t *a, const uint8_t *c, int fx, int
 }
 #endif
 
-/* The residual of the cell [xa, xb) x [ya, yb), predicted from prev at (x + wx + fx/s, y + wy + fy/s). */
-static void residual_cell(const uint8_t *img, const uint8_t *prev, int H, int W, int ya, int yb, int xa, int xb,
-                          int wx, int wy, int fx, int fy, int s, uint8_t *res)
+/* Columns [*lo, *hi) of [xa, xb) whose samples x + d .. x + d + extra all lie in [0, W - 1] (none: lo == hi). */
+static inline void inside_columns(int xa, int xb, int d, int extra, int W, int *lo, int *hi)
+{
+    int a = -d > xa ? -d : xa, b = W - extra - d < xb ? W - extra - d : xb;
+    if (b < a) b = a;
+    *lo = a; *hi = b;
+}
+
+/* Pixels [xa, xb) of row y, predicted from prev at (x + wx + fx/s, y0/y1): every tap clamped. */
+static void residual_clamped(const uint8_t *cur, const uint8_t *r0, const uint8_t *r1, int W, int xa, int xb,
+                             int wx, const int w4[4], int s, uint8_t *out)
 {
     const int sh2 = 2 * log2_of(s), rnd = (s * s) / 2;
-    const int wa = (s - fx) * (s - fy), wb = fx * (s - fy), wc = (s - fx) * fy, wd = fx * fy;
-    const int n = (xb - xa) * 3;
-    const int inside = xa + wx >= 0 && xb + wx + (fx ? 1 : 0) <= W;     /* no tap needs column clamping */
+    for (int x = xa; x < xb; x++) {
+        const int x0 = clampi(x + wx, 0, W - 1) * 3, x1 = clampi(x + wx + 1, 0, W - 1) * 3;
+        for (int ch = 0; ch < 3; ch++) {
+            const int p = (w4[0] * r0[x0 + ch] + w4[1] * r0[x1 + ch] + w4[2] * r1[x0 + ch] + w4[3] * r1[x1 + ch]
+                           + rnd) >> sh2;
+            out[3 * x + ch] = sat_u8((int)cur[3 * x + ch] - p + 128);
+        }
+    }
+}
+
+/* The residual of the cells [xa, xb) x [ya, yb) that share one vector, predicted from prev at
+   (x + wx + fx/s, y + wy + fy/s). The columns whose taps need no clamping go 16 bytes at a time. */
+static void residual_cells(const uint8_t *img, const uint8_t *prev, int H, int W, int ya, int yb, int xa, int xb,
+                           int wx, int wy, int fx, int fy, int s, uint8_t *res)
+{
+    const int w4[4] = {(s - fx) * (s - fy), fx * (s - fy), (s - fx) * fy, fx * fy};
+    int lo = xa, hi = xa;
+#if HAVE_SSE2
+    if (s == 2) {
+        inside_columns(xa, xb, wx, fx ? 1 : 0, W, &lo, &hi);
+        if ((hi - lo) * 3 < 16) lo = hi = xa;
+    }
+#endif
     for (int y = ya; y < yb; y++) {
         const int y0 = clampi(y + wy, 0, H - 1), y1 = clampi(y + wy + 1, 0, H - 1);
-        const uint8_t *cur = img + ((size_t)y * W + xa) * 3;
-        uint8_t *out = res + ((size_t)y * W + xa) * 3;
+        const uint8_t *cur = img + (size_t)y * W * 3, *r0 = prev + (size_t)y0 * W * 3, *r1 = prev + (size_t)y1 * W * 3;
+        uint8_t *out = res + (size_t)y * W * 3;
+        residual_clamped(cur, r0, r1, W, xa, lo, wx, w4, s, out);
 #if HAVE_SSE2
-        if (inside && s == 2 && n >= 16) {
-            const uint8_t *a = prev + ((size_t)y0 * W + xa + wx) * 3, *c = prev + ((size_t)y1 * W + xa + wx) * 3;
+        if (hi > lo) {
+            const int n = (hi - lo) * 3;
+            const uint8_t *a = r0 + (size_t)(lo + wx) * 3, *c = r1 + (size_t)(lo + wx) * 3, *q0 = cur + (size_t)lo * 3;
+            uint8_t *o = out + (size_t)lo * 3;
             const __m128i k = _mm_set1_epi8((char)0x80);
-            for (int i = 0;; i += 16) {
+            for (int i = 0;; i += 16) {              /* the last chunk overlaps the one before */
                 if (i > n - 16) i = n - 16;
                 const __m128i p = _mm_xor_si128(half_pel16(a + i, c + i, fx, fy), k);
-                const __m128i q = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(cur + i)), k);
-                _mm_storeu_si128((__m128i *)(out + i), _mm_xor_si128(_mm_subs_epi8(q, p), k));
+                const __m128i q = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(q0 + i)), k);
+                _mm_storeu_si128((__m128i *)(o + i), _mm_xor_si128(_mm_subs_epi8(q, p), k));
                 if (i == n - 16) break;
             }
-            continue;
         }
 #endif
-        const uint8_t *r0 = prev + (size_t)y0 * W * 3, *r1 = prev + (size_t)y1 * W * 3;
-        for (int x = xa; x < xb; x++) {                      /* generic: clamp every tap */
-            const int x0 = clampi(x + wx, 0, W - 1) * 3, x1 = clampi(x + wx + 1, 0, W - 1) * 3;
-            for (int ch = 0; ch < 3; ch++) {
-                const int p = (wa * r0[x0 + ch] + wb * r0[x1 + ch] + wc * r1[x0 + ch] + wd * r1[x1 + ch] + rnd) >> sh2;
-                out[(x - xa) * 3 + ch] = sat_u8((int)cur[(x - xa) * 3 + ch] - p + 128);
-            }
-        }
+        residual_clamped(cur, r0, r1, W, hi > lo ? hi : lo, xb, wx, w4, s, out);
     }
 }
 
@@ -255,15 +278,18 @@ static inline void acc_chunk8(const AccCtx *k, const int16_t *row, int x0, int y
 }
 #endif
 
-static void accumulate_cell(const AccCtx *k, int ya, int yb, int xa, int xb, int ux, int uy)
+/* Accumulation, its encodings and the accumulated prediction for the cells [xa, xb) x [ya, yb) that share one
+   vector (ux, uy); the columns that sample acc_prev without clamping go 8 pixels at a time. */
+static void accumulate_cells(const AccCtx *k, int ya, int yb, int xa, int xb, int ux, int uy)
 {
     const int n = xb - xa, W = k->W;
-    if (k->acc_prev == NULL) {              /* first P-frame of the GOP: the cell's own vector */
+    if (k->acc_prev == NULL) {              /* first P-frame of the GOP: the cells' own vector */
         const uint8_t ex = k->lut[sat_u8(ux + k->lut_off)], ey = k->lut[sat_u8(uy + k->lut_off)];
+        const int32_t pair = (int32_t)((uint32_t)(uint16_t)ux | ((uint32_t)(uint16_t)uy << 16));
         for (int y = ya; y < yb; y++) {
             const size_t base = (size_t)y * W + xa;
             int16_t *o = k->acc + base * 2;
-            for (int i = 0; i < n; i++) { o[2 * i] = (int16_t)ux; o[2 * i + 1] = (int16_t)uy; }
+            for (int i = 0; i < n; i++) memcpy(o + 2 * i, &pair, 4);
             memset(k->qx + base, ex, (size_t)n);
             memset(k->qy + base, ey, (size_t)n);
         }
@@ -271,24 +297,28 @@ static void accumulate_cell(const AccCtx *k, int ya, int yb, int xa, int xb, int
     }
     const int sh = log2_of(k->s);
     const int ox = (ux + k->s / 2) >> sh, oy = (uy + k->s / 2) >> sh;   /* nearest pixel, halves up */
+    int lo = xa, hi = xa;
 #if HAVE_SSE2
-    const int fast = k->enc_mul > 0 && n >= 8 && xa + ox >= 0 && xb + ox <= W;
+    if (k->enc_mul > 0) {
+        inside_columns(xa, xb, ox, 0, W, &lo, &hi);
+        if (hi - lo < 8) lo = hi = xa;
+    }
     const __m128i u = _mm_setr_epi16((short)ux, (short)uy, (short)ux, (short)uy, (short)ux, (short)uy,
                                      (short)ux, (short)uy);
 #endif
     for (int y = ya; y < yb; y++) {
         const int16_t *row = k->acc_prev + (size_t)clampi(y + oy, 0, k->H - 1) * W * 2;
+        for (int x = xa; x < lo; x++) acc_pixel(k, row, x, y, ox, ux, uy);
 #if HAVE_SSE2
-        if (fast) {                         /* 8 pixels at a time; a last chunk overlaps the one before */
-            for (int x = xa;; x += 8) {
-                if (x > xb - 8) x = xb - 8;
+        if (hi > lo) {                      /* 8 pixels at a time; the last chunk overlaps the one before */
+            for (int x = lo;; x += 8) {
+                if (x > hi - 8) x = hi - 8;
                 acc_chunk8(k, row, x, y, ox, u);
-                if (x == xb - 8) break;
+                if (x == hi - 8) break;
             }
-            continue;
         }
 #endif
-        for (int x = xa; x < xb; x++) acc_pixel(k, row, x, y, ox, ux, uy);
+        for (int x = hi > lo ? hi : lo; x < xb; x++) acc_pixel(k, row, x, y, ox, ux, uy);
     }
 }
 
@@ -309,11 +339,14 @@ static void p_frame_impl(const uint8_t *img, const uint8_t *prev, int H, int W, 
     for (int cy = 0; cy < gh && cy * g < H; cy++) {
         const int ya = cy * g, yb = ya + g < H ? ya + g : H;
         k->band_y = ya;
-        for (int cx = 0; cx < gw && cx * g < W; cx++) {
-            const int xa = cx * g, xb = xa + g < W ? xa + g : W;
-            const int ux = grid[((size_t)cy * gw + cx) * 2], uy = grid[((size_t)cy * gw + cx) * 2 + 1];
-            residual_cell(img, prev, H, W, ya, yb, xa, xb, ux >> sh, uy >> sh, ux & (s - 1), uy & (s - 1), s, res);
-            accumulate_cell(k, ya, yb, xa, xb, ux, uy);
+        const int16_t *cells = grid + (size_t)cy * gw * 2;
+        const int ncx = gw < (W + g - 1) / g ? gw : (W + g - 1) / g;   /* cells that hold pixels */
+        for (int c0 = 0, c1; c0 < ncx; c0 = c1) {                  /* runs of cells with the same vector */
+            const int ux = cells[2 * c0], uy = cells[2 * c0 + 1];
+            for (c1 = c0 + 1; c1 < ncx && cells[2 * c1] == ux && cells[2 * c1 + 1] == uy; c1++) {}
+            const int xa = c0 * g, xb = c1 * g < W ? c1 * g : W;
+            residual_cells(img, prev, H, W, ya, yb, xa, xb, ux >> sh, uy >> sh, ux & (s - 1), uy & (s - 1), s, res);
+            accumulate_cells(k, ya, yb, xa, xb, ux, uy);
         }
         if (k->acc_prev == NULL)            /* the I-frame is the previous frame: both residuals coincide */
             memcpy(k->res_acc + (size_t)ya * W * 3, res + (size_t)ya * W * 3, (size_t)(yb - ya) * W * 3);
