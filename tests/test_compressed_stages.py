@@ -105,7 +105,7 @@ def toy(tmp_path):
     return resolve(cfg), read_manifest(tmp_path / "toy.tsv")
 
 
-def test_stages_end_to_end_with_failures(tmp_path):
+def test_stages_end_to_end_with_failures(tmp_path, monkeypatch, caplog):
     settings, m = toy(tmp_path)
     re_dir = tmp_path / "results" / "reencode" / "toy"
     s = run_reencode(settings, m, 0, re_dir, strict=False, progress=False)
@@ -152,6 +152,15 @@ def test_stages_end_to_end_with_failures(tmp_path):
     assert failed["c"]["stage"] == "extract_mv" and "exports no motion vectors" in failed["c"]["error"]
     report = json.loads((out / "shard-00000.failures.json").read_text())
     assert {f["video_id"] for f in report} == {"c", "d"}
+    # the same shard without the fused kernel (a warning says so): every stored array is identical
+    monkeypatch.setenv("MOTIONPREP_FUSED", "0")
+    slow = tmp_path / "slow"
+    run_extract_mv(settings, m, 0, slow, strict=False, reencoded=re_dir, progress=False)
+    assert "fused kernel is not used (turned off by MOTIONPREP_FUSED=0)" in caplog.text
+    with ShardReader(shard) as r, ShardReader(slow / "shard-00000.h5") as q:
+        assert r.video_ids() == q.video_ids()
+        for name in r.streams:
+            np.testing.assert_array_equal(r.file["frames"][name][:], q.file["frames"][name][:], err_msg=name)
 
 
 def test_cli_single_file_shards_and_pngs(tmp_path):
