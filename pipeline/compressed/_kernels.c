@@ -202,6 +202,7 @@ typedef struct {
     int16_t *acc;
     uint8_t *qx, *qy, *res_acc;
     uint8_t *pred;                  /* g rows x W x 3 (+1) bytes: the accumulated prediction of a band of cells */
+    int32_t *offs;                  /* g rows x W: byte offsets of those predictions in the phase image */
     int H, W, s, lut_off, band_y;   /* band_y: the first row of the band being computed */
     int enc_mul, enc_shift;         /* |lut[c + off] - 128| == (|c| * enc_mul) >> enc_shift; enc_mul 0: none */
 } AccCtx;
@@ -218,7 +219,7 @@ static inline void acc_pixel(const AccCtx *k, const int16_t *row, int x, int y, 
     k->qy[p] = k->lut[sat_u8(ay + k->lut_off)];
     const int sw = k->s * k->W;
     const int px = clampi(k->s * x + ax, 0, sw - 1), py = clampi(k->s * y + ay, 0, k->s * k->H - 1);
-    memcpy(k->pred + ((size_t)(y - k->band_y) * k->W + x) * 3, k->phases + ((size_t)py * sw + px) * 3, 3);
+    k->offs[(size_t)(y - k->band_y) * k->W + x] = (int32_t)(((size_t)py * sw + px) * 3);
 }
 
 #if HAVE_SSE2
@@ -260,21 +261,10 @@ static inline void acc_chunk8(const AccCtx *k, const int16_t *row, int x0, int y
                                                                (short)(3 * sw), 3, (short)(3 * sw));
     const __m128i o0 = _mm_madd_epi16(_mm_min_epi16(_mm_max_epi16(_mm_adds_epi16(a0, b0), z), hi), w);
     const __m128i o1 = _mm_madd_epi16(_mm_min_epi16(_mm_max_epi16(_mm_adds_epi16(a1, b1), z), hi), w);
-    int32_t off[8];
+    /* the gathers run later, for the whole band in one tight loop (more loads in flight) */
+    int32_t *off = k->offs + (size_t)(y - k->band_y) * k->W + x0;
     _mm_storeu_si128((__m128i *)off, o0);
     _mm_storeu_si128((__m128i *)(off + 4), o1);
-    /* the prediction goes to the band buffer; the residual is encoded row by row once the band is complete
-       (a vector load right after these narrow stores would stall on store forwarding) */
-    uint8_t *pred = k->pred + ((size_t)(y - k->band_y) * k->W + x0) * 3;
-    /* 4-byte copies; the 4th byte lands on the next pixel, written later (cells go left to right). Exact
-       3-byte copies for the phase image's last pixel (nothing to read beyond it) and at the row's end (the
-       next row's first pixel is already there). */
-    const int32_t last = (int32_t)((size_t)s * k->H * sw * 3 - 3);
-    const int end = x0 + 8 == k->W;
-    for (int j = 0; j < 8; j++) {
-        if (off[j] < last && !(end && j == 7)) memcpy(pred + 3 * j, k->phases + off[j], 4);
-        else memcpy(pred + 3 * j, k->phases + off[j], 3);
-    }
 }
 #endif
 
@@ -322,6 +312,20 @@ static void accumulate_cells(const AccCtx *k, int ya, int yb, int xa, int xb, in
     }
 }
 
+/* pred[i] = phases[offs[i]] (3 bytes) for the n pixels of a band. 4-byte copies in order, each 4th byte
+   overwritten by the next pixel (the buffer has spare bytes after the last); only a copy from the phase
+   image's very last pixel takes 3 bytes (nothing to read beyond it). */
+static void gather_band(const AccCtx *k, int n)
+{
+    const int32_t last = (int32_t)((size_t)k->s * k->H * k->s * k->W * 3 - 3);
+    const int32_t *offs = k->offs;
+    uint8_t *pred = k->pred;
+    for (int i = 0; i < n; i++) {
+        if (offs[i] < last) memcpy(pred + 3 * i, k->phases + offs[i], 4);
+        else memcpy(pred + 3 * i, k->phases + offs[i], 3);
+    }
+}
+
 /* mv_out (2, gh, gw) = lut[sat_u8(grid + lut_off)] */
 static void encode_grid(const int16_t *grid, int gh, int gw, const uint8_t *lut, int lut_off, uint8_t *mv)
 {
@@ -350,8 +354,10 @@ static void p_frame_impl(const uint8_t *img, const uint8_t *prev, int H, int W, 
         }
         if (k->acc_prev == NULL)            /* the I-frame is the previous frame: both residuals coincide */
             memcpy(k->res_acc + (size_t)ya * W * 3, res + (size_t)ya * W * 3, (size_t)(yb - ya) * W * 3);
-        else
+        else {
+            gather_band(k, (yb - ya) * W);
             encode_residual_run(img + (size_t)ya * W * 3, k->pred, (yb - ya) * W * 3, k->res_acc + (size_t)ya * W * 3);
+        }
     }
 }
 
@@ -442,14 +448,16 @@ static PyObject *py_p_frame(PyObject *self, PyObject *args)
         || enc_shift > 15)
         enc_mul = 0;
     uint8_t *band = PyMem_RawMalloc((size_t)g * W * 3 + 16);
-    if (band == NULL) { PyErr_NoMemory(); goto done; }
+    int32_t *offs = PyMem_RawMalloc((size_t)g * W * sizeof(int32_t) + 16);
+    if (band == NULL || offs == NULL) { PyMem_RawFree(band); PyMem_RawFree(offs); PyErr_NoMemory(); goto done; }
     AccCtx k = {img.buf, first ? NULL : ph.buf, lut.buf, first ? NULL : accp.buf, acc.buf, mva.buf,
-                (uint8_t *)mva.buf + (size_t)H * W, resa.buf, band, H, W, s, lut_off, 0, enc_mul, enc_shift};
+                (uint8_t *)mva.buf + (size_t)H * W, resa.buf, band, offs, H, W, s, lut_off, 0, enc_mul, enc_shift};
     Py_BEGIN_ALLOW_THREADS
     p_frame_impl(img.buf, prev.buf, H, W, grid.buf, gh, gw, g, s, &k, res.buf);
     encode_grid(grid.buf, gh, gw, lut.buf, lut_off, mv.buf);
     Py_END_ALLOW_THREADS
     PyMem_RawFree(band);
+    PyMem_RawFree(offs);
     ret = Py_None; Py_INCREF(ret);
 done:
     PyBuffer_Release(&img); PyBuffer_Release(&prev); PyBuffer_Release(&grid); PyBuffer_Release(&acc);
