@@ -74,8 +74,10 @@ def test_p_frame_equals_the_definitions_on_random_arrays(scale, g):
 @pytest.mark.parametrize("scale,channels", [(2, 3), (2, 4), (4, 3), (1, 3)])
 def test_subpel_phases_equal_the_reference(scale, channels):
     rng = np.random.default_rng(scale * channels)
-    frame = rng.integers(0, 256, (13, 22, channels), dtype=np.uint8)
-    np.testing.assert_array_equal(fused.subpel_phases(frame, scale), SubpelReference(frame, scale).upsampled)
+    for h, w in ((13, 22), (1, 1), (2, 6), (3, 7), (4, 340)):     # widths around the 16-byte SIMD steps
+        frame = rng.integers(0, 256, (h, w, channels), dtype=np.uint8)
+        np.testing.assert_array_equal(fused.subpel_phases(frame, scale), SubpelReference(frame, scale).upsampled,
+                                      err_msg=f"{w}x{h}")
 
 
 def table(rows):

@@ -50,27 +50,75 @@ static int log2_of(int s) { int k = 0; while ((1 << k) < s) k++; return k; }
 
 /* ---------------------------------------------------------------- subpel_phases */
 
+#if HAVE_SSE2
+/* Half-pel phases (s == 2) of RGB rows r0, r1 (n = W * 3 bytes): h = avg(a, b), v = avg(a, c),
+   d = (a + b + c + d + 2) >> 2, where b, d are the right neighbours (the last pixel is its own). */
+static void half_pel_rows(const uint8_t *r0, const uint8_t *r1, int W, uint8_t *h, uint8_t *v, uint8_t *d)
+{
+    const int n = (W - 1) * 3;               /* bytes that have a right neighbour */
+    int i = 0;
+    if (n >= 16) {
+        const __m128i z = _mm_setzero_si128(), two = _mm_set1_epi16(2);
+        for (;; i += 16) {
+            if (i > n - 16) i = n - 16;
+            const __m128i a = _mm_loadu_si128((const __m128i *)(r0 + i)), b = _mm_loadu_si128((const __m128i *)(r0 + i + 3));
+            const __m128i c = _mm_loadu_si128((const __m128i *)(r1 + i)), e = _mm_loadu_si128((const __m128i *)(r1 + i + 3));
+            _mm_storeu_si128((__m128i *)(h + i), _mm_avg_epu8(a, b));
+            _mm_storeu_si128((__m128i *)(v + i), _mm_avg_epu8(a, c));
+            __m128i lo = _mm_add_epi16(_mm_add_epi16(_mm_unpacklo_epi8(a, z), _mm_unpacklo_epi8(b, z)),
+                                       _mm_add_epi16(_mm_unpacklo_epi8(c, z), _mm_unpacklo_epi8(e, z)));
+            __m128i hi = _mm_add_epi16(_mm_add_epi16(_mm_unpackhi_epi8(a, z), _mm_unpackhi_epi8(b, z)),
+                                       _mm_add_epi16(_mm_unpackhi_epi8(c, z), _mm_unpackhi_epi8(e, z)));
+            lo = _mm_srli_epi16(_mm_add_epi16(lo, two), 2);
+            hi = _mm_srli_epi16(_mm_add_epi16(hi, two), 2);
+            _mm_storeu_si128((__m128i *)(d + i), _mm_packus_epi16(lo, hi));
+            if (i == n - 16) break;
+        }
+        i = n;
+    }
+    for (; i < n; i++) {
+        h[i] = (uint8_t)((r0[i] + r0[i + 3] + 1) >> 1);
+        v[i] = (uint8_t)((r0[i] + r1[i] + 1) >> 1);
+        d[i] = (uint8_t)((r0[i] + r0[i + 3] + r1[i] + r1[i + 3] + 2) >> 2);
+    }
+    for (; i < W * 3; i++) {                 /* the last pixel: its right neighbour is itself */
+        h[i] = r0[i];
+        v[i] = d[i] = (uint8_t)((r0[i] + r1[i] + 1) >> 1);
+    }
+}
+
+/* dst (2W x 3 bytes) = [p0[0], q0[0], p0[1], q0[1], ...] in 3-byte pixels (4-byte copies, in order, except
+   for the last pixel so nothing is written past the row) */
+static void interleave_pixels(const uint8_t *p, const uint8_t *q, int W, uint8_t *dst)
+{
+    for (int x = 0; x < W - 1; x++) {
+        memcpy(dst + 6 * x, p + 3 * x, 4);
+        memcpy(dst + 6 * x + 3, q + 3 * x, 4);
+    }
+    memcpy(dst + 6 * (W - 1), p + 3 * (W - 1), 3);
+    memcpy(dst + 6 * (W - 1) + 3, q + 3 * (W - 1), 3);
+}
+#endif
+
 static void phases_impl(const uint8_t *src, int H, int W, int C, int s, uint8_t *dst)
 {
     const int sh2 = 2 * log2_of(s), rnd = (s * s) / 2;
     const size_t drow = (size_t)s * W * C;
+#if HAVE_SSE2
+    uint8_t *tmp = (s == 2 && C == 3 && W >= 2) ? malloc((size_t)3 * (W * 3 + 16)) : NULL;
+#endif
     for (int y = 0; y < H; y++) {
         const uint8_t *r0 = src + (size_t)y * W * C;
         const uint8_t *r1 = src + (size_t)(y + 1 < H ? y + 1 : H - 1) * W * C;
-        if (s == 2 && C == 3) {                 /* MPEG-4 half-pel: a, (a+b+1)>>1, (a+c+1)>>1, (a+b+c+d+2)>>2 */
-            uint8_t *d0 = dst + 2 * (size_t)y * drow, *d1 = d0 + drow;
-            for (int x = 0; x < W; x++) {
-                const int x1 = (x + 1 < W ? x + 1 : W - 1) * 3;
-                for (int c = 0; c < 3; c++) {
-                    const int a = r0[3 * x + c], b = r0[x1 + c], cc = r1[3 * x + c], d = r1[x1 + c];
-                    d0[6 * x + c] = (uint8_t)a;
-                    d0[6 * x + 3 + c] = (uint8_t)((a + b + 1) >> 1);
-                    d1[6 * x + c] = (uint8_t)((a + cc + 1) >> 1);
-                    d1[6 * x + 3 + c] = (uint8_t)((a + b + cc + d + 2) >> 2);
-                }
-            }
+#if HAVE_SSE2
+        if (tmp != NULL) {                  /* MPEG-4 half-pel: a, (a+b+1)>>1, (a+c+1)>>1, (a+b+c+d+2)>>2 */
+            uint8_t *h = tmp, *v = tmp + W * 3 + 16, *d = v + W * 3 + 16;
+            half_pel_rows(r0, r1, W, h, v, d);
+            interleave_pixels(r0, h, W, dst + 2 * (size_t)y * drow);
+            interleave_pixels(v, d, W, dst + (2 * (size_t)y + 1) * drow);
             continue;
         }
+#endif
         for (int fy = 0; fy < s; fy++) {
             uint8_t *d = dst + ((size_t)s * y + fy) * drow;
             for (int x = 0; x < W; x++) {
@@ -86,6 +134,9 @@ static void phases_impl(const uint8_t *src, int H, int W, int C, int s, uint8_t 
             }
         }
     }
+#if HAVE_SSE2
+    free(tmp);
+#endif
 }
 
 /* ---------------------------------------------------------------- residual encoding of one run of bytes */
