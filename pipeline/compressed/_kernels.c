@@ -51,6 +51,19 @@ static int log2_of(int s) { int k = 0; while ((1 << k) < s) k++; return k; }
 /* ---------------------------------------------------------------- subpel_phases */
 
 #if HAVE_SSE2
+/* (a + b + c + d + 2) >> 2 per byte: the diagonal half-pel rule */
+static inline __m128i avg4_epu8(__m128i a, __m128i b, __m128i c, __m128i d)
+{
+    const __m128i z = _mm_setzero_si128(), two = _mm_set1_epi16(2);
+    __m128i lo = _mm_add_epi16(_mm_add_epi16(_mm_unpacklo_epi8(a, z), _mm_unpacklo_epi8(b, z)),
+                               _mm_add_epi16(_mm_unpacklo_epi8(c, z), _mm_unpacklo_epi8(d, z)));
+    __m128i hi = _mm_add_epi16(_mm_add_epi16(_mm_unpackhi_epi8(a, z), _mm_unpackhi_epi8(b, z)),
+                               _mm_add_epi16(_mm_unpackhi_epi8(c, z), _mm_unpackhi_epi8(d, z)));
+    lo = _mm_srli_epi16(_mm_add_epi16(lo, two), 2);
+    hi = _mm_srli_epi16(_mm_add_epi16(hi, two), 2);
+    return _mm_packus_epi16(lo, hi);
+}
+
 /* Half-pel phases (s == 2) of RGB rows r0, r1 (n = W * 3 bytes): h = avg(a, b), v = avg(a, c),
    d = (a + b + c + d + 2) >> 2, where b, d are the right neighbours (the last pixel is its own). */
 static void half_pel_rows(const uint8_t *r0, const uint8_t *r1, int W, uint8_t *h, uint8_t *v, uint8_t *d)
@@ -58,20 +71,13 @@ static void half_pel_rows(const uint8_t *r0, const uint8_t *r1, int W, uint8_t *
     const int n = (W - 1) * 3;               /* bytes that have a right neighbour */
     int i = 0;
     if (n >= 16) {
-        const __m128i z = _mm_setzero_si128(), two = _mm_set1_epi16(2);
         for (;; i += 16) {
             if (i > n - 16) i = n - 16;
             const __m128i a = _mm_loadu_si128((const __m128i *)(r0 + i)), b = _mm_loadu_si128((const __m128i *)(r0 + i + 3));
             const __m128i c = _mm_loadu_si128((const __m128i *)(r1 + i)), e = _mm_loadu_si128((const __m128i *)(r1 + i + 3));
             _mm_storeu_si128((__m128i *)(h + i), _mm_avg_epu8(a, b));
             _mm_storeu_si128((__m128i *)(v + i), _mm_avg_epu8(a, c));
-            __m128i lo = _mm_add_epi16(_mm_add_epi16(_mm_unpacklo_epi8(a, z), _mm_unpacklo_epi8(b, z)),
-                                       _mm_add_epi16(_mm_unpacklo_epi8(c, z), _mm_unpacklo_epi8(e, z)));
-            __m128i hi = _mm_add_epi16(_mm_add_epi16(_mm_unpackhi_epi8(a, z), _mm_unpackhi_epi8(b, z)),
-                                       _mm_add_epi16(_mm_unpackhi_epi8(c, z), _mm_unpackhi_epi8(e, z)));
-            lo = _mm_srli_epi16(_mm_add_epi16(lo, two), 2);
-            hi = _mm_srli_epi16(_mm_add_epi16(hi, two), 2);
-            _mm_storeu_si128((__m128i *)(d + i), _mm_packus_epi16(lo, hi));
+            _mm_storeu_si128((__m128i *)(d + i), avg4_epu8(a, b, c, e));
             if (i == n - 16) break;
         }
         i = n;
@@ -173,15 +179,7 @@ static inline __m128i half_pel16(const uint8_t *a, const uint8_t *c, int fx, int
     if (!fy) return _mm_avg_epu8(va, _mm_loadu_si128((const __m128i *)(a + 3)));
     const __m128i vc = _mm_loadu_si128((const __m128i *)c);
     if (!fx) return _mm_avg_epu8(va, vc);
-    const __m128i z = _mm_setzero_si128(), two = _mm_set1_epi16(2);
-    const __m128i vb = _mm_loadu_si128((const __m128i *)(a + 3)), vd = _mm_loadu_si128((const __m128i *)(c + 3));
-    __m128i lo = _mm_add_epi16(_mm_add_epi16(_mm_unpacklo_epi8(va, z), _mm_unpacklo_epi8(vb, z)),
-                               _mm_add_epi16(_mm_unpacklo_epi8(vc, z), _mm_unpacklo_epi8(vd, z)));
-    __m128i hi = _mm_add_epi16(_mm_add_epi16(_mm_unpackhi_epi8(va, z), _mm_unpackhi_epi8(vb, z)),
-                               _mm_add_epi16(_mm_unpackhi_epi8(vc, z), _mm_unpackhi_epi8(vd, z)));
-    lo = _mm_srli_epi16(_mm_add_epi16(lo, two), 2);
-    hi = _mm_srli_epi16(_mm_add_epi16(hi, two), 2);
-    return _mm_packus_epi16(lo, hi);
+    return avg4_epu8(va, _mm_loadu_si128((const __m128i *)(a + 3)), vc, _mm_loadu_si128((const __m128i *)(c + 3)));
 }
 #endif
 
