@@ -80,13 +80,12 @@ class ArrayPool:
     def __init__(self):
         self.arrays: dict[str, np.ndarray] = {}
 
-    def get(self, key: str, shape: tuple, dtype, min_len: int | None = None) -> np.ndarray:
-        """An array of ``shape`` (or, with ``min_len``, of ``shape[1:]`` per entry and at least ``min_len``
-        entries: a view of exactly ``shape``), reused when the kept one fits."""
+    def get(self, key: str, shape: tuple, dtype) -> np.ndarray:
+        """An array of ``shape``: a view of the kept one when it has that dtype, shape per entry and at least
+        ``shape[0]`` entries, else a new one that is kept from now on."""
         a = self.arrays.get(key)
-        n = shape[0] if min_len is None else min_len
-        if a is None or a.dtype != dtype or a.shape[1:] != shape[1:] or len(a) < n:
-            a = self.arrays[key] = np.empty((n, *shape[1:]), dtype)
+        if a is None or a.dtype != dtype or a.shape[1:] != shape[1:] or len(a) < shape[0]:
+            a = self.arrays[key] = np.empty(shape, dtype)
         return a[:shape[0]]
 
 
@@ -104,14 +103,9 @@ class _Buffers:
 
     def next(self) -> int:
         cap = len(self.arrays["frame_type"])
-        if self.n == cap:
-            grown = {}
-            for k, a in self.arrays.items():
-                b = self.pool.get(k + ".grown", (2 * cap, *a.shape[1:]), a.dtype)
-                b[:cap] = a
-                grown[k] = b
-            for k in grown:                    # the larger arrays are the ones to keep
-                self.pool.arrays[k] = self.pool.arrays.pop(k + ".grown")
+        if self.n == cap:                      # the larger arrays replace the kept ones
+            grown = {k: np.concatenate([a, np.empty_like(a)]) for k, a in self.arrays.items()}
+            self.pool.arrays.update(grown)
             self.arrays = grown
         self.n += 1
         return self.n - 1
@@ -172,10 +166,10 @@ def extract(decoded: Iterable[DecodedFrame], bound: float = 20.0, scale: int = 2
     buf: _Buffers | None = None
     iref = acc = prev_img = iframe = None
     gop, pos, n_p = -1, 0, 0
-    if fused is None:
-        fused = _fused.available()[0]
-    elif fused and not _fused.available()[0]:
-        raise RuntimeError(f"fused kernel unavailable: {_fused.available()[1]}")
+    built, why = _fused.available()
+    if fused and not built:
+        raise RuntimeError(f"fused kernel unavailable: {why}")
+    fused = built if fused is None else fused
     fused = fused and scale > 0 and scale & (scale - 1) == 0
     lut, lut_off = mv_lut(scale, bound)
     pool = pool or ArrayPool()
