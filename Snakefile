@@ -18,7 +18,7 @@ include: "stages/decode.smk"
 include: "stages/extract_flow.smk"
 include: "stages/reencode.smk"
 include: "stages/extract_mv.smk"
-include: "stages/residual_frames.smk"
+include: "stages/resframe.smk"
 
 
 rule all:

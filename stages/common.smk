@@ -1,11 +1,14 @@
-# Shared helpers: the resolved config file every prep-cli call gets, paths, and the shard list.
+# Shared helpers: the resolved config every prep-cli call gets, the result paths (from pipeline.core.paths,
+# the one module that defines them), the shard list, and the one shape of a stage's shell command.
 import hashlib
 import os
 
 import yaml
 
-from pipeline.config import resolve
-from pipeline.manifest import num_shards, read_manifest
+from pipeline.core import paths
+from pipeline.core.config import resolve
+from pipeline.core.manifest import num_shards, read_manifest
+from pipeline.steps import get as get_stage
 
 DATASET = config["dataset"]
 SETTINGS = resolve(config, DATASET)  # validates overrides too: a bad value stops the workflow here
@@ -27,7 +30,7 @@ def _write_config():
 
 
 CONFIG_FILE = _write_config()
-TARGET_FUNCTIONS = []  # each stage file appends a function (wildcards -> list of files) for `rule all`
+TARGET_FUNCTIONS = []  # each stage file appends a function (dataset name -> list of files) for `rule all`
 
 
 def dataset_settings(name):
@@ -38,15 +41,47 @@ def manifest_path(name):
     return str(dataset_settings(name).manifest_path)
 
 
+def stage_dir(stage, dataset="{dataset}"):
+    """<results>/<stage>/<dataset> (a wildcard by default)."""
+    return str(paths.stage_dir(RESULTS, stage, dataset))
+
+
+def stage_output(stage, kind, dataset="{dataset}", shard="{shard}"):
+    """One shard's output of kind `kind` (a key of paths.OUTPUT_PATTERNS); wildcards by default."""
+    return f"{stage_dir(stage, dataset)}/{paths.OUTPUT_PATTERNS[kind].format(shard=shard)}"
+
+
+def stage_outputs(stage):
+    """The rule's outputs: every output kind the stage declares, as named outputs."""
+    return {kind: (directory(stage_output(stage, kind)) if kind == "folder" else stage_output(stage, kind))
+            for kind in get_stage(stage).writes}
+
+
+def stage_log(stage):
+    return f"{paths.log_dir(LOGS, stage, '{dataset}')}/{paths.LOG_PATTERN}"
+
+
+def prep_cli(stage, extra=""):
+    """The one shell command of a per-shard rule: `prep-cli <stage>` on shard {wildcards.shard}, reading the
+    upstream stage's folder when it has one, its log in {log}."""
+    s = get_stage(stage)
+    upstream = f" --input {stage_dir(s.upstream, '{wildcards.dataset}')}" if s.upstream else ""
+    return (f"prep-cli {s.command} --config {{params.config}} --dataset {{wildcards.dataset}}"
+            f" --manifest {{params.manifest}} --shard {{wildcards.shard}}{upstream}"
+            f" --out {stage_dir(stage, '{wildcards.dataset}')} --no-progress{extra} > {{log}} 2>&1")
+
+
 def shard_ids(name):
     """Shard ids ("00000", ...) of a dataset, read from its manifest once the manifest checkpoint ran."""
     path = checkpoints.manifest.get(dataset=name).output.manifest
     n = num_shards(len(read_manifest(path)), dataset_settings(name).videos_per_shard)
-    return [f"{k:05d}" for k in range(n)]
+    return [paths.shard_id(k) for k in range(n)]
 
 
-def stage_shards(stage, name, suffixes=(".h5", ".failures.json")):
-    return [f"{RESULTS}/{stage}/{name}/shard-{k}{s}" for k in shard_ids(name) for s in suffixes]
+def stage_targets(stage, name):
+    """Every output of every shard of `stage` for dataset `name` (for `rule all`)."""
+    kinds = get_stage(stage).writes
+    return [stage_output(stage, kind, name, k) for k in shard_ids(name) for kind in kinds]
 
 
 def all_targets(wildcards):

@@ -5,17 +5,15 @@ rule decode:
     input:
         manifest=lambda wc: manifest_path(wc.dataset),
     output:
-        shard=f"{RESULTS}/decode/{{dataset}}/shard-{{shard}}.h5",
-        failures=f"{RESULTS}/decode/{{dataset}}/shard-{{shard}}.failures.json",
+        **stage_outputs("decode"),
     log:
-        f"{LOGS}/decode/{{dataset}}/shard-{{shard}}.log",
+        stage_log("decode"),
     threads: 2
     params:
         config=CONFIG_FILE,
+        manifest=lambda wc: manifest_path(wc.dataset),
     shell:
-        "prep-cli decode --config {params.config} --dataset {wildcards.dataset} --manifest {input.manifest}"
-        " --shard {wildcards.shard} --out {RESULTS}/decode/{wildcards.dataset} --workers {threads}"
-        " --no-progress > {log} 2>&1"
+        prep_cli("decode", " --workers {threads}")
 
 
-TARGET_FUNCTIONS.append(lambda name: stage_shards("decode", name))
+TARGET_FUNCTIONS.append(lambda name: stage_targets("decode", name))

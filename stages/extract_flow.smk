@@ -12,12 +12,11 @@ def _flow_uses_gpu(wildcards):
 
 rule extract_flow:
     input:
-        rgb=f"{RESULTS}/decode/{{dataset}}/shard-{{shard}}.h5",
+        rgb=stage_output("decode", "shard"),
     output:
-        shard=f"{RESULTS}/extract_flow/{{dataset}}/shard-{{shard}}.h5",
-        failures=f"{RESULTS}/extract_flow/{{dataset}}/shard-{{shard}}.failures.json",
+        **stage_outputs("extract_flow"),
     log:
-        f"{LOGS}/extract_flow/{{dataset}}/shard-{{shard}}.log",
+        stage_log("extract_flow"),
     threads: 8
     resources:
         gpu=_flow_uses_gpu,
@@ -25,9 +24,7 @@ rule extract_flow:
         config=CONFIG_FILE,
         manifest=lambda wc: manifest_path(wc.dataset),
     shell:
-        "prep-cli extract-flow --config {params.config} --dataset {wildcards.dataset} --manifest {params.manifest}"
-        " --shard {wildcards.shard} --rgb-dir {RESULTS}/decode/{wildcards.dataset}"
-        " --out {RESULTS}/extract_flow/{wildcards.dataset} --workers {threads} --no-progress > {log} 2>&1"
+        prep_cli("extract_flow", " --workers {threads}")
 
 
-TARGET_FUNCTIONS.append(lambda name: stage_shards("extract_flow", name))
+TARGET_FUNCTIONS.append(lambda name: stage_targets("extract_flow", name))

@@ -6,38 +6,34 @@
 
 rule extract_mv:
     input:
-        done=f"{RESULTS}/reencode/{{dataset}}/shard-{{shard}}.done.json",
-        folder=f"{RESULTS}/reencode/{{dataset}}/shard-{{shard}}",
+        done=stage_output("reencode", "done"),
+        folder=stage_output("reencode", "folder"),
     output:
-        shard=f"{RESULTS}/extract_mv/{{dataset}}/shard-{{shard}}.h5",
-        iframes=f"{RESULTS}/extract_mv/{{dataset}}/shard-{{shard}}.iframes.h5",
-        failures=f"{RESULTS}/extract_mv/{{dataset}}/shard-{{shard}}.failures.json",
+        **stage_outputs("extract_mv"),
     log:
-        f"{LOGS}/extract_mv/{{dataset}}/shard-{{shard}}.log",
+        stage_log("extract_mv"),
     threads: 1
     params:
         config=CONFIG_FILE,
         manifest=lambda wc: manifest_path(wc.dataset),
     shell:
-        "prep-cli extract-mv --config {params.config} --dataset {wildcards.dataset} --manifest {params.manifest}"
-        " --shard {wildcards.shard} --reencoded {RESULTS}/reencode/{wildcards.dataset}"
-        " --out {RESULTS}/extract_mv/{wildcards.dataset} --no-progress > {log} 2>&1"
+        prep_cli("extract_mv")
 
 
-TARGET_FUNCTIONS.append(lambda name: stage_shards("extract_mv", name, (".h5", ".iframes.h5", ".failures.json")))
+TARGET_FUNCTIONS.append(lambda name: stage_targets("extract_mv", name))
 
 
 # PNGs of the first video of shard 0 (vectors and residuals, both modes) for the report.
-rule mv_visualize:
+rule visualize_mv:
     input:
-        shard=f"{RESULTS}/extract_mv/{{dataset}}/shard-00000.h5",
-        iframes=f"{RESULTS}/extract_mv/{{dataset}}/shard-00000.iframes.h5",
+        shard=stage_output("extract_mv", "shard", shard="00000"),
+        iframes=stage_output("extract_mv", "iframes", shard="00000"),
     output:
-        directory(f"{RESULTS}/extract_mv/{{dataset}}/png"),
+        directory(f"{stage_dir('extract_mv')}/{paths.PICTURES_FOLDER}"),
     log:
-        f"{LOGS}/extract_mv/{{dataset}}/mv_visualize.log",
+        f"{paths.log_dir(LOGS, 'extract_mv', '{dataset}')}/visualize_mv.log",
     shell:
-        "prep-cli mv-visualize {input.shard} --frames 12 --out {output} > {log} 2>&1"
+        "prep-cli visualize-mv {input.shard} --frames 12 --out {output} > {log} 2>&1"
 
 
-TARGET_FUNCTIONS.append(lambda name: [f"{RESULTS}/extract_mv/{name}/png"])
+TARGET_FUNCTIONS.append(lambda name: [f"{stage_dir('extract_mv', name)}/{paths.PICTURES_FOLDER}"])

@@ -4,13 +4,11 @@
 
 rule make_demo:
     output:
-        split=f"{RESULTS}/make_demo/{{dataset}}/split.csv",
-        classes=f"{RESULTS}/make_demo/{{dataset}}/classes.txt",
-        flow=f"{RESULTS}/make_demo/{{dataset}}/true_flow.h5",
+        **{k: f"{stage_dir('make_demo')}/{name}" for k, name in paths.DEMO_FILES.items()},
     log:
-        f"{LOGS}/make_demo/{{dataset}}.log",
+        str(paths.dataset_log(LOGS, "make_demo", "{dataset}")),
     params:
         config=CONFIG_FILE,
     shell:
         "prep-cli make-demo --config {params.config} --dataset {wildcards.dataset}"
-        " --out {RESULTS}/make_demo/{wildcards.dataset} > {log} 2>&1"
+        " --out " + stage_dir("make_demo", "{wildcards.dataset}") + " > {log} 2>&1"

@@ -4,16 +4,17 @@
 
 def manifest_inputs(wildcards):
     ds = dataset_settings(wildcards.dataset).dataset
-    return [f"{ds.root}/split.csv", f"{ds.root}/classes.txt"] if ds.format == "demo" else []
+    demo = (paths.DEMO_FILES["split"], paths.DEMO_FILES["classes"])
+    return [f"{ds.root}/{name}" for name in demo] if ds.format == "demo" else []
 
 
 checkpoint manifest:
     input:
         manifest_inputs,
     output:
-        manifest=f"{SETTINGS.manifests}/{{dataset}}.tsv",
+        manifest=str(paths.manifest_path(SETTINGS.manifests, "{dataset}")),
     log:
-        f"{LOGS}/manifest/{{dataset}}.log",
+        str(paths.dataset_log(LOGS, "manifest", "{dataset}")),
     params:
         config=CONFIG_FILE,
     shell:

@@ -8,15 +8,12 @@ rule reencode:
     input:
         manifest=lambda wc: manifest_path(wc.dataset),
     output:
-        folder=directory(f"{RESULTS}/reencode/{{dataset}}/shard-{{shard}}"),
-        done=f"{RESULTS}/reencode/{{dataset}}/shard-{{shard}}.done.json",
-        failures=f"{RESULTS}/reencode/{{dataset}}/shard-{{shard}}.failures.json",
+        **stage_outputs("reencode"),
     log:
-        f"{LOGS}/reencode/{{dataset}}/shard-{{shard}}.log",
+        stage_log("reencode"),
     threads: 2
     params:
         config=CONFIG_FILE,
+        manifest=lambda wc: manifest_path(wc.dataset),
     shell:
-        "prep-cli reencode --config {params.config} --dataset {wildcards.dataset} --manifest {input.manifest}"
-        " --shard {wildcards.shard} --out {RESULTS}/reencode/{wildcards.dataset} --workers {threads}"
-        " --no-progress > {log} 2>&1"
+        prep_cli("reencode", " --workers {threads}")

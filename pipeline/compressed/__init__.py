@@ -1,9 +1,11 @@
-"""Compressed-domain algorithms (pure numpy/OpenCV, no file I/O except :mod:`.backends`).
+"""Compressed-domain algorithms (numpy/OpenCV/C; file I/O only in :mod:`.backends` and :mod:`.mpeg4`).
 
 - :mod:`.motion`: decoder motion vectors -> dense (2, H, W) maps in pixels, accumulation back to the I-frame.
 - :mod:`.residual`: motion compensation in pixel space and residuals (frame - compensated reference).
 - :mod:`.encoding`: CoViAR's uint8 storage encodings of motion vectors and residuals.
-- :mod:`.resframes`: residual frames |F_i - F_i+1| (the one function the stage and the loader share).
+- :mod:`.extract`: one decode pass over an MPEG-4 file -> every array the mv shards store.
+- :mod:`.mpeg4`: re-encoding to MPEG-4 Part 2 (GOP 12, no B-frames) and the picture-type check.
+- :mod:`.fused`: the C kernel computing a P-frame's arrays in one pass (same results as the definitions).
 - :mod:`.backends`: decoders that yield RGB frames, picture types and motion vectors (PyAV, mv-extractor).
 - :mod:`.viz`: PNG-ready visualizations of motion fields and residuals.
 

@@ -26,6 +26,8 @@ from typing import Iterator
 
 import numpy as np
 
+from ..core.errors import InputError, MotionprepError, VideoError
+
 # FFmpeg exports motion vectors only from its mpegvideo-family decoders and H.264.
 MV_CODECS = frozenset({"mpeg4", "h264", "mpeg1video", "mpeg2video", "h263", "h263p", "h263i", "flv",
                        "msmpeg4v1", "msmpeg4v2", "msmpeg4v3", "msmpeg4", "wmv1", "wmv2"})
@@ -34,11 +36,11 @@ BACKENDS = ("pyav", "mvextractor")
 _PICT_TYPES = {0: "?", 1: "I", 2: "P", 3: "B", 4: "S", 5: "SI", 6: "SP", 7: "BI"}
 
 
-class BackendError(RuntimeError):
-    """A decoder backend is unavailable or cannot read a file."""
+class BackendError(MotionprepError, RuntimeError):
+    """A decoder backend is unavailable (a setup problem: it stops the stage, it is not one video's fault)."""
 
 
-class NoMotionVectorsError(ValueError):
+class NoMotionVectorsError(InputError):
     """The video's codec does not carry (or FFmpeg does not export) motion vectors."""
 
 
@@ -62,7 +64,7 @@ def probe_codec(path: str | Path) -> tuple[str, int]:
     import av
     with av.open(str(path)) as c:
         if not c.streams.video:
-            raise BackendError(f"{Path(path).name}: no video stream")
+            raise VideoError(f"{Path(path).name}: no video stream")
         s = c.streams.video[0]
         return s.codec_context.name, int(s.frames or 0)
 
@@ -75,7 +77,7 @@ def iter_pyav(path: str | Path, threads: int = 1) -> Iterator[DecodedFrame]:
     path = Path(path)
     with av.open(str(path)) as container:
         if not container.streams.video:
-            raise BackendError(f"{path.name}: no video stream")
+            raise VideoError(f"{path.name}: no video stream")
         stream = container.streams.video[0]
         _check_codec(stream.codec_context.name, path)
         stream.codec_context.options = {"flags2": "+export_mvs"}
@@ -121,7 +123,7 @@ def iter_mvextractor(path: str | Path) -> Iterator[DecodedFrame]:
     _check_codec(probe_codec(path)[0], path)
     cap = VideoCap()
     if not cap.open(str(path)):
-        raise BackendError(f"{path.name}: mv-extractor cannot open the file")
+        raise VideoError(f"{path.name}: mv-extractor cannot open the file")
     try:
         while True:
             ret, frame, mvs, ftype = cap.read()[:4]

@@ -26,11 +26,13 @@ per pixel: accumulation samples the previous map at ``p + mv(p)``, which is not 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable
 
 import cv2
 import numpy as np
 
+from ..core.errors import InputError
 from . import fused as _fused
 from .backends import DecodedFrame, NoMotionVectorsError
 from .encoding import encode_mv_units, encode_residual_of, mv_lut
@@ -42,7 +44,7 @@ I_FRAME, P_FRAME = 0, 1
 MV_CELL = 8            # ``mv`` is stored per MV_CELL x MV_CELL pixels
 
 
-class GopError(ValueError):
+class GopError(InputError):
     """The picture structure is not I/P only, or the video does not start with an I-frame."""
 
 
@@ -150,6 +152,75 @@ def _p_frame_opencv(img, prev_img, iframe, grid, g, scale, bound, acc, iref, a, 
     return acc, iref
 
 
+class _Extractor:
+    """The state of one pass over a video: output buffers, the GOP position, the accumulated motion, the
+    previous frame and the GOP's I-frame (and, with the fused kernel, its scratch arrays)."""
+
+    def __init__(self, img: np.ndarray, scale: int, bound: float, fused: bool, expected_frames: int | None,
+                 pool: ArrayPool):
+        h, w = img.shape[:2]
+        self.h, self.w, self.scale, self.bound, self.fused = h, w, scale, bound, fused
+        self.out = CompressedVideo(w, h, scale)
+        self.buf = _Buffers(h, w, max(1, expected_frames or 16), pool)
+        self.lut, self.lut_off = mv_lut(scale, bound)
+        self.iref = self.acc = self.prev_img = self.iframe = None
+        self.gop, self.pos, self.n_p = -1, 0, 0
+        if fused:                           # two accumulation maps used in turn, one I-frame phase image
+            self.acc_maps = [pool.get(f"acc{j}", (h, w, 2), np.int16) for j in range(2)]
+            self.phases = pool.get("phases", (scale * h, scale * w, 3), np.uint8)
+            self.cells = pool.get("cells", (-(-h // MV_CELL), -(-w // MV_CELL), 2), np.int16)
+
+    def add(self, i: int, fr: DecodedFrame, img: np.ndarray) -> None:
+        """Frame ``i`` of the video (display order), decoded to ``img``."""
+        k = self.buf.next()
+        a = self.buf.arrays
+        if fr.pict_type == "I":
+            self.gop, self.pos, self.acc, self.iref, self.iframe = self.gop + 1, 0, None, None, img
+            a["frame_type"][k] = I_FRAME
+            self.out.iframes.append(img)
+            for key in ("mv", "mv_acc", "residual", "residual_acc"):
+                a[key][k] = 128
+        elif fr.pict_type == "P":
+            if self.gop < 0:
+                raise GopError("the first frame is a P-frame, not an I-frame")
+            self.pos += 1
+            self.n_p += 1
+            self.out.p_frames_with_vectors += bool(fr.has_side_data)
+            a["frame_type"][k] = P_FRAME
+            (self._p_fused if self.fused else self._p_opencv)(i, k, fr, img, a)
+        else:
+            raise GopError(f"frame {i} is a {fr.pict_type}-frame: only I- and P-frames are supported "
+                           "(re-encode with `prep-cli reencode`, which uses no B-frames)")
+        self.prev_img = img
+        a["gop_index"][k] = self.gop
+        a["gop_pos"][k] = self.pos
+
+    def _p_fused(self, i: int, k: int, fr: DecodedFrame, img: np.ndarray, a: dict) -> None:
+        try:
+            grid = _fused.cell_grid(fr.table, self.h, self.w, self.scale, MV_CELL, out=self.cells)
+        except MotionError as exc:
+            raise MotionError(f"frame {i}: {exc}") from None
+        target = self.acc_maps[0] if self.acc is self.acc_maps[1] else self.acc_maps[1]
+        if self.acc is not None and self.iref is None:      # the I-frame's sub-pel phases, once per GOP
+            self.iref = _fused.subpel_phases(self.iframe, self.scale, out=self.phases)
+        _fused.p_frame(img, self.prev_img, grid, MV_CELL, self.scale, self.acc, self.iref, self.lut, self.lut_off,
+                       target, a["mv"][k], a["mv_acc"][k], a["residual"][k], a["residual_acc"][k])
+        self.acc = target
+
+    def _p_opencv(self, i: int, k: int, fr: DecodedFrame, img: np.ndarray, a: dict) -> None:
+        grid, g = block_grid(fr.table, self.h, self.w, self.scale)
+        _encode_grid(grid, g, self.scale, self.bound, a["mv"][k], i)
+        self.acc, self.iref = _p_frame_opencv(img, self.prev_img, self.iframe, grid, g, self.scale, self.bound,
+                                              self.acc, self.iref, a, k)
+
+    def finish(self, codec: str) -> CompressedVideo:
+        if self.n_p and self.out.p_frames_with_vectors == 0:
+            raise NoMotionVectorsError(f"codec {codec!r}: {self.n_p} P-frames but no motion vectors were "
+                                       "exported")
+        self.out.frames = self.buf.result()
+        return self.out
+
+
 def extract(decoded: Iterable[DecodedFrame], bound: float = 20.0, scale: int = 2,
             codec: str = "mpeg4", expected_frames: int | None = None, fused: bool | None = None,
             pool: ArrayPool | None = None) -> CompressedVideo:
@@ -158,73 +229,67 @@ def extract(decoded: Iterable[DecodedFrame], bound: float = 20.0, scale: int = 2
     ``expected_frames`` (a hint, e.g. the container's frame count) sizes the output arrays up front; they
     grow when the video is longer. ``fused``: compute the per-pixel arrays of P-frames with the C kernel
     (:mod:`.fused`; None: whenever it is built) or with the OpenCV functions that define them (False); both
-    give identical arrays. ``pool``: reuse output arrays across calls (see :class:`ArrayPool`). Raises :class:`GopError` for B-frames (or other non-I/P pictures) and a
-    first frame that is not an I-frame, :class:`NoMotionVectorsError` when P-frames exist but the decoder
-    exported no vector at all, and ValueError for an empty video.
+    give identical arrays. ``pool``: reuse output arrays across calls (see :class:`ArrayPool`). Raises
+    :class:`GopError` for B-frames (or other non-I/P pictures) and a first frame that is not an I-frame,
+    :class:`NoMotionVectorsError` when P-frames exist but the decoder exported no vector at all, and
+    :class:`GopError` for an empty video.
     """
-    out: CompressedVideo | None = None
-    buf: _Buffers | None = None
-    iref = acc = prev_img = iframe = None
-    gop, pos, n_p = -1, 0, 0
     built, why = _fused.available()
     if fused and not built:
         raise RuntimeError(f"fused kernel unavailable: {why}")
     fused = built if fused is None else fused
     fused = fused and scale > 0 and scale & (scale - 1) == 0
-    lut, lut_off = mv_lut(scale, bound)
     pool = pool or ArrayPool()
+    state: _Extractor | None = None
     for i, fr in enumerate(decoded):
         img = np.ascontiguousarray(fr.image)
-        if out is None:
-            h, w = img.shape[:2]
-            out = CompressedVideo(w, h, scale)
-            buf = _Buffers(h, w, max(1, expected_frames or 16), pool)
-            if fused:                       # two accumulation maps used in turn, one I-frame phase image
-                acc_maps = [pool.get(f"acc{j}", (h, w, 2), np.int16) for j in range(2)]
-                phases = pool.get("phases", (scale * h, scale * w, 3), np.uint8)
-                cells = pool.get("cells", (-(-h // MV_CELL), -(-w // MV_CELL), 2), np.int16)
-        k = buf.next()
-        a = buf.arrays
-        if fr.pict_type == "I":
-            gop, pos, acc, iref, iframe = gop + 1, 0, None, None, img
-            a["frame_type"][k] = I_FRAME
-            out.iframes.append(img)
-            for key in ("mv", "mv_acc", "residual", "residual_acc"):
-                a[key][k] = 128
-        elif fr.pict_type == "P":
-            if gop < 0:
-                raise GopError("the first frame is a P-frame, not an I-frame")
-            pos += 1
-            n_p += 1
-            out.p_frames_with_vectors += bool(fr.has_side_data)
-            a["frame_type"][k] = P_FRAME
-            if fused:
-                try:
-                    grid = _fused.cell_grid(fr.table, h, w, scale, MV_CELL, out=cells)
-                except MotionError as exc:
-                    raise MotionError(f"frame {i}: {exc}") from None
-                target = acc_maps[0] if acc is acc_maps[1] else acc_maps[1]
-                if acc is not None and iref is None:      # the I-frame's sub-pel phases, once per GOP
-                    iref = _fused.subpel_phases(iframe, scale, out=phases)
-                _fused.p_frame(img, prev_img, grid, MV_CELL, scale, acc, iref, lut, lut_off, target, a["mv"][k],
-                               a["mv_acc"][k], a["residual"][k], a["residual_acc"][k])
-                acc = target
-            else:
-                grid, g = block_grid(fr.table, h, w, scale)
-                _encode_grid(grid, g, scale, bound, a["mv"][k], i)
-                acc, iref = _p_frame_opencv(img, prev_img, iframe, grid, g, scale, bound, acc, iref, a, k)
-        else:
-            raise GopError(f"frame {i} is a {fr.pict_type}-frame: only I- and P-frames are supported "
-                           "(re-encode with `prep-cli reencode`, which uses no B-frames)")
-        prev_img = img
-        a["gop_index"][k] = gop
-        a["gop_pos"][k] = pos
-    if out is None:
-        raise ValueError("the video has no frames")
-    if n_p and out.p_frames_with_vectors == 0:
-        raise NoMotionVectorsError(f"codec {codec!r}: {n_p} P-frames but no motion vectors were exported")
-    out.frames = buf.result()
-    return out
+        if state is None:
+            state = _Extractor(img, scale, bound, fused, expected_frames, pool)
+        state.add(i, fr, img)
+    if state is None:
+        raise GopError("the video has no frames")
+    return state.finish(codec)
 
 
-__all__ = ["STREAMS", "MV_CELL", "I_FRAME", "P_FRAME", "GopError", "CompressedVideo", "ArrayPool", "extract"]
+def extract_file(path: str | Path, bound: float, backend: str = "pyav", pool: ArrayPool | None = None
+                 ) -> CompressedVideo:
+    """Decode one MPEG-4 Part 2 file once: a :class:`CompressedVideo` (``pool``: see :func:`extract`).
+    Files of other codecs are refused: H.264 vectors may point to older frames than the previous one
+    (multiple references), MPEG-2 has B-frames and field prediction; the residual definitions here hold
+    for MPEG-4 Part 2 P-frames only."""
+    from .backends import MV_CODECS, iter_frames, probe_codec
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file (was it re-encoded? run `prep-cli reencode`)")
+    codec, frames = probe_codec(path)
+    if codec in MV_CODECS and codec != "mpeg4":
+        raise InputError(f"{path.name}: codec {codec!r} is not MPEG-4 Part 2; its vectors do not follow the "
+                         "one-previous-frame model; re-encode it with `prep-cli reencode` first")
+    return extract(iter_frames(path, backend), bound=bound, scale=2, codec=codec, expected_frames=frames, pool=pool)
+
+
+_HEAP_KEPT = False
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc keep freed memory in the process instead of returning it to the kernel at once
+    (``mallopt``: trim only above 256 MiB free, ``mmap`` only for blocks above 64 MiB). Every frame allocates
+    and frees a few dozen 90-350 KB temporaries; by default each one is a fresh ``mmap`` (or a trimmed heap)
+    and page-faults again: 0.2-0.3 ms a frame of system time, measured. Process-wide and permanent, so only
+    the stage runner calls it (once); returns False where it does not apply (not glibc)."""
+    global _HEAP_KEPT
+    if _HEAP_KEPT:
+        return True
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6")
+        _HEAP_KEPT = bool(libc.mallopt(-1, 256 << 20) and libc.mallopt(-3, 64 << 20))  # M_TRIM_, M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        _HEAP_KEPT = False
+    return _HEAP_KEPT
+
+
+
+__all__ = ["STREAMS", "MV_CELL", "I_FRAME", "P_FRAME", "GopError", "CompressedVideo", "ArrayPool", "extract",
+           "extract_file", "keep_freed_memory"]

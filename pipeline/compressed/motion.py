@@ -18,10 +18,12 @@ import math
 import cv2
 import numpy as np
 
+from ..core.errors import InputError
+
 COLUMNS = ("source", "w", "h", "dst_x", "dst_y", "motion_x", "motion_y", "motion_scale")
 
 
-class MotionError(ValueError):
+class MotionError(InputError):
     """A vector table that cannot be turned into a past-reference motion map."""
 
 

@@ -21,11 +21,13 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from ..core.config import ClipsConfig
 from ..flow.quantize import flip_x
 
-# MARS input normalization (ActivityNet mean on the 0-255 scale, std 1) and flow centre.
-RGB_MEAN = (114.7748, 107.7354, 99.4750)
-FLOW_MEAN = 127.5
+# MARS input normalization (ActivityNet mean on the 0-255 scale, std 1) and flow centre: the config's
+# ``clips`` defaults (the schema holds the numbers).
+RGB_MEAN = ClipsConfig().rgb_mean
+FLOW_MEAN = ClipsConfig().flow_mean
 
 
 def train_clip_start(num_frames: int, length: int, rng: np.random.Generator) -> int:

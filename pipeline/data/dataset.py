@@ -38,14 +38,18 @@ import torch
 from torch.utils.data import Dataset
 
 from ..compressed.encoding import dense_mv
-from ..shards import ShardError
+from ..core.config import ClipsConfig
+from ..shards import MODALITIES as SHARD_MODALITIES
+from ..shards import ShardReader
 from . import clips as C
 
-MODALITIES = ("rgb", "flow", "mv", "residual", "resframe", "frame")
-# Where each dataset modality comes from: (shard modality, streams). The mv shard of ``extract_mv`` holds both
+# The inputs a sample can hold (sample keys) and where each comes from: (shard modality, streams). The mv shard of ``extract_mv`` holds both
 # motion vectors and residuals (plus their accumulated variants ``mv_acc`` / ``residual_acc``).
 SOURCE = {"rgb": ("rgb", ("rgb",)), "frame": ("rgb", ("rgb",)), "flow": ("flow", ("x", "y")),
           "mv": ("mv", ("mv",)), "residual": ("mv", ("residual",)), "resframe": ("resframe", ("resframe",))}
+INPUTS = tuple(SOURCE)
+_CLIPS = ClipsConfig()       # clip length, crop, means: the config's clips defaults
+assert {src for src, _ in SOURCE.values()} <= set(SHARD_MODALITIES)
 # Zero level subtracted per modality (RGB uses a per-channel mean; resframe: 128 when the stream is signed).
 DEFAULT_MEANS = {"flow": C.FLOW_MEAN, "mv": 128.0, "residual": 128.0, "resframe": 0.0}
 # Method presets: the modalities each training recipe reads, and its clip length.
@@ -59,9 +63,9 @@ PRESETS = {
 def parse_modalities(modalities: str | Sequence[str]) -> tuple[str, ...]:
     """``"rgb+flow"`` or ``["rgb", "flow"]`` -> ``("rgb", "flow")``; unknown names raise ValueError."""
     mods = tuple(modalities.split("+")) if isinstance(modalities, str) else tuple(modalities)
-    bad = [m for m in mods if m not in MODALITIES]
+    bad = [m for m in mods if m not in INPUTS]
     if bad or not mods:
-        raise ValueError(f"unknown modalities {bad}; allowed: {MODALITIES} joined with '+'")
+        raise ValueError(f"unknown modalities {bad}; allowed: {INPUTS} joined with '+'")
     return mods
 
 
@@ -138,8 +142,8 @@ class ShardClips(Dataset):
     """
 
     def __init__(self, shards: Mapping[str, Sequence[str | Path]] | Sequence[str | Path],
-                 modalities: str | Sequence[str] = "rgb", mode: str = "train", length: int = 16,
-                 crop: int = 112, split: str | None = None, rgb_mean: Sequence[float] = C.RGB_MEAN,
+                 modalities: str | Sequence[str] = "rgb", mode: str = "train", length: int = _CLIPS.length,
+                 crop: int = _CLIPS.crop, split: str | None = None, rgb_mean: Sequence[float] = _CLIPS.rgb_mean,
                  means: Mapping[str, float] | None = None, seed: int | None = None,
                  streams: Mapping[str, Sequence[str]] | None = None):
         if mode not in ("train", "test"):
@@ -184,9 +188,8 @@ class ShardClips(Dataset):
         for k in range(num_shards):
             tables = {}
             for src in self.sources:
-                with h5py.File(self.paths[src][k], "r") as f:
-                    if f.attrs.get("format") != "vidshard":
-                        raise ShardError(f"{self.paths[src][k]} is not a vidshard file")
+                with ShardReader(self.paths[src][k]) as reader:      # format and version checked
+                    f = reader.file
                     for mod in self.modalities:
                         if SOURCE[mod][0] == src and mod not in self.streams:
                             self.streams[mod] = _stream_infos(f["frames"], self.stream_names[mod],
@@ -235,7 +238,7 @@ class ShardClips(Dataset):
             fkey = (src, shard)
             f = self._handles.get(fkey)
             if f is None:
-                f = self._handles[fkey] = h5py.File(self.paths[src][shard], "r")
+                f = self._handles[fkey] = ShardReader(self.paths[src][shard]).file
             ds = self._handles[key] = f["frames"][stream]
         return ds
 

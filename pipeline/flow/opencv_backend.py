@@ -1,6 +1,6 @@
 """TV-L1 with OpenCV's ``cv2.optflow.DualTVL1OpticalFlow`` (opencv-contrib), one instance per process.
 
-Parameter names follow :class:`pipeline.config.FlowConfig`; OpenCV's Python binding spells the inner
+Parameter names follow :class:`pipeline.flow.params.Params`; OpenCV's Python binding spells the inner
 iteration count ``innnerIterations`` (three n's).
 """
 
@@ -12,17 +12,20 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from .params import Params
+
 _local = threading.local()
 
 
-def create(tau: float = 0.25, lambda_: float = 0.15, theta: float = 0.3, nscales: int = 5, warps: int = 5,
-           epsilon: float = 0.01, inner_iterations: int = 30, outer_iterations: int = 10,
-           scale_step: float = 0.8, gamma: float = 0.0, median_filtering: int = 5):
-    """A new ``DualTVL1OpticalFlow`` with these parameters (OpenCV's defaults unless given)."""
+def create(**params):
+    """A new ``DualTVL1OpticalFlow`` with these parameters (names of :class:`pipeline.flow.params.Params`;
+    the ones not given take its defaults)."""
+    p = Params(**params)
     return cv2.optflow.DualTVL1OpticalFlow_create(
-        tau=float(tau), lambda_=float(lambda_), theta=float(theta), nscales=int(nscales), warps=int(warps),
-        epsilon=float(epsilon), innnerIterations=int(inner_iterations), outerIterations=int(outer_iterations),
-        scaleStep=float(scale_step), gamma=float(gamma), medianFiltering=int(median_filtering),
+        tau=float(p.tau), lambda_=float(p.lambda_), theta=float(p.theta), nscales=int(p.nscales),
+        warps=int(p.warps), epsilon=float(p.epsilon), innnerIterations=int(p.inner_iterations),
+        outerIterations=int(p.outer_iterations), scaleStep=float(p.scale_step), gamma=float(p.gamma),
+        medianFiltering=int(p.median_filtering),
         useInitialFlow=False)
 
 

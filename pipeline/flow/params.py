@@ -1,24 +1,38 @@
-"""TV-L1 parameters and their defaults (OpenCV 5's), defined once for both backends and the CLI."""
+"""TV-L1 parameters for both backends. Names, defaults and allowed values come from the config schema's
+``extract_flow`` section (OpenCV 5's defaults; MARS §4.2): this module defines only which of its keys are
+the algorithm's, so the defaults exist once."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from ..core.config import ExtractFlowConfig
+
+#: the TV-L1 keys of ExtractFlowConfig, in OpenCV's order (dataclass field names: lambda_ for lambda)
+PARAM_NAMES: tuple[str, ...] = ("tau", "lambda_", "theta", "nscales", "warps", "epsilon", "inner_iterations",
+                                "outer_iterations", "scale_step", "gamma", "median_filtering")
+_CFG = ExtractFlowConfig()
+
 
 @dataclass(frozen=True)
 class Params:
-    tau: float = 0.25             # time step of the numerical scheme
-    lambda_: float = 0.15         # data-term weight (smaller: smoother flow)
-    theta: float = 0.3            # coupling of the two sub-problems
-    nscales: int = 5              # pyramid levels
-    warps: int = 5                # warpings per level
-    epsilon: float = 0.01         # stopping threshold of the inner loop
-    inner_iterations: int = 30
-    outer_iterations: int = 10
-    scale_step: float = 0.8       # size ratio between pyramid levels
-    gamma: float = 0.0            # illumination-change term weight (0: off)
-    median_filtering: int = 5     # median filter size between warps
+    """One TV-L1 parameter set: time step ``tau``, data weight ``lambda_``, coupling ``theta``, pyramid
+    ``nscales`` levels of ratio ``scale_step``, ``warps`` per level, ``inner_iterations`` and
+    ``outer_iterations`` with stopping threshold ``epsilon``, illumination weight ``gamma`` (0: off) and the
+    ``median_filtering`` size between warps."""
+
+    tau: float = _CFG.tau
+    lambda_: float = _CFG.lambda_
+    theta: float = _CFG.theta
+    nscales: int = _CFG.nscales
+    warps: int = _CFG.warps
+    epsilon: float = _CFG.epsilon
+    inner_iterations: int = _CFG.inner_iterations
+    outer_iterations: int = _CFG.outer_iterations
+    scale_step: float = _CFG.scale_step
+    gamma: float = _CFG.gamma
+    median_filtering: int = _CFG.median_filtering
 
 
 DEFAULTS: dict = asdict(Params())
-PARAM_NAMES: tuple[str, ...] = tuple(DEFAULTS)
+assert tuple(DEFAULTS) == PARAM_NAMES

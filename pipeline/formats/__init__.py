@@ -24,8 +24,8 @@ import importlib
 from pathlib import Path
 from typing import Callable
 
-from ..manifest import Manifest, ManifestError
-from ..manifest import check_files as _check_files
+from ..core.manifest import Manifest, ManifestError
+from ..core.manifest import check_files as _check_files
 from .common import log
 
 #: format name -> module (relative to this package) defining ``parse``

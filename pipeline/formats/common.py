@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from ..manifest import ManifestError, is_unsafe_relpath
+from ..core.manifest import ManifestError, is_unsafe_relpath
 
 log = logging.getLogger("motionprep.manifest")
 

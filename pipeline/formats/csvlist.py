@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from ..manifest import SPLITS, Manifest, ManifestError, make_manifest
+from ..core.manifest import SPLITS, Manifest, ManifestError, make_manifest
 from .common import Rows, read_csv, require_file, safe_relpath, stem
 
 SPLIT_ALIASES = {"validate": "val", "validation": "val", "": "train"}

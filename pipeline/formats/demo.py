@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..manifest import Manifest, ManifestError
+from ..core.manifest import Manifest, ManifestError
+from ..core.paths import DEMO_FILES
 from .common import read_lines, require_file
 from .csvlist import parse_csv
 
@@ -26,4 +27,4 @@ def read_classes(path: Path) -> list[str]:
 def parse(root: Path, splits: Path | None, split: int, dataset: str) -> Manifest:
     """Parse the demo dataset under ``root``; ``split`` is ignored."""
     folder = splits or root
-    return parse_csv(folder / "split.csv", root, dataset, "demo", read_classes(folder / "classes.txt"))
+    return parse_csv(folder / DEMO_FILES["split"], root, dataset, "demo", read_classes(folder / DEMO_FILES["classes"]))

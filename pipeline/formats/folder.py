@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..manifest import Manifest, ManifestError, make_manifest
+from ..core.manifest import Manifest, ManifestError, make_manifest
 from .common import VIDEO_EXTS, Rows, stem
 
 

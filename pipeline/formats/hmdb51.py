@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..manifest import Manifest, ManifestError, make_manifest
+from ..core.manifest import Manifest, ManifestError, make_manifest
 from .common import Rows, read_lines, safe_name, stem
 
 CODES = {"0": "unused", "1": "train", "2": "test"}

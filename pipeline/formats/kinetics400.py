@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..manifest import Manifest, ManifestError, make_manifest
+from ..core.manifest import Manifest, ManifestError, make_manifest
 from .common import Rows, index_videos, log, pick_video, read_csv, require_file, youtube_id
 
 CSV_NAMES = {

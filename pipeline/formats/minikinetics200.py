@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..manifest import Manifest, ManifestError, make_manifest
+from ..core.manifest import Manifest, ManifestError, make_manifest
 from .common import Rows, index_videos, log, read_lines, require_file, youtube_id
 from .kinetics400 import CSV_NAMES, Clip, add_clips, find_csvs, read_clips
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..manifest import Manifest, ManifestError, make_manifest
+from ..core.manifest import Manifest, ManifestError, make_manifest
 from .common import DiskResolver, Rows, read_lines, require_file, safe_relpath, stem
 
 

@@ -142,7 +142,7 @@ def to_bytes(value) -> bytes:
 
 def encode_rgb(image: np.ndarray, quality: int) -> bytes:
     """Raw uint8 (H, W, 3) RGB, (H, W, 1) or (H, W) gray -> JPEG bytes (gray is replicated to RGB)."""
-    from .. import jpeg
+    from ..media import jpeg
     image = np.asarray(image, dtype=np.uint8)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[..., 0]

@@ -13,8 +13,9 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from .. import jpeg
-from ..shards import ShardReader, ShardWriter, Stream, shard_name
+from ..media import jpeg
+from ..core.paths import shard_name
+from ..shards import ShardReader, ShardWriter, Stream
 from . import LayoutError, VideoRef, iter_lines, read, read_side_labels, scan
 
 EXPORT_LAYOUTS = ("rawframes", "kenshohara")

@@ -11,7 +11,9 @@ mmaction2 names them ``<dataset>_<split>_..._rawframes.txt``. We write ``<datase
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Sequence
 
 from . import LayoutError, VideoFrames, VideoRef, iter_lines, safe_name
 
@@ -77,28 +79,64 @@ def frame_dir(video_id: str) -> str:
     return "/".join(safe_name(p) for p in video_id.split("/") if p not in ("", ".", ".."))
 
 
-def _export_frames(shard_path, out_dir: Path, modality: str, table: dict) -> list[tuple[str, int, int]]:
-    """Write one shard's frames; ``[(frame_dir, total_frames, label)]``. Uses the shared exporter
-    :func:`pipeline.export.export_rawframes` when it is installed, the same naming otherwise."""
-    try:
-        from ..export import export_rawframes
-    except ImportError:
-        export_rawframes = None
-    if export_rawframes is not None and all(frame_dir(v) == v for v in table["video_id"]):
-        done = export_rawframes(shard_path, out_dir)
-        return [(e.frame_dir.relative_to(out_dir).as_posix(), e.total_frames, e.label) for e in done]
+@dataclass(frozen=True)
+class ExportedVideo:
+    video_id: str
+    frame_dir: Path
+    total_frames: int
+    label: int
+
+
+_TEMPLATES = {"rgb": {"rgb": RGB}, "flow": {"x": FLOW_X, "y": FLOW_Y}}
+
+
+def export_rawframes(shard_path: str | Path, out_dir: str | Path, videos: Sequence[str] | None = None,
+                     overwrite: bool = True) -> list[ExportedVideo]:
+    """Write every video (or those in ``videos``) of an rgb or flow shard as rawframes under ``out_dir``:
+    folder :func:`frame_dir` of the id, frames numbered from 1 (flow ``i``, frame i -> i+1, is
+    ``flow_x_{i+1}``), JPEG bytes written as stored (lossless with respect to the shard).
+
+    Returns one :class:`ExportedVideo` per written video, in shard order. Raises :class:`LayoutError` for
+    another modality, unknown video ids or (``overwrite=False``) an existing non-empty folder.
+    """
     from ..shards import ShardReader
-    rows = []
-    streams = {"rgb": RGB} if modality == "rgb" else {"x": FLOW_X, "y": FLOW_Y}
+    out = Path(out_dir)
+    done = []
     with ShardReader(shard_path) as r:
-        for v, vid in enumerate(table["video_id"]):
-            folder = out_dir / frame_dir(vid)
+        modality = r.attrs.get("modality")
+        if modality not in _TEMPLATES:
+            raise LayoutError(f"export: {shard_path} has modality {modality!r}; rawframes hold rgb or flow")
+        templates = _TEMPLATES[modality]
+        missing = [s for s in templates if s not in r.streams]
+        if missing:
+            raise LayoutError(f"export: {shard_path} lacks stream(s) {missing} of a {modality} shard")
+        ids = r.video_ids()
+        labels = r.table()["label"]
+        unknown = [v for v in (videos or ()) if v not in ids]
+        if unknown:
+            raise LayoutError(f"export: video(s) {unknown[:5]} are not in {shard_path}")
+        for v in (range(len(ids)) if videos is None else [ids.index(x) for x in videos]):
+            folder = out / frame_dir(ids[v])
+            if not overwrite and folder.exists() and any(folder.iterdir()):
+                raise LayoutError(f"export: {folder} exists and is not empty (video {ids[v]})")
             folder.mkdir(parents=True, exist_ok=True)
-            for stream, pattern in streams.items():
-                for k, data in enumerate(r.raw(v, stream), 1):
-                    (folder / pattern.format(k)).write_bytes(data.tobytes())
-            rows.append((frame_dir(vid), int(table["num_frames"][v]), int(table["label"][v])))
-    return rows
+            n = 0
+            for stream, template in templates.items():
+                blobs = r.raw(v, stream)
+                n = len(blobs)
+                for i, data in enumerate(blobs):
+                    (folder / template.format(i + 1)).write_bytes(bytes(data))
+            done.append(ExportedVideo(ids[v], folder, n, int(labels[v])))
+    return done
+
+
+def rawframes_list_lines(exported: Iterable[ExportedVideo], relative_to: str | Path | None = None) -> list[str]:
+    """mmaction2 list lines ``frame_dir total_frames label`` (frame_dir relative to ``relative_to``)."""
+    lines = []
+    for e in exported:
+        d = e.frame_dir.relative_to(relative_to) if relative_to is not None else e.frame_dir
+        lines.append(f"{d.as_posix()} {e.total_frames} {e.label}")
+    return lines
 
 
 def write_shards(shard_paths, out_dir: str | Path) -> list[Path]:
@@ -114,7 +152,8 @@ def write_shards(shard_paths, out_dir: str | Path) -> list[Path]:
             table = r.table()
         if modality not in ("rgb", "flow"):
             raise LayoutError(f"{sp}: rawframes hold rgb or flow, not {modality}")
-        rows = _export_frames(sp, out_dir, modality, table)
+        rows = [(e.frame_dir.relative_to(out_dir).as_posix(), e.total_frames, e.label)
+                for e in export_rawframes(sp, out_dir)]
         suffix = "" if modality == "rgb" else "_flow"
         for (fdir, total, label), split in zip(rows, table["split"]):
             lst = out_dir / f"{safe_name(dataset)}_{safe_name(split)}_rawframes{suffix}.txt"

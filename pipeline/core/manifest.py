@@ -22,14 +22,11 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .atomic import write_text_atomic
+from .errors import ManifestError
 
 MANIFEST_VERSION = 1
 COLUMNS = ("video_id", "path", "label", "label_index", "split")
 SPLITS = ("train", "test", "val", "unused")
-
-
-class ManifestError(ValueError):
-    """A manifest (or the split files it is built from) is malformed or does not match the files on disk."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Stage ``make_demo``: the embedded synthetic dataset whose classes are defined by motion alone.
+"""Synthetic videos whose classes are defined by motion alone, with their true optical flow.
 
 Each video shows a textured disc moving over a static textured background; the class is the motion of the
 disc (translation right/left/down/up, rotation counter-clockwise/clockwise, zoom in/out) with a random speed,
@@ -6,7 +6,7 @@ start position and textures. Videos are real H.264 files at a frame rate other t
 decode stage resamples them. Because the motion is known, the true optical flow of every pair of consecutive
 frames *after* resampling to 25 fps is saved too (``true_flow.h5``), for judging flow accuracy.
 
-Output folder layout::
+Output folder layout (file names from :data:`pipeline.core.paths.DEMO_FILES`)::
 
     classes.txt             one class name a line, in label-index order
     split.csv               path,label,split (paths relative to this folder)
@@ -23,20 +23,18 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import click
 import cv2
 import h5py
 import numpy as np
 
-from .atomic import atomic_path, write_text_atomic
-from .cli_common import config_option, resolve_settings
-from .config import DemoConfig
+from ..core.atomic import atomic_path, write_text_atomic
+from ..core.config import MakeDemoConfig
+from ..core.paths import DEMO_FILES
 from .video import resample_indices
-from .videoio import write_video
+from .videoio import write_h264
 
 CLASSES = ("translate_right", "translate_left", "translate_down", "translate_up",
            "rotate_ccw", "rotate_cw", "zoom_in", "zoom_out")
-OUTPUT_FPS = 25
 
 
 @dataclass(frozen=True)
@@ -116,21 +114,25 @@ def true_flow(motion: Motion, radius: float, t1: float, t2: float, width: int, h
     return flow.astype(np.float32)
 
 
-def make_demo(out: str | Path, cfg: DemoConfig) -> dict:
-    """Generate the dataset into ``out``; return a summary. Deterministic for a given ``cfg.seed``."""
+def make_demo(out: str | Path, cfg: MakeDemoConfig, output_fps: float | None) -> dict:
+    """Generate the dataset into ``out``; return a summary. Deterministic for a given ``cfg.seed``.
+
+    ``output_fps``: the rate the decode stage resamples to (``decode.fps``; None keeps the source rate),
+    at which the true flows are computed."""
+    output_fps = output_fps or cfg.fps
     out = Path(out)
     classes = CLASSES[:cfg.classes]
     rng = np.random.default_rng(cfg.seed)
     fps = Fraction(cfg.fps).limit_denominator(1001)
     duration = cfg.frames / float(fps)
     times = [Fraction(j) / fps for j in range(cfg.frames)]
-    shown = resample_indices(times, Fraction(cfg.frames) / fps, OUTPUT_FPS)
+    shown = resample_indices(times, Fraction(cfg.frames) / fps, output_fps)
     radius = 0.3 * min(cfg.width, cfg.height)
     rows = []
-    with atomic_path(out / "true_flow.h5") as tmp, h5py.File(tmp, "w") as flows:
+    with atomic_path(out / DEMO_FILES["true_flow"]) as tmp, h5py.File(tmp, "w") as flows:
         flows.attrs["description"] = ("true optical flow (dx, dy) in pixels between consecutive frames after "
-                                      "resampling to 25 fps; flow i is frame i -> frame i+1")
-        flows.attrs["fps"] = OUTPUT_FPS
+                                      "resampling to the decode rate (attribute fps); flow i is frame i -> frame i+1")
+        flows.attrs["fps"] = output_fps
         for ci, cls in enumerate(classes):
             for k in range(cfg.train_per_class + cfg.test_per_class):
                 vid = f"{cls}_{k:02d}"
@@ -141,34 +143,16 @@ def make_demo(out: str | Path, cfg: DemoConfig) -> dict:
                 motion = random_motion(cls, rng, cfg.width, cfg.height, duration)
                 frames = [render(bg, tex, radius, motion, float(t)) for t in times]
                 rel = f"videos/{cls}/{vid}.mp4"
-                write_video(out / rel, frames, fps, codec="libx264", options={"crf": "12"})
+                write_h264(out / rel, frames, fps, crf=12)
                 gt = np.stack([true_flow(motion, radius, float(times[a]), float(times[b]), cfg.width, cfg.height)
                                for a, b in zip(shown, shown[1:])]) if len(shown) > 1 else \
                     np.zeros((0, cfg.height, cfg.width, 2), np.float32)
                 flows.create_dataset(vid, data=gt, compression="gzip", compression_opts=4, shuffle=True)
                 rows.append((rel, cls, split))
-    write_text_atomic(out / "classes.txt", "".join(c + "\n" for c in classes))
+    write_text_atomic(out / DEMO_FILES["classes"], "".join(c + "\n" for c in classes))
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["path", "label", "split"])
     writer.writerows(rows)
-    write_text_atomic(out / "split.csv", buf.getvalue())
-    return {"videos": len(rows), "classes": len(classes), "frames_at_25fps": len(shown), "out": str(out)}
-
-
-@click.command("make-demo")
-@config_option
-@click.option("--dataset", default="demo", show_default=True, help="Config dataset whose make_demo section to use.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Output folder (default: the dataset's root in the config).")
-@click.option("--seed", type=int, default=None, help="Random seed (default from config).")
-def make_demo_cmd(config_path, dataset, out_dir, seed) -> None:
-    """Generate the synthetic demo dataset (motion-defined classes, true flow included)."""
-    settings = resolve_settings(config_path, dataset)
-    cfg = settings.make_demo if seed is None else DemoConfig(**{**settings.make_demo.__dict__, "seed": seed})
-    s = make_demo(out_dir or settings.dataset.root, cfg)
-    click.echo(f"make-demo: {s['videos']} videos of {s['classes']} classes, {s['frames_at_25fps']} frames "
-               f"each at 25 fps -> {s['out']}")
-
-
-commands = [make_demo_cmd]
+    write_text_atomic(out / DEMO_FILES["split"], buf.getvalue())
+    return {"videos": len(rows), "classes": len(classes), "frames": len(shown), "fps": output_fps, "out": str(out)}

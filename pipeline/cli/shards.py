@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from . import shards as _shards
+from .. import shards as _shards
 
 
 @click.group("shards")
@@ -64,7 +64,7 @@ def verify_cmd(files: tuple[str, ...], no_decode: bool) -> None:
 def import_cmd(sources, out_dir, layout, labels, classes, dataset, videos_per_shard, fps, jpeg_quality,
                default_split) -> None:
     """Convert foreign HDF5 files or rawframes folders SOURCES... into vidshard files."""
-    from .layouts.convert import import_sources
+    from ..layouts.convert import import_sources
     summary = import_sources(sources, out_dir, layout=layout, labels=labels, classes=classes,
                              dataset=dataset, videos_per_shard=videos_per_shard, fps=fps,
                              jpeg_quality=jpeg_quality, default_split=default_split)
@@ -82,9 +82,21 @@ def import_cmd(sources, out_dir, layout, labels, classes, dataset, videos_per_sh
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
 def export_cmd(files, layout, out_dir) -> None:
     """Write rgb/flow shard FILES in a layout other projects read (JPEG bytes copied unchanged)."""
-    from .layouts.convert import export_shards
+    from ..layouts.convert import export_shards
     written = export_shards(files, out_dir, layout)
     click.echo(f"exported {len(files)} shard file(s) to {out_dir} as {layout} ({len(written)} files listed)")
 
 
-commands = [shards_group]
+@shards_group.command("diff")
+@click.argument("first", type=click.Path(exists=True, dir_okay=False))
+@click.argument("second", type=click.Path(exists=True, dir_okay=False))
+@click.option("--ignore-attr", "ignore", multiple=True, help="A root attribute not to compare (repeatable).")
+def diff_cmd(first, second, ignore) -> None:
+    """Compare two shards' content (attributes, datasets, values). Exit 0 only when they hold the same data."""
+    problems = _shards.diff(first, second, tuple(ignore))
+    for p in problems:
+        click.echo(f"  - {p}")
+    if problems:
+        click.echo(f"{first} and {second} differ in {len(problems)} place(s)", err=True)
+        sys.exit(1)
+    click.echo(f"same {first} {second}")

@@ -1,6 +1,6 @@
 """Residual frames (Tao et al., eq. 1): ``ResFrame_i = |F_i - F_i+1|`` on RGB, or a signed variant.
 
-:func:`resframes_from_jpeg` is the one function both the ``residual_frames`` stage (which stores its output)
+:func:`resframes_from_jpeg` is the one function both the ``resframe`` stage (which stores its output)
 and a training loader (which may compute residual frames on the fly from the JPEGs of an RGB shard) call, so
 both give identical arrays (and identical tensors after ``torch.from_numpy``). When the target size is the
 stored size divided by exactly 2, 4 or 8 (170x128 from the 340x256 RGB shards), it decodes the JPEGs
@@ -113,7 +113,7 @@ def decode_at(jpegs: Sequence[bytes | np.ndarray], size: tuple[int, int],
             if img.shape != (h, w, 3):
                 raise ValueError(f"JPEG {i} decodes to {img.shape}, not ({h}, {w}, 3): frames of mixed sizes")
         return out
-    from ..jpeg import decode
+    from ..media.jpeg import decode
     for i, b in enumerate(jpegs):
         out[i] = resize_frames([decode(b)], (w, h))[0]
     return out

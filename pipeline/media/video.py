@@ -19,14 +19,11 @@ import av
 import cv2
 import numpy as np
 
-from .config import DecodeConfig
+from ..core.config import DecodeConfig
+from ..core.errors import VideoError
 
 _INTERP = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-
-class VideoError(ValueError):
-    """A video cannot be decoded (corrupt, no video stream, zero frames, unsupported codec)."""
 
 
 def _round_half_up(x: Fraction) -> int:

@@ -1,0 +1,345 @@
+"""Configuration: one YAML file, validated against ``pipeline/schemas/config.schema.yaml``.
+
+The schema is the one home of every default and allowed value. The Snakefile validates the raw file with
+Snakemake's ``validate``; ``prep-cli`` uses :func:`load_config`, which fills the schema's defaults, merges
+the chosen dataset's ``overrides`` over the stage sections, validates the merged result again and hands
+each stage a frozen dataclass. The dataclasses below carry no default of their own: :func:`_section`
+takes every field's default from the schema and refuses a field the schema does not have (or the reverse)
+when the module is imported. ``config/config.yaml`` shows the same defaults with comments; a test holds
+the three to each other.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+import jsonschema
+import yaml
+
+from .errors import ConfigError
+from .paths import manifest_path as _manifest_path
+from .paths import stage_dir as _stage_dir
+
+#: config sections of stage parameters, in file order (each has a dataclass ``<CamelName>Config``)
+SECTIONS = ("make_demo", "decode", "extract_flow", "reencode", "extract_mv", "resframe", "clips")
+#: config keys that are Python keywords: field ``lambda_`` holds key ``lambda``
+_KEYWORDS = {"lambda_": "lambda"}
+
+
+@functools.lru_cache(maxsize=1)
+def _schema_text() -> str:
+    return resources.files("pipeline").joinpath("schemas/config.schema.yaml").read_text()
+
+
+def load_schema() -> dict:
+    """The config schema (a fresh copy: callers may modify it)."""
+    return yaml.safe_load(_schema_text())
+
+
+def key_of(field_name: str) -> str:
+    """Dataclass field name -> config key (``lambda_`` -> ``lambda``)."""
+    return _KEYWORDS.get(field_name, field_name)
+
+
+def field_of(key: str) -> str:
+    """Config key -> dataclass field name (``lambda`` -> ``lambda_``)."""
+    return {v: k for k, v in _KEYWORDS.items()}.get(key, key)
+
+
+def section_schema(section: str) -> dict:
+    """The schema of one section's properties: ``{key: {type, default, description, ...}}``."""
+    return load_schema()["properties"][section]["properties"]
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(_frozen(v) for v in value) if isinstance(value, list) else value
+
+
+def _section(name: str):
+    """Class decorator: a frozen dataclass of section ``name`` whose defaults are the schema's."""
+    def wrap(cls):
+        props = section_schema(name)
+        fields = list(cls.__dict__.get("__annotations__", {}))
+        keys = {key_of(f) for f in fields}
+        if keys != set(props):
+            raise AssertionError(f"{cls.__name__} fields {sorted(keys)} != schema section {name!r} "
+                                 f"keys {sorted(props)}")
+        for f in fields:
+            if "default" not in props[key_of(f)]:
+                raise AssertionError(f"schema key {name}.{key_of(f)} has no default")
+            setattr(cls, f, _frozen(props[key_of(f)]["default"]))
+        out = dataclass(frozen=True)(cls)
+        out.SECTION = name
+        return out
+    return wrap
+
+
+def _fill_defaults(schema: Mapping, value: Any, root: Mapping) -> Any:
+    """Return ``value`` with every missing property that has a schema default filled in (recursively)."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        schema = root["definitions"][name]
+    if isinstance(value, dict):
+        out = dict(value)
+        for key, sub in schema.get("properties", {}).items():
+            if key not in out and "default" in sub:
+                out[key] = copy.deepcopy(sub["default"])
+            if key in out:
+                out[key] = _fill_defaults(sub, out[key], root)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key in out:
+                if key not in schema.get("properties", {}):
+                    out[key] = _fill_defaults(extra, out[key], root)
+        return out
+    return value
+
+
+def defaults() -> dict:
+    """The whole configuration with nothing given: every schema default."""
+    schema = load_schema()
+    return _fill_defaults(schema, {}, schema)
+
+
+def _error_text(err: jsonschema.ValidationError) -> str:
+    key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+    if err.validator == "enum":
+        return f"config key '{key}': {err.instance!r} is not allowed; allowed values: {err.validator_value}"
+    if err.validator == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        return f"config key '{key}': {err.message}; allowed keys: {allowed}"
+    return f"config key '{key}': {err.message}"
+
+
+def validate(config: Mapping, schema: Mapping | None = None) -> None:
+    """Raise :class:`ConfigError` naming every offending key (and the allowed values for enums)."""
+    schema = schema or load_schema()
+    validator = jsonschema.Draft7Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(_error_text(e) for e in errors))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# One frozen dataclass per section, named after it. Field names are the YAML keys; the comments say what
+# each is for, the schema holds the default, type and allowed values.
+
+
+@_section("make_demo")
+class MakeDemoConfig:
+    classes: int            # motion classes (translation x4, rotation x2, zoom x2)
+    train_per_class: int    # videos per class in the train split
+    test_per_class: int     # videos per class in the test split
+    frames: int             # source frames per video
+    fps: float              # source frame rate, deliberately not 25 (decode resamples)
+    width: int
+    height: int
+    seed: int
+
+
+@_section("decode")
+class DecodeConfig:
+    fps: float | None               # output rate; None keeps the source's
+    short_side: int | None          # resize short side to this (aspect kept, sides even); None: keep
+    folder_fps: float               # rate of frame-folder datasets (Something-Something v1: 12)
+    size: tuple[int, int] | None    # (width, height) fixed size; wins over short_side
+    interpolation: str              # area | linear | cubic
+    jpeg_quality: int
+    threads: int                    # decoder threads per video
+
+
+@_section("extract_flow")
+class ExtractFlowConfig:
+    backend: str            # opencv | torch
+    device: str             # cpu | cuda | cuda:N (torch backend)
+    batch_size: int         # frame pairs per torch batch
+    workers: int            # opencv: processes; torch on CPU: threads; 0 = the granted cores
+    tau: float              # TV-L1 parameters (OpenCV's names and defaults, MARS §4.2) ...
+    lambda_: float
+    theta: float
+    nscales: int
+    warps: int
+    epsilon: float
+    inner_iterations: int
+    outer_iterations: int
+    scale_step: float
+    gamma: float
+    median_filtering: int   # ... down to here
+    bound: float            # clip to ±bound before quantizing
+    jpeg_quality: int
+
+    def tvl1_params(self) -> dict:
+        """The TV-L1 parameters alone, as keyword arguments of :func:`pipeline.flow.tvl1`."""
+        from ..flow.params import PARAM_NAMES
+        return {n: getattr(self, n) for n in PARAM_NAMES}
+
+
+@_section("reencode")
+class ReencodeConfig:
+    codec: str              # mpeg4 (MPEG-4 Part 2)
+    gop: int                # an I-frame every gop frames
+    bframes: int            # 0: no B-frames
+    qscale: int             # -q:v
+    fps: float
+    size: tuple[int, int]   # (width, height)
+
+
+@_section("extract_mv")
+class ExtractMvConfig:
+    backend: str            # pyav | mvextractor
+    mv_bound: float         # storage clip of the vectors (CoViAR)
+    iframe_jpeg_quality: int
+    compression: int        # gzip level of the mv and residual arrays; 0 = none (fastest)
+
+
+@_section("resframe")
+class ResframeConfig:
+    size: tuple[int, int]   # (width, height) of the residual frames
+    signed: bool            # store (F_i - F_i+1)/2 + 128 instead of |F_i - F_i+1|
+    compression: int        # gzip level
+
+
+@_section("clips")
+class ClipsConfig:
+    length: int                             # frames per clip
+    crop: int                               # square crop side
+    rgb_mean: tuple[float, float, float]    # subtracted from RGB (0-255 scale, std 1)
+    flow_mean: float                        # subtracted from quantized flow
+
+
+SECTION_TYPES = {cls.SECTION: cls for cls in (MakeDemoConfig, DecodeConfig, ExtractFlowConfig, ReencodeConfig,
+                                              ExtractMvConfig, ResframeConfig, ClipsConfig)}
+assert tuple(SECTION_TYPES) == SECTIONS
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """One entry of ``datasets`` (schema ``definitions.dataset``)."""
+
+    name: str
+    format: str
+    root: str
+    splits: str | None = None
+    split: int = 1
+    manifest: str | None = None
+
+
+def to_section(cls, values: Mapping):
+    """The dataclass ``cls`` of a section from its (validated) YAML mapping; missing keys keep defaults."""
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if key_of(f.name) in values:
+            kwargs[f.name] = _frozen(values[key_of(f.name)])
+    return cls(**kwargs)
+
+
+def section_values(obj) -> dict:
+    """A section dataclass -> its YAML mapping (``lambda`` for ``lambda_``, lists for tuples)."""
+    out = {}
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        out[key_of(f.name)] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a stage needs for one dataset: its paths and its frozen parameter sections."""
+
+    dataset: DatasetConfig
+    results: Path
+    manifests: Path
+    logs: Path
+    videos_per_shard: int
+    strict: bool
+    make_demo: MakeDemoConfig
+    decode: DecodeConfig
+    extract_flow: ExtractFlowConfig
+    reencode: ReencodeConfig
+    extract_mv: ExtractMvConfig
+    resframe: ResframeConfig
+    clips: ClipsConfig
+    raw: Mapping = dataclasses.field(repr=False, compare=False, default_factory=dict)
+
+    @property
+    def manifest_path(self) -> Path:
+        if self.dataset.manifest:
+            return Path(self.dataset.manifest)
+        return _manifest_path(self.manifests, self.dataset.name)
+
+    def stage_dir(self, stage: str) -> Path:
+        """``results/<stage>/<dataset>``: where a stage writes this dataset's outputs."""
+        return _stage_dir(self.results, stage, self.dataset.name)
+
+    def section_dict(self, section: str) -> dict:
+        """The merged parameters of one stage as plain JSON-able values (recorded in shard attributes)."""
+        return copy.deepcopy(dict(self.raw[section]))
+
+
+def read_config_file(path: str | Path | None) -> dict:
+    if path is None:
+        return {}
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"config file {p} does not exist")
+    data = yaml.safe_load(p.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a mapping at its top level")
+    return data
+
+
+def filled(config: Mapping) -> dict:
+    """``config`` with every default filled in, validated."""
+    schema = load_schema()
+    full = _fill_defaults(schema, dict(config), schema)
+    validate(full, schema)
+    return full
+
+
+def resolve(config: Mapping, dataset: str | None = None, define: Mapping | None = None) -> Settings:
+    """Validate ``config`` (defaults filled), merge the dataset's overrides and return its :class:`Settings`.
+
+    ``define``: keys of a dataset entry (``format``, ``root``, ``splits``, ``split``) that replace the
+    config's, or define the dataset when the config has no entry of that name (then without overrides).
+    """
+    schema = load_schema()
+    full = filled(config)
+    name = dataset or full["dataset"]
+    entries = dict(full["datasets"])
+    if define:
+        entries[name] = {**entries.get(name, {}), **{k: v for k, v in define.items() if v is not None}}
+    if name not in entries:
+        raise ConfigError(f"config key 'dataset': {name!r} is not allowed; allowed values: "
+                          f"{sorted(full['datasets'])}")
+    ds = entries[name]
+    merged = copy.deepcopy(full)
+    merged["datasets"] = entries
+    for section, values in (ds.get("overrides") or {}).items():
+        merged[section] = {**merged[section], **values}
+    merged["dataset"] = name
+    if ds.get("videos_per_shard"):
+        merged["videos_per_shard"] = ds["videos_per_shard"]
+    validate(merged, schema)
+    sections = {s: to_section(SECTION_TYPES[s], merged[s]) for s in SECTIONS}
+    dsc = DatasetConfig(name=name, format=ds["format"], root=ds["root"], splits=ds.get("splits"),
+                        split=ds.get("split", 1), manifest=ds.get("manifest"))
+    return Settings(dataset=dsc, results=Path(merged["results"]), manifests=Path(merged["manifests"]),
+                    logs=Path(merged["logs"]), videos_per_shard=merged["videos_per_shard"],
+                    strict=merged["strict"], raw=merged, **sections)
+
+
+def load_config(path: str | Path | None = None, dataset: str | None = None) -> Settings:
+    """Read a YAML config (``None``: defaults only) and resolve it for ``dataset`` (default: its ``dataset``)."""
+    return resolve(read_config_file(path), dataset)
+
+
+__all__ = ["SECTIONS", "SECTION_TYPES", "ConfigError", "Settings", "DatasetConfig", "MakeDemoConfig",
+           "DecodeConfig", "ExtractFlowConfig", "ReencodeConfig", "ExtractMvConfig", "ResframeConfig",
+           "ClipsConfig", "load_config", "load_schema", "resolve", "filled", "defaults", "validate",
+           "read_config_file", "section_schema", "to_section", "section_values", "key_of", "field_of"]

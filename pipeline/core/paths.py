@@ -1,0 +1,105 @@
+"""Every result path the product writes, defined once.
+
+A stage ``S`` of dataset ``D`` writes under ``<results>/S/D/`` (its *stage folder*) and logs under
+``<logs>/S/D/``. Per-shard outputs share the stem ``shard-KKKKK`` (5 digits, 0-based)::
+
+    shard-00003.h5              the shard (docs/shard-format.md)
+    shard-00003.failures.json   the failure report beside it: [{video_id, stage, error}, ...]
+    shard-00003.iframes.h5      extract_mv: the I-frames, one JPEG per GOP
+    shard-00003/                reencode: the MPEG-4 files, <video file name>.avi
+    shard-00003.done.json       reencode: the done-marker (files, frame counts, parameters), written last
+
+The Snakemake rules (``stages/common.smk``) build their paths from the ``*_PATTERN`` strings here, with
+``{shard}`` a Snakemake wildcard; ``prep-cli`` formats the same strings with a shard number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+SHARD_STEM = "shard-{shard}"
+#: output kind -> file name pattern of one shard's output (``{shard}``: 5-digit index)
+OUTPUT_PATTERNS = {
+    "shard": SHARD_STEM + ".h5",
+    "failures": SHARD_STEM + ".failures.json",
+    "iframes": SHARD_STEM + ".iframes.h5",
+    "folder": SHARD_STEM,
+    "done": SHARD_STEM + ".done.json",
+}
+LOG_PATTERN = SHARD_STEM + ".log"
+MANIFEST_PATTERN = "{dataset}.tsv"
+#: the demo dataset's files inside its root (written by make_demo, read by the manifest stage)
+DEMO_FILES = {"classes": "classes.txt", "split": "split.csv", "true_flow": "true_flow.h5"}
+#: pictures of the first video of shard 0 of a stage (``prep-cli visualize-mv``, the Snakemake rule)
+PICTURES_FOLDER = "png"
+
+
+def shard_id(shard: int) -> str:
+    """0 -> ``"00000"``: the index as every file name spells it."""
+    if shard < 0:
+        raise ValueError(f"shard index must be >= 0, got {shard}")
+    return f"{shard:05d}"
+
+
+def output_name(kind: str, shard: int) -> str:
+    """File (or folder) name of one shard's output of ``kind`` (a key of :data:`OUTPUT_PATTERNS`)."""
+    return OUTPUT_PATTERNS[kind].format(shard=shard_id(shard))
+
+
+def shard_name(shard: int) -> str:
+    """``shard-00003.h5``."""
+    return output_name("shard", shard)
+
+
+def failures_name(shard: int) -> str:
+    """``shard-00003.failures.json``."""
+    return output_name("failures", shard)
+
+
+def failures_path_for(shard_path: str | Path) -> Path:
+    """The failure report beside a shard: ``.../shard-00003.h5`` -> ``.../shard-00003.failures.json``."""
+    p = Path(shard_path)
+    stem = p.name[:-3] if p.name.endswith(".h5") else p.name
+    return p.with_name(f"{stem}.failures.json")
+
+
+def shard_index(path: str | Path) -> int | None:
+    """``.../shard-00003.h5`` (any output of a shard) -> 3; None for a name that is not a shard output."""
+    m = re.match(r"shard-(\d+)(\.|$)", Path(path).name)
+    return int(m.group(1)) if m else None
+
+
+def stage_dir(results: str | Path, stage: str, dataset: str) -> Path:
+    """``<results>/<stage>/<dataset>``: where ``stage`` writes this dataset's outputs."""
+    return Path(results) / stage / dataset
+
+
+def log_dir(logs: str | Path, stage: str, dataset: str) -> Path:
+    """``<logs>/<stage>/<dataset>``: one log per shard job (``shard-K.log``) or per dataset job."""
+    return Path(logs) / stage / dataset
+
+
+def dataset_log(logs: str | Path, stage: str, dataset: str) -> Path:
+    """``<logs>/<stage>/<dataset>.log``: the log of a stage run once per dataset (make_demo, manifest)."""
+    return Path(logs) / stage / f"{dataset}.log"
+
+
+def manifest_path(manifests: str | Path, dataset: str) -> Path:
+    """``<manifests>/<dataset>.tsv``: the canonical manifest of a dataset."""
+    return Path(manifests) / MANIFEST_PATTERN.format(dataset=dataset)
+
+
+def video_filename(video_id: str) -> str:
+    """File name of a video's re-encoded copy: the id with unsafe characters replaced (plus a short hash
+    of the id when anything was replaced, so distinct ids never collide) and ``.avi``."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", video_id)
+    if safe != video_id or safe.startswith("."):
+        safe = f"{safe}-{hashlib.sha1(video_id.encode()).hexdigest()[:8]}"
+    return f"{safe}.avi"
+
+
+__all__ = ["OUTPUT_PATTERNS", "LOG_PATTERN", "MANIFEST_PATTERN", "DEMO_FILES", "PICTURES_FOLDER", "shard_id",
+           "output_name", "shard_name", "failures_name", "failures_path_for", "shard_index", "stage_dir",
+           "log_dir", "dataset_log", "manifest_path", "video_filename"]

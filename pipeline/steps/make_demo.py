@@ -1,0 +1,26 @@
+"""Stage ``make_demo``: the embedded synthetic dataset (:mod:`pipeline.media.synthetic`) into the root of a
+``demo``-format dataset (by default ``results/make_demo/<dataset>/``): videos, ``classes.txt``,
+``split.csv`` and ``true_flow.h5``, the true optical flow at the decode stage's frame rate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..core.stage import DatasetJob, Option, Stage
+from ..media.synthetic import make_demo
+
+
+def run(job: DatasetJob) -> dict:
+    out = Path(job.out) if job.out else Path(job.settings.dataset.root)
+    s = make_demo(out, job.config, job.settings.decode.fps)
+    s["message"] = (f"{s['videos']} videos of {s['classes']} classes, {s['frames']} frames each at "
+                    f"{s['fps']:g} fps -> {s['out']}")
+    return s
+
+
+STAGE = Stage(
+    name="make_demo",
+    summary="Generate the synthetic demo dataset (motion-defined classes, true flow included).",
+    reads=None, writes=(), uses=("make_demo", "decode.fps"), run=run, per_shard=False,
+    options=(Option("--seed", "seed"),),
+)
