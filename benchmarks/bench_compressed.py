@@ -43,17 +43,17 @@ import av
 import cv2
 import numpy as np
 
-from pipeline import jpeg
-from pipeline.compressed.resframes import decode_at, residual_frames, resframes_from_jpeg, resframes_from_rgb
-from pipeline.config import resolve
+from pipeline.media import jpeg
+from pipeline.resframe import decode_at, residual_frames, resframes_from_jpeg, resframes_from_rgb
+from pipeline.core.config import resolve
 from pipeline.decode import run_decode
 from pipeline.extract_mv import run_extract_mv
-from pipeline.make_demo import texture
-from pipeline.manifest import make_manifest, read_manifest
+from pipeline.media.synthetic import texture
+from pipeline.core.manifest import make_manifest, read_manifest
 from pipeline.reencode import run_reencode
 from pipeline.residual_frames import run_residual_frames
 from pipeline.shards import ShardReader, shard_name
-from pipeline.videoio import write_video
+from pipeline.media.videoio import write_video
 
 
 def make_clip(path: Path, seconds: float, fps: float = 25.0) -> int:

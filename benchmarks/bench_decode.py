@@ -23,11 +23,11 @@ import av
 import cv2
 import numpy as np
 
-from pipeline.config import resolve
+from pipeline.core.config import resolve
 from pipeline.decode import run_decode
-from pipeline.make_demo import texture
-from pipeline.manifest import make_manifest, read_manifest
-from pipeline.videoio import write_video
+from pipeline.media.synthetic import texture
+from pipeline.core.manifest import make_manifest, read_manifest
+from pipeline.media.videoio import write_video
 
 
 def make_clip(path: Path, seconds: float, fps: float, width: int = 320, height: int = 240) -> int:

@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline import jpeg  # noqa: E402
-from pipeline.config import FlowConfig  # noqa: E402
+from pipeline.core.config import ExtractFlowConfig  # noqa: E402
 from pipeline.flow import dis_flow, endpoint_error, quantize, tvl1_batch  # noqa: E402
 from pipeline.flow import opencv_backend  # noqa: E402
 from pipeline.shards import ShardWriter, Stream  # noqa: E402
@@ -153,15 +153,15 @@ def demo_accuracy(n_videos: int, n_pairs: int, device: str) -> dict | None:
 
         import h5py
 
-        from pipeline.config import DecodeConfig, DemoConfig
+        from pipeline.core.config import DecodeConfig, MakeDemoConfig
         from pipeline.decode import decode_entry
-        from pipeline.make_demo import make_demo
-        from pipeline.manifest import Entry
+        from pipeline.media.synthetic import make_demo
+        from pipeline.core.manifest import Entry
     except ImportError:
         return None
     prev, nxt, truth = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = DemoConfig()
+        cfg = MakeDemoConfig()
         root = Path(tmp) / "demo"
         make_demo(root, cfg)
         with open(root / "split.csv") as f:
@@ -202,7 +202,7 @@ def stage_vs_loop(frames: np.ndarray, tmp: Path, rounds: int = 2) -> dict:
             algo.calc(a, b, None)
         bare = (time.perf_counter() - w, time.process_time() - c)
         w, c = time.perf_counter(), time.process_time()
-        run_extract_flow(rgb, tmp / "flow" / f"shard-{k:05d}.h5", FlowConfig(backend="opencv", workers=1),
+        run_extract_flow(rgb, tmp / "flow" / f"shard-{k:05d}.h5", ExtractFlowConfig(backend="opencv", workers=1),
                          progress=False)
         stage = (time.perf_counter() - w, time.process_time() - c)
         rows.append({"bare_wall_s": bare[0], "stage_wall_s": stage[0], "bare_cpu_s": bare[1], "stage_cpu_s": stage[1]})

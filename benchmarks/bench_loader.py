@@ -38,11 +38,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline import jpeg
+from pipeline.media import jpeg
 from pipeline.data import ShardClips
 from pipeline.data.dataset import VideoEntry, _decode_jpeg
 from pipeline.layouts.convert import export_shards
-from pipeline.make_demo import texture
+from pipeline.media.synthetic import texture
 from pipeline.shards import ShardWriter, Stream, shard_name
 
 W, H = 340, 256

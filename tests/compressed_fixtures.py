@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.config import ReencodeConfig
-from pipeline.videoio import write_video
+from pipeline.core.config import ReencodeConfig
+from pipeline.media.videoio import write_video
 
 W, H = 96, 64          # 6 x 4 macroblocks
 MARGIN = 24            # interior: pixels at least this far from every border

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.videoio import write_video
+from pipeline.media.videoio import write_video
 
 
 def counter_frames(n: int, height: int = 48, width: int = 64) -> list[np.ndarray]:

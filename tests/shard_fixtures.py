@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import jpeg
+from pipeline.media import jpeg
 from pipeline.shards import ShardWriter, Stream
 
 

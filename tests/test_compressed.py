@@ -13,8 +13,8 @@ from pipeline.compressed.encoding import decode_mv, dense_mv
 from pipeline.compressed.extract import GopError, extract
 from pipeline.compressed.motion import accumulate, dense_motion
 from pipeline.compressed.residual import compensate, residual
-from pipeline.reencode import check_gop, picture_types, reencode_file
-from pipeline.videoio import ffmpeg_exe, write_video
+from pipeline.compressed.mpeg4 import check_gop, picture_types, reencode_file
+from pipeline.media.videoio import ffmpeg_exe, write_video
 
 from .compressed_fixtures import H, MARGIN, W, small_cfg, translation_frames, write_translation
 

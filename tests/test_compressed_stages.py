@@ -12,14 +12,14 @@ import yaml
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.config import resolve
+from pipeline.core.config import resolve
 from pipeline.compressed.encoding import dense_mv
-from pipeline.extract_mv import run_extract_mv
-from pipeline.manifest import make_manifest, read_manifest
-from pipeline.reencode import (ReencodeError, picture_types, reencode_file, run_reencode, shard_dir,
-                               video_filename)
+from pipeline.compressed.mpeg4 import ReencodeError, picture_types, reencode_file
+from pipeline.core.manifest import make_manifest, read_manifest
+from pipeline.core.paths import output_name, video_filename
+from pipeline.steps import run_shard
 from pipeline.shards import ShardReader, verify
-from pipeline.videoio import write_video
+from pipeline.media.videoio import write_video
 
 from .compressed_fixtures import H, W, small_cfg, translation_frames, write_translation
 
@@ -79,13 +79,13 @@ def test_reencode_odd_size_short_video(tmp_path):
 
 
 def test_extract_file_wants_mpeg4_part2(tmp_path):
-    from pipeline.config import MvConfig
-    from pipeline.extract_mv import extract_file
+    from pipeline.compressed.extract import extract_file
+    from pipeline.core.errors import InputError
     h264 = write_video(tmp_path / "x.mp4", translation_frames(6, 1, 0), 25, "libx264", {"bf": "0"})
-    with pytest.raises(ValueError, match="not MPEG-4 Part 2.*prep-cli reencode"):
-        extract_file(h264, MvConfig())
+    with pytest.raises(InputError, match="not MPEG-4 Part 2.*prep-cli reencode"):
+        extract_file(h264, 20.0)
     with pytest.raises(FileNotFoundError, match="prep-cli reencode"):
-        extract_file(tmp_path / "missing.avi", MvConfig())
+        extract_file(tmp_path / "missing.avi", 20.0)
 
 
 def toy(tmp_path):
@@ -108,7 +108,7 @@ def toy(tmp_path):
 def test_stages_end_to_end_with_failures(tmp_path, monkeypatch, caplog):
     settings, m = toy(tmp_path)
     re_dir = tmp_path / "results" / "reencode" / "toy"
-    s = run_reencode(settings, m, 0, re_dir, strict=False, progress=False)
+    s = run_shard("reencode", settings, 0, manifest=m, out_dir=re_dir, strict=False, progress=False)
     assert s["videos"] == 3 and s["failures"] == 1
     done = json.loads((re_dir / "shard-00000.done.json").read_text())
     assert {v["video_id"] for v in done["videos"]} == {"a", "b", "c"}
@@ -117,9 +117,9 @@ def test_stages_end_to_end_with_failures(tmp_path, monkeypatch, caplog):
     assert fails[0]["video_id"] == "d" and fails[0]["stage"] == "reencode"
     assert "ffmpeg failed" in fails[0]["error"]
     # a file whose codec exports no motion vectors
-    write_video(shard_dir(re_dir, 0) / video_filename("c"), translation_frames(4, 1, 0), 25, "ffv1")
+    write_video(re_dir / output_name("folder", 0) / video_filename("c"), translation_frames(4, 1, 0), 25, "ffv1")
     out = tmp_path / "results" / "extract_mv" / "toy"
-    s = run_extract_mv(settings, m, 0, out, strict=False, reencoded=re_dir, progress=False)
+    s = run_shard("extract_mv", settings, 0, manifest=m, input_dir=re_dir, out_dir=out, strict=False, progress=False)
     assert s["videos"] == 2 and s["failures"] == 2
     shard = out / "shard-00000.h5"
     assert verify(shard) == []
@@ -155,7 +155,7 @@ def test_stages_end_to_end_with_failures(tmp_path, monkeypatch, caplog):
     # the same shard without the fused kernel (a warning says so): every stored array is identical
     monkeypatch.setenv("MOTIONPREP_FUSED", "0")
     slow = tmp_path / "slow"
-    run_extract_mv(settings, m, 0, slow, strict=False, reencoded=re_dir, progress=False)
+    run_shard("extract_mv", settings, 0, manifest=m, input_dir=re_dir, out_dir=slow, strict=False, progress=False)
     assert "fused kernel is not used (turned off by MOTIONPREP_FUSED=0)" in caplog.text
     with ShardReader(shard) as r, ShardReader(slow / "shard-00000.h5") as q:
         assert r.video_ids() == q.video_ids()
@@ -170,7 +170,7 @@ def test_cli_single_file_shards_and_pngs(tmp_path):
     src = tmp_path / "videos" / "right" / "a.avi"
     res = runner.invoke(cli, ["reencode", "--config", cfg, str(src), str(tmp_path / "one.avi")])
     assert res.exit_code == 0, res.output
-    assert "14 frames, 2 GOPs" in res.output
+    assert "14 frames, 2 GOPs" in res.output and f"{W}x{H}" in res.output
     res = runner.invoke(cli, ["extract-mv", "--config", cfg, "--manifest", str(tmp_path / "toy.tsv"),
                               "--no-progress"])
     assert res.exit_code != 0 and "run `prep-cli reencode` first" in str(res.exception)
@@ -179,7 +179,7 @@ def test_cli_single_file_shards_and_pngs(tmp_path):
                                   "--shard", "0", "--no-progress"])
         assert res.exit_code == 0, (res.output, res.exception)
     shard = tmp_path / "results" / "extract_mv" / "toy" / "shard-00000.h5"
-    res = runner.invoke(cli, ["mv-visualize", str(shard), "--video", "a", "--frames", "4", "--out",
+    res = runner.invoke(cli, ["visualize-mv", str(shard), "--video", "a", "--frames", "4", "--out",
                               str(tmp_path / "png")])
     assert res.exit_code == 0, res.output
     pngs = sorted(p.name for p in (tmp_path / "png").glob("*.png"))
@@ -190,9 +190,8 @@ def test_reencode_reads_frame_folders(tmp_path):
     """Something-Something v1 style folders (00001.jpg ... at 12 fps) are re-encoded like video files."""
     import numpy as np
 
-    from pipeline import jpeg
-    from pipeline.config import ReencodeConfig
-    from pipeline.reencode import picture_types, reencode_file
+    from pipeline.core.config import ReencodeConfig
+    from pipeline.media import jpeg
 
     folder = tmp_path / "100218"
     folder.mkdir()

@@ -1,26 +1,61 @@
-"""Configuration: schema defaults, the commented config file, validation messages, per-dataset overrides."""
+"""Configuration: the schema holds every default once; the dataclasses, config/config.yaml and the CLI help
+are held to it; validation messages; per-dataset overrides."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
 
-from pipeline.config import ConfigError, FlowConfig, load_config, load_schema, resolve, _fill_defaults
+from pipeline.core.config import (SECTION_TYPES, SECTIONS, ConfigError, ExtractFlowConfig, defaults, key_of,
+                                  load_config, load_schema, resolve, section_schema)
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_config_file_matches_schema_defaults():
-    """config/config.yaml documents every default: its stage sections equal the schema's defaults."""
-    schema = load_schema()
-    defaults = _fill_defaults(schema, {}, schema)
+def camel(section: str) -> str:
+    return "".join(p.capitalize() for p in section.split("_")) + "Config"
+
+
+@pytest.mark.parametrize("section", SECTIONS)
+def test_dataclass_schema_and_config_file_agree(section):
+    """For every section: the dataclass is named after it, has exactly the schema's keys with the schema's
+    defaults, every key is described (the CLI help comes from there), and config/config.yaml shows the same
+    keys with the same values, in the same order."""
+    cls = SECTION_TYPES[section]
+    assert cls.__name__ == camel(section)
+    props = section_schema(section)
+    fields = {key_of(f.name): f for f in dataclasses.fields(cls)}
+    assert list(fields) == list(props)
+    instance = cls()
+    for key, prop in props.items():
+        default = prop["default"]
+        value = getattr(instance, fields[key].name)
+        assert (list(value) if isinstance(value, tuple) else value) == default, key
+        assert prop.get("description"), f"{section}.{key} has no description"
     written = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    for section in ("decode", "extract_flow", "reencode", "extract_mv", "residual_frames", "clips", "make_demo"):
-        assert written[section] == defaults[section], section
+    assert list(written[section]) == list(props)
+    assert written[section] == defaults()[section]
+
+
+def test_top_level_defaults_and_datasets_match_the_schema():
+    written = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    d = defaults()
     for key in ("results", "manifests", "logs", "videos_per_shard", "strict", "dataset"):
-        assert written[key] == defaults[key], key
+        assert written[key] == d[key], key
+    assert written["datasets"]["demo"] == d["datasets"]["demo"]    # the demo entry, overrides included
+    assert set(load_schema()["properties"]) == {"dataset", "results", "manifests", "logs", "videos_per_shard",
+                                                "strict", "datasets", *SECTIONS}
+
+
+def test_dataset_formats_are_the_parsers():
+    from pipeline.formats import FORMATS
+    enum = load_schema()["definitions"]["dataset"]["properties"]["format"]["enum"]
+    assert sorted(enum) == sorted(FORMATS)
+    overridable = load_schema()["definitions"]["dataset"]["properties"]["overrides"]["properties"]
+    assert list(overridable) == list(SECTIONS)
 
 
 def test_reference_parameters_from_the_papers():
@@ -29,11 +64,24 @@ def test_reference_parameters_from_the_papers():
     f = s.extract_flow
     assert (f.tau, f.lambda_, f.theta, f.nscales, f.warps, f.epsilon) == (0.25, 0.15, 0.3, 5, 5, 0.01)
     assert (f.inner_iterations, f.outer_iterations, f.scale_step, f.gamma, f.median_filtering) == (30, 10, 0.8, 0, 5)
-    assert f.bound == 20.0 and f == FlowConfig()
+    assert f.bound == 20.0 and f == ExtractFlowConfig()
     from pipeline.flow.params import DEFAULTS
-    assert f.tvl1_params() == DEFAULTS  # the config's defaults are the flow backends' defaults
+    assert f.tvl1_params() == DEFAULTS  # the flow backends' defaults are the config's
     assert (s.reencode.codec, s.reencode.gop, s.reencode.bframes, s.reencode.qscale) == ("mpeg4", 12, 0, 1)
-    assert s.residual_frames.size == (170, 128) and s.clips.rgb_mean == (114.7748, 107.7354, 99.4750)
+    assert s.resframe.size == (170, 128) and s.clips.rgb_mean == (114.7748, 107.7354, 99.4750)
+    from pipeline.data import clips
+    assert clips.RGB_MEAN == s.clips.rgb_mean and clips.FLOW_MEAN == s.clips.flow_mean
+
+
+def test_opencv_backend_takes_its_defaults_from_the_config():
+    from pipeline.flow import opencv_backend
+    algo = opencv_backend.create()
+    cfg = ExtractFlowConfig()
+    assert (algo.getTau(), algo.getLambda(), algo.getTheta(), algo.getScalesNumber(), algo.getWarpingsNumber(),
+            algo.getEpsilon(), algo.getInnerIterations(), algo.getOuterIterations(), algo.getScaleStep(),
+            algo.getGamma(), algo.getMedianFiltering()) == pytest.approx(
+        (cfg.tau, cfg.lambda_, cfg.theta, cfg.nscales, cfg.warps, cfg.epsilon, cfg.inner_iterations,
+         cfg.outer_iterations, cfg.scale_step, cfg.gamma, cfg.median_filtering))
 
 
 def test_overrides_apply_to_their_dataset_only():
@@ -45,6 +93,12 @@ def test_overrides_apply_to_their_dataset_only():
     assert sth.fps is None and sth.short_side is None
 
 
+def test_a_dataset_can_be_defined_without_the_config():
+    s = resolve({}, "ucf101", {"format": "ucf101", "root": "/data/ucf", "splits": "/data/lists"})
+    assert (s.dataset.format, s.dataset.root, s.dataset.splits) == ("ucf101", "/data/ucf", "/data/lists")
+    assert s.decode.short_side == 256 and s.reencode.size == (340, 256)     # no demo overrides
+
+
 @pytest.mark.parametrize("config,fragment", [
     ({"decode": {"interpolation": "nearest"}}, "'decode.interpolation': 'nearest' is not allowed; allowed values: "
                                                "['area', 'linear', 'cubic']"),
@@ -52,6 +106,7 @@ def test_overrides_apply_to_their_dataset_only():
     ({"extract_flow": {"median_filtering": 4}}, "allowed values: [1, 3, 5]"),
     ({"decode": {"short_side": 255}}, "'decode.short_side'"),
     ({"decode": {"bogus": 1}}, "allowed keys"),
+    ({"residual_frames": {"size": [170, 128]}}, "allowed keys"),        # the old name of the resframe section
     ({"dataset": "nowhere"}, "'dataset': 'nowhere' is not allowed"),
     ({"datasets": {"x": {"format": "youtube8m", "root": "/x"}}}, "'datasets.x.format'"),
     ({"datasets": {"demo": {"format": "demo", "root": "r", "overrides": {"decode": {"jpeg_quality": 101}}}}},

@@ -8,14 +8,14 @@ import h5py
 import numpy as np
 import pytest
 
-from pipeline import jpeg
-from pipeline.config import resolve
-from pipeline.decode import run_decode
-from pipeline.manifest import make_manifest, num_shards, shard_entries
+from pipeline.media import jpeg
+from pipeline.core.config import resolve
+from pipeline.steps import run_shard
+from pipeline.core.manifest import make_manifest, num_shards, shard_entries
 from pipeline.shards import ShardReader, inspect, verify
-from pipeline.stage import StageError
+from pipeline.core.stage import StageError
 from tests.conftest import counter_frames
-from pipeline.videoio import write_video
+from pipeline.media.videoio import write_video
 
 
 def settings(tmp_path, **decode):
@@ -36,7 +36,7 @@ def toy_manifest(tmp_path, bad=()):
     m = make_manifest("toy", "csv", root, ["c0", "c1"], rows)
     path = tmp_path / "toy.tsv"
     m.write(path)
-    from pipeline.manifest import read_manifest
+    from pipeline.core.manifest import read_manifest
     return read_manifest(path)
 
 
@@ -44,7 +44,7 @@ def test_decode_writes_a_sound_shard(tmp_path):
     s = settings(tmp_path)
     m = toy_manifest(tmp_path)
     out = tmp_path / "results" / "decode" / "toy"
-    summary = run_decode(s, m, 0, out, strict=False, progress=False)
+    summary = run_shard("decode", s, 0, manifest=m, out_dir=out, strict=False, progress=False)
     assert summary["videos"] == 3 and summary["failures"] == 0
     shard = out / "shard-00000.h5"
     assert verify(shard) == []
@@ -69,7 +69,7 @@ def test_decode_writes_a_sound_shard(tmp_path):
 def test_bad_videos_are_recorded_and_skipped(tmp_path):
     m = toy_manifest(tmp_path, bad=[("broken.avi", b"RIFF" + bytes(500)), ("empty.mp4", b"")])
     out = tmp_path / "out"
-    summary = run_decode(settings(tmp_path), m, 0, out, strict=False, progress=False)
+    summary = run_shard("decode", settings(tmp_path), 0, manifest=m, out_dir=out, strict=False, progress=False)
     assert summary["videos"] == 3 and summary["failures"] == 2
     report = json.loads((out / "shard-00000.failures.json").read_text())
     assert sorted(r["video_id"] for r in report) == ["broken", "empty"]
@@ -83,7 +83,7 @@ def test_strict_mode_fails_and_leaves_no_file(tmp_path):
     m = toy_manifest(tmp_path, bad=[("broken.avi", b"RIFF" + bytes(500))])
     out = tmp_path / "out"
     with pytest.raises(StageError, match="decode: video broken"):
-        run_decode(settings(tmp_path), m, 0, out, strict=True, progress=False)
+        run_shard("decode", settings(tmp_path), 0, manifest=m, out_dir=out, strict=True, progress=False)
     assert not any(out.glob("*.h5")) and not any(out.glob(".*tmp"))
 
 
@@ -92,21 +92,21 @@ def test_shard_without_any_readable_video_is_an_error(tmp_path):
     (root / "c0").mkdir(parents=True)
     (root / "c0" / "a.avi").write_bytes(b"junk")
     m = make_manifest("toy", "csv", root, ["c0"], [("a", "c0/a.avi", "c0", "train")])
-    with pytest.raises(StageError, match="no readable video"):
-        run_decode(settings(tmp_path), m, 0, tmp_path / "out", strict=False, progress=False)
+    with pytest.raises(StageError, match="no video that could be processed"):
+        run_shard("decode", settings(tmp_path), 0, manifest=m, out_dir=tmp_path / "out", strict=False, progress=False)
     assert not (tmp_path / "out" / "shard-00000.h5").exists()
 
 
 def test_same_inputs_give_the_same_bytes(tmp_path):
     s, m = settings(tmp_path), toy_manifest(tmp_path)
-    run_decode(s, m, 0, tmp_path / "a", strict=False, progress=False)
-    run_decode(s, m, 0, tmp_path / "b", strict=False, progress=False, workers=2)
+    run_shard("decode", s, 0, manifest=m, out_dir=tmp_path / "a", strict=False, progress=False)
+    run_shard("decode", s, 0, manifest=m, out_dir=tmp_path / "b", strict=False, progress=False, options={"workers": 2})
     assert (tmp_path / "a" / "shard-00000.h5").read_bytes() == (tmp_path / "b" / "shard-00000.h5").read_bytes()
 
 
 def test_verify_catches_corruption(tmp_path):
     s, m = settings(tmp_path), toy_manifest(tmp_path)
-    run_decode(s, m, 0, tmp_path / "a", strict=False, progress=False)
+    run_shard("decode", s, 0, manifest=m, out_dir=tmp_path / "a", strict=False, progress=False)
     shard = tmp_path / "a" / "shard-00000.h5"
     with h5py.File(shard, "r+") as f:
         ds = f["frames/rgb"]
@@ -135,7 +135,7 @@ def test_frame_folders_are_copied_byte_for_byte(tmp_path):
     s = resolve({"datasets": {"sth": {"format": "sthv1", "root": str(root),
                                       "overrides": {"decode": {"fps": None, "short_side": None}}}},
                  "dataset": "sth"})
-    run_decode(s, m, 0, tmp_path / "out", strict=False, progress=False)
+    run_shard("decode", s, 0, manifest=m, out_dir=tmp_path / "out", strict=False, progress=False)
     with ShardReader(tmp_path / "out" / "shard-00000.h5") as r:
         assert [bytes(b) for b in r.raw(0, "rgb")] == blobs
         t = r.table()

@@ -10,15 +10,18 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline import jpeg
+from pipeline.media import jpeg
 from pipeline.cli import cli
-from pipeline.config import FlowConfig
-from pipeline.export import export_rawframes, rawframes_list_lines
-from pipeline.extract_flow import run_extract_flow, split_shards
+from pipeline.core.config import ExtractFlowConfig
+from pipeline.layouts.rawframes import export_rawframes, rawframes_list_lines
+from pipeline.core.config import ConfigError, resolve
+from pipeline.core.stage import StageError
+from pipeline.steps import run_shard
+from pipeline.steps.extract_flow import split_shards
 from pipeline.flow import dequantize
-from pipeline.manifest import make_manifest
+from pipeline.core.manifest import make_manifest
 from pipeline.shards import ShardError, ShardReader, ShardWriter, Stream, verify
-from pipeline.visualize_flow import default_rgb_path, visualize_video
+from pipeline.report.pictures import default_rgb_path, visualize_video
 
 H, W = 40, 48
 SHIFT = 2.0  # px per frame to the right
@@ -32,9 +35,9 @@ def moving_frames(n: int, seed: int) -> list[np.ndarray]:
     return [np.ascontiguousarray(big[:, 8 + int(n * SHIFT) - int(i * SHIFT):][:, :W]) for i in range(n)]
 
 
-def write_rgb_shard(path: Path, lengths: dict[str, int]) -> Path:
+def write_rgb_shard(path: Path, lengths: dict[str, int], sha: str = "ab" * 32) -> Path:
     with ShardWriter(path, dataset="toy", modality="rgb", encoding="jpeg", shard=0, num_shards=1,
-                     classes=["a", "b"], manifest_sha256="ab" * 32, params={"decode": {"fps": 25.0}},
+                     classes=["a", "b"], manifest_sha256=sha, params={"decode": {"fps": 25.0}},
                      streams=[Stream("rgb")]) as wr:
         for k, (vid, n) in enumerate(lengths.items()):
             frames = [jpeg.encode(f, 98) for f in moving_frames(n, k)]
@@ -44,6 +47,12 @@ def write_rgb_shard(path: Path, lengths: dict[str, int]) -> Path:
 
 
 VIDEOS = {"v_move": 4, "v_single": 1, "v_short": 2}
+
+
+def run_extract_flow(rgb: Path, out: Path, cfg: ExtractFlowConfig, **kw) -> dict:
+    """The stage on one RGB shard (no manifest: the shard's own attributes) into ``out``'s folder."""
+    return run_shard("extract_flow", resolve({}), 0, input_dir=Path(rgb).parent, out_dir=Path(out).parent,
+                     config=cfg, progress=False, **kw)
 FAST = dict(nscales=3, warps=3, outer_iterations=4)
 
 
@@ -53,9 +62,9 @@ def shards(tmp_path_factory):
     rgb = write_rgb_shard(root / "decode" / "toy" / "shard-00000.h5", VIDEOS)
     out = {}
     for backend in ("opencv", "torch"):
-        cfg = FlowConfig(backend=backend, batch_size=2, workers=1, **FAST)
+        cfg = ExtractFlowConfig(backend=backend, batch_size=2, workers=1, **FAST)
         path = root / backend / "extract_flow" / "toy" / "shard-00000.h5"
-        out[backend] = (path, run_extract_flow(rgb, path, cfg, progress=False))
+        out[backend] = (path, run_extract_flow(rgb, path, cfg))
     return rgb, out
 
 
@@ -106,21 +115,23 @@ def test_backends_agree_on_the_shard(shards):
 
 
 def test_missing_or_wrong_input(tmp_path, shards):
-    with pytest.raises(ShardError, match="decode stage"):
-        run_extract_flow(tmp_path / "nope.h5", tmp_path / "out.h5", FlowConfig())
+    with pytest.raises(StageError, match="shard-00000.h5 is missing; run `prep-cli decode` first"):
+        run_extract_flow(tmp_path / "shard-00000.h5", tmp_path / "out" / "shard-00000.h5", ExtractFlowConfig())
     _, out = shards
-    with pytest.raises(ShardError, match="not an RGB shard"):
-        run_extract_flow(out["opencv"][0], tmp_path / "out.h5", FlowConfig())
+    with pytest.raises(ShardError, match="is not an 'rgb' shard"):
+        run_extract_flow(out["opencv"][0], tmp_path / "out" / "shard-00000.h5", ExtractFlowConfig())
 
 
-def test_cli_extract_flow_one_shard(tmp_path, shards, monkeypatch):
-    rgb, _ = shards
+def test_cli_extract_flow_one_shard(tmp_path, monkeypatch):
     m = make_manifest("toy", "csv", "/videos", ["a", "b"],
                       [(v, f"{v}.mp4", "a", "train") for v in [*VIDEOS, "broken"]])
     m.write(tmp_path / "toy.tsv")
+    from pipeline.core.manifest import read_manifest
+    sha = read_manifest(tmp_path / "toy.tsv").sha256
+    rgb = write_rgb_shard(tmp_path / "rgb" / "shard-00000.h5", VIDEOS, sha)
     monkeypatch.chdir(tmp_path)
     res = CliRunner().invoke(cli, ["extract-flow", "--manifest", str(tmp_path / "toy.tsv"), "--shard", "0",
-                                   "--rgb-dir", str(rgb.parent), "--out", str(tmp_path / "out"), "--no-progress",
+                                   "--input", str(rgb.parent), "--out", str(tmp_path / "out"), "--no-progress",
                                    "--workers", "2", "--nscales", "2", "--warps", "2", "--outer-iterations", "2",
                                    "--bound", "10", "--jpeg-quality", "90", "--lambda", "0.2"])
     assert res.exit_code == 0, res.output
@@ -128,10 +139,25 @@ def test_cli_extract_flow_one_shard(tmp_path, shards, monkeypatch):
     with ShardReader(tmp_path / "out" / "shard-00000.h5") as f:
         assert f.params["extract_flow"]["lambda"] == 0.2 and f.params["extract_flow"]["nscales"] == 2
         assert f.file["frames/x"].attrs["bound"] == 10.0 and f.file["frames/x"].attrs["jpeg_quality"] == 90
+        assert f.attrs["manifest_sha256"] == sha
     bad = CliRunner().invoke(cli, ["extract-flow", "--manifest", str(tmp_path / "toy.tsv"), "--shard", "0",
-                                   "--rgb-dir", str(rgb.parent), "--out", str(tmp_path / "o2"),
+                                   "--input", str(rgb.parent), "--out", str(tmp_path / "o2"),
                                    "--median-filtering", "4"])
-    assert bad.exit_code != 0
+    assert isinstance(bad.exception, ConfigError)
+    assert "'extract_flow.median_filtering': 4 is not allowed; allowed values: [1, 3, 5]" in str(bad.exception)
+    assert not (tmp_path / "o2").exists()
+
+
+def test_an_upstream_shard_of_another_manifest_is_refused(tmp_path, shards):
+    rgb, _ = shards                     # written with manifest_sha256 "ab" * 32
+    m = make_manifest("toy", "csv", "/videos", ["a", "b"], [(v, f"{v}.mp4", "a", "train") for v in VIDEOS])
+    m.write(tmp_path / "toy.tsv")
+    res = CliRunner().invoke(cli, ["extract-flow", "--manifest", str(tmp_path / "toy.tsv"), "--input",
+                                   str(rgb.parent), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert isinstance(res.exception, ShardError)
+    assert "does not belong to shard 0 of manifest toy: manifest_sha256 'abab" in str(res.exception)
+    assert "rerun `prep-cli decode`" in str(res.exception)
+    assert not (tmp_path / "out").exists()
 
 
 def test_export_rawframes_naming(tmp_path, shards):
@@ -177,10 +203,9 @@ def test_split_shards_over_gpus():
 def test_missing_cuda_is_a_clear_stage_error(tmp_path, shards):
     import torch
 
-    from pipeline.stage import StageError
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     rgb, _ = shards
     with pytest.raises(StageError, match="extract_flow.*cuda"):
-        run_extract_flow(rgb, tmp_path / "o.h5", FlowConfig(backend="torch", device="cuda"))
+        run_extract_flow(rgb, tmp_path / "o.h5", ExtractFlowConfig(backend="torch", device="cuda"))
     assert list(tmp_path.iterdir()) == []  # no shard, no temporary file

@@ -11,7 +11,7 @@ from pipeline.compressed.encoding import encode_mv_units, encode_residual_of, mv
 from pipeline.compressed.extract import ArrayPool, extract
 from pipeline.compressed.motion import MotionError, accumulate_cells, block_grid, expand_grid
 from pipeline.compressed.residual import SubpelReference, compensate_cells
-from pipeline.reencode import reencode_file
+from pipeline.compressed.mpeg4 import reencode_file
 
 from .compressed_fixtures import small_cfg, write_translation
 

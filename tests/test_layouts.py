@@ -8,7 +8,8 @@ import pytest
 import h5py
 from click.testing import CliRunner
 
-from pipeline import jpeg, layouts
+from pipeline import layouts
+from pipeline.media import jpeg
 from pipeline.cli import cli
 from pipeline.layouts.convert import export_shards, import_sources
 from pipeline.shards import ShardReader

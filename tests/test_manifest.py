@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from pipeline.manifest import (Entry, Manifest, ManifestError, make_manifest, num_shards, read_manifest,
+from pipeline.core.manifest import (Entry, Manifest, ManifestError, make_manifest, num_shards, read_manifest,
                                shard_entries, shard_order)
 
 CLASSES = ["jump", "sit, down", "Über-Sprung"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.formats import FORMATS, build_manifest
-from pipeline.manifest import ManifestError, read_manifest
+from pipeline.core.manifest import ManifestError, read_manifest
 
 
 def touch(root: Path, *rels: str) -> None:
@@ -411,7 +411,7 @@ def test_cli_config_dataset_with_overrides(cli_env):
     res = run_cli("--config", str(cfg), "--dataset", "myucf")
     assert res.exit_code == 0, res.output
     out = tmp_path / "manifests" / "myucf.tsv"
-    assert res.output.strip() == f"myucf (ucf101): 6 videos (train 3, test 3), 3 classes -> {out}"
+    assert res.output.strip() == f"manifest: myucf (ucf101): 6 videos (train 3, test 3), 3 classes -> {out}"
     m = read_manifest(out)
     assert m.dataset == "myucf" and m.root == str(root) and len(m) == 6
     (lists / "testlist03.txt").write_text("YoYo/v_YoYo_g01_c01.avi\n")
@@ -421,15 +421,22 @@ def test_cli_config_dataset_with_overrides(cli_env):
     assert "4 videos (train 3, test 1)" in res.output and len(read_manifest(tmp_path / "s3.tsv")) == 4
 
 
-def test_cli_format_name_needs_root_and_out(cli_env, tmp_path):
+def test_cli_format_name_needs_only_a_root(cli_env, tmp_path):
+    """A dataset the config does not list is read with the built-in format of that name (no config file
+    needed); the manifest goes to <manifests>/<name>.tsv unless --out says otherwise."""
+    from pipeline.core.config import ConfigError
     touch(tmp_path / "vids", "a/x.mp4", "b/y.mp4")
+    res = run_cli("--dataset", "folder")
+    assert isinstance(res.exception, ConfigError) and "give --root" in str(res.exception)
     res = run_cli("--dataset", "folder", "--root", str(tmp_path / "vids"))
-    assert res.exit_code == 2 and "--out is required" in res.output
-    res = run_cli("--dataset", "folder", "--root", str(tmp_path / "vids"), "--out", str(tmp_path / "f.tsv"))
     assert res.exit_code == 0, res.output
-    assert "folder (folder): 2 videos (train 2), 2 classes" in res.output
+    assert "folder (folder): 2 videos (train 2), 2 classes -> manifests/folder.tsv" in res.output
+    assert read_manifest(tmp_path / "manifests" / "folder.tsv").root == str(tmp_path / "vids")
+    res = run_cli("--dataset", "folder", "--root", str(tmp_path / "vids"), "--out", str(tmp_path / "f.tsv"))
+    assert res.exit_code == 0 and (tmp_path / "f.tsv").exists()
     res = run_cli("--dataset", "nosuch", "--root", str(tmp_path))
-    assert res.exit_code == 2 and "neither a dataset of the config" in res.output
+    assert isinstance(res.exception, ConfigError)
+    assert "'nosuch' is not in the config" in str(res.exception) and "ucf101" in str(res.exception)
 
 
 def test_cli_missing_files_and_allow_missing(cli_env, tmp_path):

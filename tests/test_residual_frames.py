@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import jpeg
-from pipeline.compressed.resframes import (decode_signed, resframes_from_jpeg, resframes_from_rgb, residual_frames,
+from pipeline.media import jpeg
+from pipeline.resframe import (decode_signed, resframes_from_jpeg, resframes_from_rgb, residual_frames,
                                           resize_frames)
-from pipeline.config import resolve
-from pipeline.manifest import make_manifest
-from pipeline.residual_frames import run_residual_frames
-from pipeline.shards import ShardReader, ShardWriter, Stream, shard_name, verify
-from pipeline.stage import StageError
+from pipeline.core.config import resolve
+from pipeline.core.manifest import make_manifest
+from pipeline.steps import run_shard
+from pipeline.core.paths import shard_name
+from pipeline.shards import ShardReader, ShardWriter, Stream, verify
+from pipeline.core.stage import StageError
 
 from .compressed_fixtures import translation_frames
 
@@ -66,13 +67,10 @@ def test_stage_matches_on_the_fly_tensors(tmp_path):
             ("single", 1, translation_frames(1, 0, 0, height=256, width=340))]
     rgb_dir = tmp_path / "decode"
     rgb_shard(rgb_dir / shard_name(0), vids)
-    rows = [(v, f"{v}.mp4", ["a", "b"][lab], "train") for v, lab, _ in vids]
-    rows.append(("lost", "lost.mp4", "a", "train"))
-    m = make_manifest("toy", "csv", tmp_path, ["a", "b"], rows)
     s = resolve({"videos_per_shard": 10, "dataset": "toy",
                  "datasets": {"toy": {"format": "csv", "root": "."}}})
-    out = tmp_path / "resframe"
-    summary = run_residual_frames(s, m, 0, out, strict=False, rgb_dir=rgb_dir, progress=False)
+    out = tmp_path / "resframe"       # no manifest: the RGB shard's own attributes and failure list
+    summary = run_shard("resframe", s, 0, input_dir=rgb_dir, out_dir=out, strict=False, progress=False)
     assert summary["videos"] == 2 and summary["failures"] == 2
     shard = out / shard_name(0)
     assert verify(shard) == []
@@ -92,7 +90,7 @@ def test_stage_matches_on_the_fly_tensors(tmp_path):
         assert dict(zip(r.video_ids(), r.table()["num_frames"])) == {"v0": 19, "v1": 6}
         failed = {f["video_id"]: f for f in r.failures}
     assert failed["lost"]["stage"] == "decode"
-    assert failed["single"]["stage"] == "residual_frames" and "at least 2" in failed["single"]["error"]
+    assert failed["single"]["stage"] == "resframe" and "at least 2" in failed["single"]["error"]
     assert len(json.loads((out / "shard-00000.failures.json").read_text())) == 2
 
 
@@ -100,8 +98,8 @@ def test_stage_needs_the_rgb_shard(tmp_path):
     m = make_manifest("toy", "csv", tmp_path, ["a"], [("v", "v.mp4", "a", "train")])
     s = resolve({"dataset": "toy", "datasets": {"toy": {"format": "csv", "root": "."}}})
     with pytest.raises(StageError, match="prep-cli decode"):
-        run_residual_frames(s, m, 0, tmp_path / "out", strict=False, rgb_dir=tmp_path / "none",
-                            progress=False)
+        run_shard("resframe", s, 0, manifest=m, input_dir=tmp_path / "none", out_dir=tmp_path / "out",
+                  progress=False)
 
 
 @pytest.mark.parametrize("signed", [False, True])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline import jpeg
+from pipeline.media import jpeg
 from pipeline.shards import ShardError, ShardReader, ShardWriter, Stream, verify
 
 

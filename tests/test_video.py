@@ -9,9 +9,9 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.config import DecodeConfig
-from pipeline.video import (VideoError, decode_video, frame_folder_indices, output_size, resample_indices)
-from pipeline.videoio import ffmpeg_exe, set_rotation, write_video
+from pipeline.core.config import DecodeConfig
+from pipeline.media.video import (VideoError, decode_video, frame_folder_indices, output_size, resample_indices)
+from pipeline.media.videoio import ffmpeg_exe, set_rotation, write_video
 
 KEEP = DecodeConfig(short_side=None)
 
@@ -136,8 +136,8 @@ def test_bad_inputs_raise_video_error(tmp_path):
 def test_yuv_fast_path_matches_the_rgb_path(tmp_path):
     """4:2:0 BT.601 frames are JPEG-encoded straight from their planes: colours are as close to the source as
     the RGB route's (PyAV RGB conversion, then JPEG), including the range conversion."""
-    from pipeline import jpeg
-    from pipeline.video import VideoReader
+    from pipeline.media import jpeg
+    from pipeline.media.video import VideoReader
 
     rng = np.random.default_rng(0)
     base = (rng.random((3, 4, 3)) * 255).astype(np.uint8)

@@ -49,18 +49,45 @@ def test_snakemake_runs_the_workflow_on_a_tiny_demo(tmp_path):
         assert json.loads(s.with_name(s.name.replace(".h5", ".failures.json")).read_text()) == []
     assert len(ids) == len(set(ids)) == 6
     assert (tmp_path / "logs" / "decode" / "demo" / "shard-00000.log").exists()
-    # every shard kind, aligned: shard k of each modality holds the same videos
-    for stage, modality in (("extract_flow", "flow"), ("extract_mv", "mv"), ("residual_frames", "resframe")):
-        for k, rgb in enumerate(shards):
-            other = tmp_path / "results" / stage / "demo" / rgb.name
-            assert verify(other) == [], stage
-            with ShardReader(other) as r, ShardReader(rgb) as base:
-                assert r.attrs["modality"] == modality
-                if stage != "extract_mv":  # extract_mv works on the re-encoded videos, same ids
-                    assert r.video_ids() == base.video_ids()
-                else:
-                    assert sorted(r.video_ids()) == sorted(base.video_ids())
+    # every shard kind, aligned: shard k of each modality holds the same videos in the same order
+    # (extract_mv works on the re-encoded files of the same manifest entries; its I-frame file too)
+    stages = {"extract_flow": "flow", "extract_mv": "mv", "resframe": "resframe"}
+    for k, rgb in enumerate(shards):
+        with ShardReader(rgb) as base:
+            order = base.video_ids()
+        outputs = [(stage, tmp_path / "results" / stage / "demo" / rgb.name) for stage in stages]
+        outputs.append(("extract_mv", tmp_path / "results" / "extract_mv" / "demo" / f"shard-{k:05d}.iframes.h5"))
+        for stage, other in outputs:
+            assert verify(other) == [], other
+            with ShardReader(other) as r:
+                assert r.video_ids() == order, other
+                assert r.attrs["shard"] == k and r.attrs["num_shards"] == 2
+                # provenance: every output records the decode (or reencode) parameters it was made from
+                assert "dataset" in r.params and "videos_per_shard" in r.params
+                assert ("decode" if stage != "extract_mv" else "reencode") in r.params
             assert (tmp_path / "logs" / stage / "demo" / rgb.name.replace(".h5", ".log")).exists()
+        with ShardReader(tmp_path / "results" / "extract_flow" / "demo" / rgb.name) as r:
+            assert r.attrs["modality"] == "flow" and r.params["decode"]["short_side"] == 32
+    # the demo's true flow: one (N-1, H, W, 2) array per video, N = its frames at 25 fps, and TV-L1 finds it
+    import h5py
+    import numpy as np
+
+    from pipeline.flow import dequantize
+    errors, zeros = [], []
+    with h5py.File(tmp_path / "results" / "make_demo" / "demo" / "true_flow.h5", "r") as gt:
+        assert gt.attrs["fps"] == 25.0 and len(gt) == 6
+        for rgb in shards:
+            flow = tmp_path / "results" / "extract_flow" / "demo" / rgb.name
+            with ShardReader(rgb) as base, ShardReader(flow) as f:
+                for i, vid in enumerate(f.video_ids()):
+                    truth = gt[vid][()]
+                    n = base.table()["num_frames"][base.video_ids().index(vid)]
+                    assert truth.shape == (n - 1, 32, 32, 2) and truth.dtype == np.float32
+                    est = np.stack([dequantize(f.decode(i, "x")), dequantize(f.decode(i, "y"))], axis=-1)
+                    moving = np.linalg.norm(truth, axis=-1) > 0.5
+                    errors.append(np.linalg.norm(est - truth, axis=-1)[moving].mean())
+                    zeros.append(np.linalg.norm(truth, axis=-1)[moving].mean())
+    assert np.mean(errors) < 0.6 * np.mean(zeros), (np.mean(errors), np.mean(zeros))
     # a second run has nothing to do: every output is up to date
     again = _snakemake(tmp_path, "all", "--dry-run")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

@@ -20,7 +20,7 @@ from pathlib import Path
 import ffmpeg
 
 from ..core.atomic import atomic_path
-from ..core.config import ReencodeConfig
+from ..core.config import DecodeConfig, ReencodeConfig
 from ..core.errors import InputError
 from ..media.video import list_frame_files
 from ..media.videoio import ffmpeg_exe
@@ -34,10 +34,12 @@ class ReencodeError(InputError):
     """ffmpeg failed on a video, or the result does not have the required picture structure."""
 
 
-def ffmpeg_command(src: str | Path, dst: str | Path, cfg: ReencodeConfig, folder_fps: float) -> list[str]:
+def ffmpeg_command(src: str | Path, dst: str | Path, cfg: ReencodeConfig, folder_fps: float | None = None
+                   ) -> list[str]:
     """The ffmpeg argument list (built with ffmpeg-python) for one file, or for a folder of frames
     (``00001.jpg``, ... in name order, read at ``folder_fps``: Something-Something v1 is 12 fps)."""
     w, h = cfg.size
+    folder_fps = folder_fps or DecodeConfig().folder_fps
     rate = Fraction(cfg.fps).limit_denominator(1001)
     src = Path(src)
     if src.is_dir():
@@ -84,7 +86,8 @@ def check_gop(types: str, gop: int) -> None:
                                 f"{types[:48]}")
 
 
-def reencode_file(src: str | Path, dst: str | Path, cfg: ReencodeConfig, folder_fps: float) -> dict:
+def reencode_file(src: str | Path, dst: str | Path, cfg: ReencodeConfig, folder_fps: float | None = None
+                  ) -> dict:
     """Re-encode ``src`` (a video file, or a folder of frames at ``folder_fps``) to ``dst`` (written
     atomically) and check its picture types; return ``{"frames": n, "gops": g}``. Raises
     :class:`ReencodeError` naming the file."""

@@ -175,7 +175,7 @@ class ShardJob:
         try:
             attrs = reader.attrs
             if attrs.get("modality") != modality or stream not in reader.streams:
-                raise ShardError(f"{self.stage.name}: {path} is not a {modality} shard with a {stream!r} stream "
+                raise ShardError(f"{self.stage.name}: {path} is not an {modality!r} shard with a {stream!r} stream "
                                  f"(modality {attrs.get('modality')!r}, streams {reader.streams})")
             if self.manifest is not None:
                 self.check_upstream(attrs, path)
@@ -186,9 +186,12 @@ class ShardJob:
         return reader
 
     def upstream_failures(self) -> list[dict]:
-        """The upstream stage's failure report for this shard (videos that never reach this stage)."""
+        """The videos that never reach this stage: the upstream shard's ``failures`` attribute once it is
+        open (:meth:`open_input`; a shard carries its own report), else the upstream failure report file."""
         if self.input_dir is None:
             return []
+        if self.upstream_attrs is not None and "failures" in self.upstream_attrs:
+            return json.loads(self.upstream_attrs["failures"])
         return json.loads(self.input("failures").read_text())
 
     def params(self, upstream: Mapping | None = None) -> dict:

@@ -251,8 +251,27 @@ def _inner_step(u: torch.Tensor, pd: torch.Tensor, rho_c: torch.Tensor, I1wx: to
 _COMPILED: dict = {}
 
 
+def compile_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean "torch.compile cannot build this" (no C compiler, no Triton, an unsupported
+    graph), after which the eager step gives the same result. Anything else (out of memory, a device
+    error, a bug) is not one of them and propagates."""
+    errors: list[type[BaseException]] = []
+    try:
+        from torch._dynamo.exc import TorchDynamoException
+        errors.append(TorchDynamoException)
+    except ImportError:  # pragma: no cover (older torch)
+        pass
+    try:
+        from torch._inductor.exc import InductorError
+        errors.append(InductorError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
 def _step_fn(compile: bool):
-    """The inner step, compiled with torch.compile when asked (falls back to eager if compiling fails)."""
+    """The inner step, compiled with torch.compile when asked. If compiling fails (a compiler error, see
+    :func:`compile_errors`), a warning says so and the process runs the step eagerly from then on."""
     if not compile:
         return _inner_step
     if "fn" not in _COMPILED:
@@ -264,13 +283,96 @@ def _step_fn(compile: bool):
             return _inner_step(*args)
         try:
             return compiled(*args)
-        except Exception as exc:  # a missing compiler or Triton: same result, just slower
+        except compile_errors() as exc:
             import logging
             logging.getLogger("motionprep").warning("torch.compile of the TV-L1 step failed (%s: %s); "
                                                     "running eagerly", type(exc).__name__, exc)
-            _COMPILED["broken"] = True
+            _COMPILED["broken"] = f"{type(exc).__name__}: {exc}"
             return _inner_step(*args)
     return run
+
+
+def _warp_terms(stack: torch.Tensor, u: torch.Tensor, I0: torch.Tensor, p: Params, use_gamma: bool):
+    """One warp: ``I1`` and its gradients sampled at ``x + u`` (bicubic), the linearised data term ``rho_c``,
+    the gradient vector (with the constant gamma channel) and ``-1 / |grad|^2`` (0 where the gradient is
+    below float epsilon)."""
+    warped = remap_cubic(stack, u)
+    I1w, I1wx, I1wy = warped[:, 0], warped[:, 1], warped[:, 2]
+    grad = I1wx * I1wx + I1wy * I1wy
+    rho_c = I1w - I1wx * u[:, 0] - I1wy * u[:, 1] - I0
+    gvec = [I1wx, I1wy] + ([torch.full_like(I1wx, p.gamma)] if use_gamma else [])
+    gvec = torch.stack(gvec, dim=1)
+    # thresholding step as one clamp: -rho/|grad|^2 limited to [-l_t, l_t] equals OpenCV's three cases
+    # (below float epsilon OpenCV takes no step, or a step of l_t times a gradient below 4e-4: no step here)
+    ok = grad > _FLT_EPS
+    neg_inv_grad = torch.where(ok, -1.0 / torch.where(ok, grad, torch.ones_like(grad)), torch.zeros_like(grad))
+    return rho_c, I1wx, I1wy, gvec, neg_inv_grad
+
+
+class _Iterates:
+    """The pairs of a batch still iterating at one warp. They are compacted out of the batch as they
+    converge (at every check), so a batch costs the sum of its pairs' iterations rather than its slowest
+    pair's times its size. ``rows``: the per-pair tensors (u, p, rho_c, I1wx, I1wy, gvec, -1/|grad|^2)."""
+
+    def __init__(self, u: torch.Tensor, pd: torch.Tensor, terms: tuple):
+        self.cu, self.cp = u, pd
+        self.cr, self.cx, self.cy, self.cg, self.cn = terms
+        self.idx = None                 # batch indices of the compacted rows (None: all, in order)
+        self.full_u = self.full_p = None
+        self.active = torch.ones(u.shape[0], dtype=torch.bool, device=u.device)
+        self.all_active = True          # known on the host: every row still iterates
+
+    def median(self, k: int, use_gamma: bool) -> None:
+        m, _, H, W = self.cu.shape
+        med = median_blur(self.cu[:, :2].reshape(m * 2, H, W), k).view(m, 2, H, W)
+        if not self.all_active:
+            med = torch.where(self.active[:, None, None, None], med, self.cu[:, :2])
+        self.cu = torch.cat((med, self.cu[:, 2:]), dim=1) if use_gamma else med
+
+    def step(self, step, consts: tuple, scaled_eps: float, work: torch.Tensor | None) -> None:
+        """One inner iteration of the rows still active; ``work`` counts their pixel-iterations."""
+        u_new, p_new, err = step(self.cu, self.cp, self.cr, self.cx, self.cy, self.cn, self.cg, *consts)
+        if self.all_active:
+            self.cu, self.cp = u_new, p_new
+        else:
+            a4 = self.active[:, None, None, None]
+            self.cu = torch.where(a4, u_new, self.cu)
+            self.cp = torch.where(a4[..., None], p_new, self.cp)
+        if work is not None:
+            inc = self.active * float(self.cu.shape[2] * self.cu.shape[3])
+            if self.idx is None:
+                work += inc
+            else:
+                work.index_add_(0, self.idx, inc.to(work.dtype))
+        self.active = self.active & (err > scaled_eps)
+
+    def check(self, check_every: int) -> bool:
+        """Look at the host copy of the active flags; compact the converged rows out. True: none is left."""
+        left = int(self.active.sum())
+        if left == 0:
+            return True
+        self.all_active = left == self.active.shape[0]
+        if not self.all_active and (check_every == 1 or left <= 0.75 * self.active.shape[0]):
+            if self.idx is None:
+                self.full_u, self.full_p = self.cu, self.cp
+                self.idx = torch.arange(self.cu.shape[0], device=self.cu.device)
+            else:
+                self.full_u[self.idx] = self.cu
+                self.full_p[self.idx] = self.cp
+            keep = self.active.nonzero().squeeze(1)
+            self.idx = self.idx[keep]
+            rows = (self.cu, self.cp, self.cr, self.cx, self.cy, self.cg, self.cn)
+            self.cu, self.cp, self.cr, self.cx, self.cy, self.cg, self.cn = (t[keep] for t in rows)
+            self.active = self.active[keep]
+            self.all_active = True
+        return False
+
+    def result(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.idx is None:
+            return self.cu, self.cp
+        self.full_u[self.idx] = self.cu
+        self.full_p[self.idx] = self.cp
+        return self.full_u, self.full_p
 
 
 def _one_scale(I0: torch.Tensor, I1: torch.Tensor, u: torch.Tensor, p: Params, check_every: int,
@@ -280,82 +382,30 @@ def _one_scale(I0: torch.Tensor, I1: torch.Tensor, u: torch.Tensor, p: Params, c
     ``work`` (B,) float64, if given, accumulates the pixel-iterations each pair really ran."""
     B, C, H, W = u.shape
     use_gamma = C == 3
-    l_t = float(p.lambda_ * p.theta)
-    taut = float(p.tau / p.theta)
+    consts = (float(p.lambda_ * p.theta), float(p.theta), float(p.tau / p.theta), float(p.gamma))
     scaled_eps = float(torch.tensor(p.epsilon * p.epsilon * H * W, dtype=torch.float32))
     I1x, I1y = centered_gradient(I1)
     stack = torch.stack((I1, I1x, I1y), dim=1)
     pd = torch.zeros((B, C, 2, H, W), dtype=u.dtype, device=u.device)  # dual variables (p_c1, p_c2)
     step = _step_fn(compile)
     for _ in range(p.warps):
-        warped = remap_cubic(stack, u)
-        I1w, I1wx, I1wy = warped[:, 0], warped[:, 1], warped[:, 2]
-        grad = I1wx * I1wx + I1wy * I1wy
-        rho_c = I1w - I1wx * u[:, 0] - I1wy * u[:, 1] - I0
-        gvec = [I1wx, I1wy] + ([torch.full_like(I1wx, p.gamma)] if use_gamma else [])
-        gvec = torch.stack(gvec, dim=1)
-        # thresholding step as one clamp: -rho/|grad|^2 limited to [-l_t, l_t] equals OpenCV's three cases
-        # (below float epsilon OpenCV takes no step, or a step of l_t times a gradient below 4e-4: no step here)
-        ok = grad > _FLT_EPS
-        neg_inv_grad = torch.where(ok, -1.0 / torch.where(ok, grad, torch.ones_like(grad)), torch.zeros_like(grad))
-        # the pairs still iterating are compacted out of the batch as they converge (every check), so a
-        # batch costs the sum of its pairs' iterations rather than its slowest pair's times its size
-        cu, cp, cr, cx, cy, cg, cn = u, pd, rho_c, I1wx, I1wy, gvec, neg_inv_grad
-        idx = None                  # batch indices of the compacted rows (None: all, in order)
-        full_u = full_p = None
-        active = torch.ones(B, dtype=torch.bool, device=u.device)
-        all_active = True           # known on the host: every row still iterates
+        it = _Iterates(u, pd, _warp_terms(stack, u, I0, p, use_gamma))
         n = 0
         for _outer in range(p.outer_iterations):
             if p.median_filtering > 1:
-                m = cu.shape[0]
-                med = median_blur(cu[:, :2].reshape(m * 2, H, W), p.median_filtering).view(m, 2, H, W)
-                if not all_active:
-                    med = torch.where(active[:, None, None, None], med, cu[:, :2])
-                cu = torch.cat((med, cu[:, 2:]), dim=1) if use_gamma else med
+                it.median(p.median_filtering, use_gamma)
+            done = False
             for _inner in range(p.inner_iterations):
-                u_new, p_new, err = step(cu, cp, cr, cx, cy, cn, cg, l_t, float(p.theta), taut, float(p.gamma))
-                if all_active:
-                    cu, cp = u_new, p_new
-                else:
-                    a4 = active[:, None, None, None]
-                    cu = torch.where(a4, u_new, cu)
-                    cp = torch.where(a4[..., None], p_new, cp)
-                if work is not None:
-                    inc = active * float(H * W)
-                    if idx is None:
-                        work += inc
-                    else:
-                        work.index_add_(0, idx, inc.to(work.dtype))
-                active = active & (err > scaled_eps)
+                it.step(step, consts, scaled_eps, work)
                 n += 1
                 if n % check_every != 0:
-                    all_active = False
+                    it.all_active = False
                     continue
-                left = int(active.sum())
-                if left == 0:
+                if done := it.check(check_every):
                     break
-                all_active = left == active.shape[0]
-                if not all_active and (check_every == 1 or left <= 0.75 * active.shape[0]):
-                    if idx is None:
-                        full_u, full_p = cu, cp
-                        idx = torch.arange(B, device=u.device)
-                    else:
-                        full_u[idx] = cu
-                        full_p[idx] = cp
-                    keep = active.nonzero().squeeze(1)
-                    idx = idx[keep]
-                    cu, cp, cr, cx, cy, cg, cn = (t[keep] for t in (cu, cp, cr, cx, cy, cg, cn))
-                    active = active[keep]
-                    all_active = True
-            if not bool(active.any()):
+            if done or not bool(it.active.any()):
                 break
-        if idx is None:
-            u, pd = cu, cp
-        else:
-            full_u[idx] = cu
-            full_p[idx] = cp
-            u, pd = full_u, full_p
+        u, pd = it.result()
     return u
 
 

@@ -37,4 +37,13 @@ def all_stages() -> list[Stage]:
     return [get(n) for n in NAMES]
 
 
-__all__ = ["NAMES", "get", "all_stages"]
+__all__ = ["NAMES", "get", "all_stages", "run_shard"]
+
+
+def run_shard(name: str, settings, shard: int, **job) -> dict:
+    """Run stage ``name`` on one shard from Python: ``run_shard("decode", settings, 0, manifest=m)``.
+    ``job``: the keyword arguments of :func:`pipeline.core.stage.shard_job` (manifest, input_dir, out_dir,
+    config, strict, root, progress, options)."""
+    from ..core.stage import shard_job
+    stage = get(name)
+    return stage.run(shard_job(stage, settings, shard, **job))

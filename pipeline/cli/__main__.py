@@ -1,0 +1,5 @@
+"""``python -m pipeline.cli``: the same as ``prep-cli``."""
+
+from . import main
+
+main()
