@@ -1,4 +1,4 @@
-"""Compressed-domain throughput: extract_mv and residual_frames against bare decodes of the same frames.
+"""Compressed-domain throughput: extract_mv and resframe against bare decodes of the same frames.
 
 The footage is a 10 s, 320x240 H.264 clip (camera pan over a texture plus a moving textured disc), generated
 here and re-encoded by the ``reencode`` stage to MPEG-4 Part 2, 340x256, GOP 12, no B-frames, q 1.
@@ -10,7 +10,7 @@ here and re-encoded by the ``reencode`` stage to MPEG-4 Part 2, 340x256, GOP 12,
    shards of many videos), and the stage with the fused C kernel turned off (``MOTIONPREP_FUSED=0``: the
    OpenCV functions that define the arrays), for the kernel's gain in the same run. Everything runs on one
    thread.
-2. ``residual_frames``: |F_i - F_i+1| at 170x128 from the 25 fps RGB frames. "Decoding the same frames"
+2. ``resframe``: |F_i - F_i+1| at 170x128 from the 25 fps RGB frames. "Decoding the same frames"
    is the full-size (340x256) JPEG decode of the RGB shard it reads (``pipeline.jpeg.decode``). The stage's
    computation, ``resframes_from_jpeg``, decodes those JPEGs directly at 170x128 (libjpeg DCT scaling) and
    takes the absolute differences; it is reported as a fraction of the full decode (total), and beyond its
@@ -44,15 +44,13 @@ import cv2
 import numpy as np
 
 from pipeline.media import jpeg
-from pipeline.resframe import decode_at, residual_frames, resframes_from_jpeg, resframes_from_rgb
+from pipeline.resframe import decode_at, resframes, resframes_from_jpeg, resframes_from_rgb
 from pipeline.core.config import resolve
-from pipeline.decode import run_decode
-from pipeline.extract_mv import run_extract_mv
 from pipeline.media.synthetic import texture
 from pipeline.core.manifest import make_manifest, read_manifest
-from pipeline.reencode import run_reencode
-from pipeline.residual_frames import run_residual_frames
-from pipeline.shards import ShardReader, shard_name
+from pipeline.steps import run_shard
+from pipeline.core.paths import output_name, shard_name
+from pipeline.shards import ShardReader
 from pipeline.media.videoio import write_video
 
 
@@ -130,7 +128,8 @@ def breakdown(mpeg4: Path, settings, rounds: int, tmp: Path) -> dict[str, float]
     (ShardWriter, no gzip)."""
     from pipeline.compressed.backends import iter_pyav
     from pipeline.compressed.extract import ArrayPool, extract
-    from pipeline.extract_mv import keep_freed_memory, streams
+    from pipeline.compressed.extract import keep_freed_memory
+    from pipeline.steps.extract_mv import streams
     from pipeline.shards import ShardWriter
 
     keep_freed_memory()
@@ -177,7 +176,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--video", type=Path, default=None, help="real clip to use instead of the synthetic one")
-    ap.add_argument("--resframe-gzip", type=int, default=None, help="residual_frames.compression override")
+    ap.add_argument("--resframe-gzip", type=int, default=None, help="resframe.compression override")
     ap.add_argument("--breakdown", action="store_true", help="also time extract_mv's parts separately")
     ap.add_argument("--videos", type=int, default=4, help="videos in the multi-video extract_mv shard")
     args = ap.parse_args()
@@ -202,33 +201,34 @@ def main() -> None:
         base = {"datasets": {"bench": {"format": "csv", "root": str(tmp / "videos")}}, "dataset": "bench",
                 "results": str(tmp / "results"), "decode": {"size": [340, 256], "threads": 1}}
         if args.resframe_gzip is not None:
-            base["residual_frames"] = {"compression": args.resframe_gzip}
+            base["resframe"] = {"compression": args.resframe_gzip}
         settings = resolve(base)                                          # extract_mv.compression 0 (default)
         gz_settings = resolve({**base, "extract_mv": {"compression": 1}})
         re_dir, mv_dir = tmp / "reencode", tmp / "mv"
-        n, cpu, wall = timed(lambda: run_reencode(settings, m, 0, re_dir, strict=True,
-                                                  progress=False)["frames"])
+        n, cpu, wall = timed(lambda: run_shard("reencode", settings, 0, manifest=m, out_dir=re_dir, strict=True,
+                                               progress=False)["frames"])
         print(f"reencode: {n} frames in {wall:.2f} s wall (ffmpeg subprocess; {n / wall:.0f} frames/s wall)")
-        mpeg4 = next((re_dir / "shard-00000").glob("*.avi"))
-        run_reencode(resolve({**base, "videos_per_shard": args.videos}), m_many, 0, tmp / "reencode_many",
-                     strict=True, progress=False)
-        run_decode(settings, m, 0, tmp / "rgb", strict=True, progress=False)
+        mpeg4 = next((re_dir / output_name("folder", 0)).glob("*.avi"))
+        run_shard("reencode", resolve({**base, "videos_per_shard": args.videos}), 0, manifest=m_many,
+                  out_dir=tmp / "reencode_many", strict=True, progress=False)
+        run_shard("decode", settings, 0, manifest=m, out_dir=tmp / "rgb", strict=True, progress=False)
         with ShardReader(tmp / "rgb" / shard_name(0)) as r:
             jpegs = list(r.raw(0, "rgb"))
         frames = [jpeg.decode(b) for b in jpegs]
         half = decode_at(jpegs, (170, 128))
 
         def mv_stage(s=settings, out=mv_dir):
-            return run_extract_mv(s, m, 0, out, strict=True, reencoded=re_dir, progress=False)["frames"]
+            return run_shard("extract_mv", s, 0, manifest=m, input_dir=re_dir, out_dir=out, strict=True,
+                             progress=False)["frames"]
 
         def mv_stage_many():
-            return run_extract_mv(resolve({**base, "videos_per_shard": args.videos}), m_many, 0,
-                                  tmp / "mv_many", strict=True, reencoded=tmp / "reencode_many",
-                                  progress=False)["frames"]
+            return run_shard("extract_mv", resolve({**base, "videos_per_shard": args.videos}), 0, manifest=m_many,
+                             input_dir=tmp / "reencode_many", out_dir=tmp / "mv_many", strict=True,
+                             progress=False)["frames"]
 
         def resframe_stage():
-            return run_residual_frames(settings, m, 0, tmp / "rf", strict=True, rgb_dir=tmp / "rgb",
-                                       progress=False)["frames"]
+            return run_shard("resframe", settings, 0, manifest=m, input_dir=tmp / "rgb", out_dir=tmp / "rf",
+                             strict=True, progress=False)["frames"]
 
         contenders = {
             "bare PyAV RGB decode": lambda: bare_pyav(mpeg4),
@@ -239,16 +239,16 @@ def main() -> None:
             "JPEG decode of RGB shard": lambda: len([jpeg.decode(b) for b in jpegs]),
             "resframes_from_jpeg (stage)": lambda: len(resframes_from_jpeg(jpegs, (170, 128))) + 1,
             "half-size JPEG decode alone": lambda: len(decode_at(jpegs, (170, 128))),
-            "|diff| alone (half-size frames)": lambda: len(residual_frames(half)) + 1,
+            "|diff| alone (half-size frames)": lambda: len(resframes(half)) + 1,
             "former: resize + diff (decoded)": lambda: len(resframes_from_rgb(frames, (170, 128))) + 1,
             "JPEG decode per 17-frame clip": lambda: on_the_fly(jpegs, resframes=False),
             "resframes per clip (on the fly)": lambda: on_the_fly(jpegs),
-            "residual_frames stage": lambda: resframe_stage() + 1,
+            "resframe stage": lambda: resframe_stage() + 1,
         }
         outputs = {"extract_mv stage (default)": (mv_dir,), "extract_mv stage (gzip 1)": (tmp / "mv_gz",),
                    f"extract_mv, shard of {args.videos} videos": (tmp / "mv_many",),
                    "extract_mv, OpenCV path": (tmp / "mv_cv",),
-                   "residual_frames stage": (tmp / "rf",)}
+                   "resframe stage": (tmp / "rf",)}
         rows = {k: [] for k in contenders}
         for _ in range(args.rounds):
             for name, fn in contenders.items():
@@ -271,7 +271,7 @@ def main() -> None:
           f"opencv {cv2.__version__}")
     clip = args.video.name if args.video else f"synthetic {args.seconds:g} s 320x240 H.264"
     print(f"clip: {clip} -> MPEG-4 340x256 GOP 12; {args.rounds} rounds, medians; resframe gzip "
-          f"{settings.residual_frames.compression}")
+          f"{settings.resframe.compression}")
     for k, (n, cpu, wall) in med.items():
         print(f"{k:33s} {n:4d} frames {n / cpu:8.1f} frames/CPU-s (per core) {n / wall:8.1f} frames/s wall")
     bare, stage = med["bare PyAV RGB decode"], med["extract_mv stage (default)"]
@@ -282,7 +282,7 @@ def main() -> None:
     cv = med["extract_mv, OpenCV path"]
     print(f"fused kernel / OpenCV path (same stage, same run): {(stage[0] / stage[1]) / (cv[0] / cv[1]):.2f}x "
           "frames per CPU-second")
-    jd, rs = med["JPEG decode of RGB shard"], med["residual_frames stage"]
+    jd, rs = med["JPEG decode of RGB shard"], med["resframe stage"]
     rj, hd, old = (med["resframes_from_jpeg (stage)"], med["half-size JPEG decode alone"],
                    med["former: resize + diff (decoded)"])
     dd = med["|diff| alone (half-size frames)"]
@@ -296,7 +296,7 @@ def main() -> None:
     fly, dec = med["resframes per clip (on the fly)"], med["JPEG decode per 17-frame clip"]
     print(f"on the fly, per clip (17 JPEGs -> 16 residual frames) / full decode of the clip's JPEGs: "
           f"{fly[1] / dec[1]:.3f} CPU")
-    print(f"residual_frames stage (read + compute + gzip shard) / full JPEG decode: {rs[1] / jd[1]:.3f} CPU; "
+    print(f"resframe stage (read + compute + gzip shard) / full JPEG decode: {rs[1] / jd[1]:.3f} CPU; "
           f"storage part (stage - resframes_from_jpeg) / full decode: {(rs[1] - rj[1]) / jd[1]:.3f}")
     for k, v in parts.items():
         print(f"extract_mv part: {k}: {v:.3f} ms/frame CPU")

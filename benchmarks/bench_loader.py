@@ -43,7 +43,8 @@ from pipeline.data import ShardClips
 from pipeline.data.dataset import VideoEntry, _decode_jpeg
 from pipeline.layouts.convert import export_shards
 from pipeline.media.synthetic import texture
-from pipeline.shards import ShardWriter, Stream, shard_name
+from pipeline.core.paths import shard_name
+from pipeline.shards import ShardWriter, Stream
 
 W, H = 340, 256
 

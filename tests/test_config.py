@@ -65,8 +65,8 @@ def test_reference_parameters_from_the_papers():
     assert (f.tau, f.lambda_, f.theta, f.nscales, f.warps, f.epsilon) == (0.25, 0.15, 0.3, 5, 5, 0.01)
     assert (f.inner_iterations, f.outer_iterations, f.scale_step, f.gamma, f.median_filtering) == (30, 10, 0.8, 0, 5)
     assert f.bound == 20.0 and f == ExtractFlowConfig()
-    from pipeline.flow.params import DEFAULTS
-    assert f.tvl1_params() == DEFAULTS  # the flow backends' defaults are the config's
+    from pipeline.flow.params import DEFAULTS, tvl1_params_of
+    assert tvl1_params_of(f) == DEFAULTS  # the flow backends' defaults are the config's
     assert (s.reencode.codec, s.reencode.gop, s.reencode.bframes, s.reencode.qscale) == ("mpeg4", 12, 0, 1)
     assert s.resframe.size == (170, 128) and s.clips.rgb_mean == (114.7748, 107.7354, 99.4750)
     from pipeline.data import clips

@@ -13,7 +13,7 @@ from pipeline.core.config import resolve
 from pipeline.steps import run_shard
 from pipeline.core.manifest import make_manifest, num_shards, shard_entries
 from pipeline.shards import ShardReader, inspect, verify
-from pipeline.core.stage import StageError
+from pipeline.steps.contract import StageError
 from tests.conftest import counter_frames
 from pipeline.media.videoio import write_video
 

@@ -15,7 +15,7 @@ from pipeline.cli import cli
 from pipeline.core.config import ExtractFlowConfig
 from pipeline.layouts.rawframes import export_rawframes, rawframes_list_lines
 from pipeline.core.config import ConfigError, resolve
-from pipeline.core.stage import StageError
+from pipeline.steps.contract import StageError
 from pipeline.steps import run_shard
 from pipeline.steps.extract_flow import split_shards
 from pipeline.flow import dequantize

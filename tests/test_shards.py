@@ -60,3 +60,31 @@ def test_reader_refuses_foreign_and_newer_files(tmp_path):
         f.attrs["format_version"] = 99
     with pytest.raises(ShardError, match="newer"):
         ShardReader(tmp_path / "g.h5").file
+
+
+def test_diff_finds_every_kind_of_difference(tmp_path):
+    import h5py
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+    from pipeline.shards import diff
+
+    blob = jpeg.encode(np.full((8, 8), 100, np.uint8))
+    for name in ("a.h5", "b.h5"):
+        with writer(tmp_path / name, [Stream("x", color="gray")]) as w:
+            w.add_video("v", 0, "train", 25.0, 8, 8, {"x": [blob, blob]})
+    assert diff(tmp_path / "a.h5", tmp_path / "b.h5") == []
+    assert CliRunner().invoke(cli, ["shards", "diff", str(tmp_path / "a.h5"), str(tmp_path / "b.h5")]).exit_code == 0
+    with h5py.File(tmp_path / "b.h5", "r+") as f:
+        f.attrs["params"] = '{"x": {"k": 2}}'
+        f["videos/fps"][0] = 30.0
+        f["frames/x"].attrs["color"] = "rgb"
+        f.create_dataset("extra", data=[1])
+    found = diff(tmp_path / "a.h5", tmp_path / "b.h5")
+    assert any(p.startswith("attribute 'params'") for p in found)
+    assert "dataset 'videos/fps': values differ" in found
+    assert "dataset 'frames/x' attribute 'color' differs" in found
+    assert "dataset 'extra' only in the second file" in found
+    assert not any("params" in p for p in diff(tmp_path / "a.h5", tmp_path / "b.h5", ignore_attrs=("params",)))
+    res = CliRunner().invoke(cli, ["shards", "diff", str(tmp_path / "a.h5"), str(tmp_path / "b.h5")])
+    assert res.exit_code == 1 and "values differ" in res.output

@@ -1,4 +1,4 @@
-"""The stage contract (pipeline.core.stage): failure policy, provenance, one name per stage, the generated
+"""The stage contract (pipeline.steps.contract): failure policy, provenance, one name per stage, the generated
 command line, and settings that follow the data (pipeline.core.resolve)."""
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.core import paths
 from pipeline.core.config import ConfigError, resolve
 from pipeline.core.errors import InputError, StageError, VideoError
 from pipeline.core.manifest import make_manifest, read_manifest
-from pipeline.core.stage import VideoFailure, VideoResult, guarded, run_videos, shard_job, write_shard
+from pipeline.steps.contract import VideoFailure, VideoResult, guarded, run_videos, shard_job, write_shard
 from pipeline.media.videoio import write_video
 from pipeline.shards import ShardReader, ShardWriter, Stream
 from pipeline.steps import NAMES, all_stages, get, run_shard

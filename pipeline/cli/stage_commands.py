@@ -1,4 +1,4 @@
-"""One ``prep-cli`` command per stage, generated from its :class:`pipeline.core.stage.Stage` declaration.
+"""One ``prep-cli`` command per stage, generated from its :class:`pipeline.steps.contract.Stage` declaration.
 
 Every per-shard stage takes the same options: ``--config``, ``--dataset``, ``--manifest``, ``--root``,
 ``--splits``, ``--split`` (which dataset, :mod:`pipeline.core.resolve`), ``--shard``, ``--input`` (the
@@ -20,7 +20,7 @@ from ..core import paths
 from ..core.config import field_of, section_schema, section_values, validate
 from ..core.errors import StageError
 from ..core.resolve import DEFAULT_CONFIG, base_settings, settings_for
-from ..core.stage import DatasetJob, Option, Stage, option_defaults, shard_job
+from ..steps.contract import DatasetJob, Option, Stage, option_defaults, shard_job
 
 log = logging.getLogger("motionprep")
 _TYPES = {"integer": int, "number": float, "string": str, "boolean": bool}

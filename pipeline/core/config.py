@@ -174,11 +174,6 @@ class ExtractFlowConfig:
     bound: float            # clip to ±bound before quantizing
     jpeg_quality: int
 
-    def tvl1_params(self) -> dict:
-        """The TV-L1 parameters alone, as keyword arguments of :func:`pipeline.flow.tvl1`."""
-        from ..flow.params import PARAM_NAMES
-        return {n: getattr(self, n) for n in PARAM_NAMES}
-
 
 @_section("reencode")
 class ReencodeConfig:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import ConfigError, Settings, filled, read_config_file, resolve
+from .config import ConfigError, Settings, filled, load_schema, read_config_file, resolve
 from .manifest import Manifest, read_manifest
 from .paths import manifest_path as default_manifest_path
 
@@ -29,8 +29,9 @@ def config_file(path: str | None) -> str | None:
 
 
 def _formats() -> tuple[str, ...]:
-    from ..formats import FORMATS
-    return FORMATS
+    """The built-in dataset formats (the schema lists the parsers of :mod:`pipeline.formats`; a test holds
+    the two to each other)."""
+    return tuple(load_schema()["definitions"]["dataset"]["properties"]["format"]["enum"])
 
 
 def settings_for(config_path: str | None = None, dataset: str | None = None, *, manifest: str | None = None,

@@ -36,3 +36,8 @@ class Params:
 
 DEFAULTS: dict = asdict(Params())
 assert tuple(DEFAULTS) == PARAM_NAMES
+
+
+def tvl1_params_of(cfg: ExtractFlowConfig) -> dict:
+    """The TV-L1 parameters of a stage config alone, as keyword arguments of :func:`pipeline.flow.tvl1`."""
+    return {n: getattr(cfg, n) for n in PARAM_NAMES}

@@ -40,7 +40,7 @@ def resize_frames(frames: Sequence[np.ndarray] | np.ndarray, size: tuple[int, in
     return out
 
 
-def residual_frames(frames: np.ndarray, signed: bool = False) -> np.ndarray:
+def resframes(frames: np.ndarray, signed: bool = False) -> np.ndarray:
     """(N, H, W, C) uint8 -> (N-1, H, W, C) uint8 residual frames (N < 2 gives an empty array)."""
     frames = np.asarray(frames, np.uint8)
     if len(frames) < 2:
@@ -58,10 +58,10 @@ def resframes_from_rgb(frames: Sequence[np.ndarray] | np.ndarray, size: tuple[in
     resize (when ``size`` is given, as :func:`resize_frames`), then :func:`residual_frames`.
 
     Works through ``chunk`` frames at a time in a small buffer that stays in the CPU cache (each frame is
-    resized once); the result equals ``residual_frames(resize_frames(frames, size), signed)``.
+    resized once); the result equals ``resframes(resize_frames(frames, size), signed)``.
     """
     if size is None:
-        return residual_frames(np.asarray(frames, np.uint8), signed)
+        return resframes(np.asarray(frames, np.uint8), signed)
 
     def load(a: int, b: int, dst: np.ndarray) -> None:
         dst[...] = resize_frames(frames[a:b], size)
@@ -81,7 +81,7 @@ def _chunked(n: int, size: tuple[int, int], signed: bool, chunk: int, load) -> n
     for s in range(0, n - 1, chunk):
         m = min(chunk, n - 1 - s)
         load(s + 1, s + 1 + m, buf[1:m + 1])
-        out[s:s + m] = residual_frames(buf[:m + 1], signed)
+        out[s:s + m] = resframes(buf[:m + 1], signed)
         buf[0] = buf[m]
     return out
 
@@ -123,7 +123,7 @@ def resframes_from_jpeg(jpegs: Sequence[bytes | np.ndarray], size: tuple[int, in
                         signed: bool = False, chunk: int = 16) -> np.ndarray:
     """JPEG frames of one video or clip (N) -> residual frames (N-1, size[1], size[0], 3) uint8:
     :func:`decode_at` ``size``, then :func:`residual_frames`, ``chunk`` frames at a time in a buffer that
-    stays in the CPU cache. The function the ``residual_frames`` stage and on-the-fly loaders share."""
+    stays in the CPU cache. The function the ``resframe`` stage and on-the-fly loaders share."""
     return _chunked(len(jpegs), size, signed, chunk, lambda a, b, dst: decode_at(jpegs[a:b], size, dst))
 
 
@@ -137,5 +137,5 @@ def decode_signed(q: np.ndarray) -> np.ndarray:
     return q.astype(np.int16) * 2 - 256
 
 
-__all__ = ["resize_frames", "residual_frames", "resframes_from_rgb", "jpeg_scale", "decode_at",
+__all__ = ["resize_frames", "resframes", "resframes_from_rgb", "jpeg_scale", "decode_at",
            "resframes_from_jpeg", "resize_method", "decode_signed", "DCT_SCALED", "AREA"]

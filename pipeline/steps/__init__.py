@@ -1,5 +1,5 @@
 """The stages, one module each, in workflow order. Each module defines ``STAGE``, a
-:class:`pipeline.core.stage.Stage` (the contract: what it reads, writes, uses and records), and the
+:class:`pipeline.steps.contract.Stage` (the contract: what it reads, writes, uses and records), and the
 functions that do its work; ``prep-cli`` builds one command from each (:mod:`pipeline.cli.stage_commands`)
 and ``stages/<name>.smk`` holds its Snakemake rule.
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib
 
-from ..core.stage import Stage
+from .contract import Stage
 
 #: stage names in workflow order (the module of each is ``pipeline.steps.<name>``)
 NAMES = ("make_demo", "manifest", "decode", "extract_flow", "reencode", "extract_mv", "resframe")
@@ -42,8 +42,8 @@ __all__ = ["NAMES", "get", "all_stages", "run_shard"]
 
 def run_shard(name: str, settings, shard: int, **job) -> dict:
     """Run stage ``name`` on one shard from Python: ``run_shard("decode", settings, 0, manifest=m)``.
-    ``job``: the keyword arguments of :func:`pipeline.core.stage.shard_job` (manifest, input_dir, out_dir,
+    ``job``: the keyword arguments of :func:`pipeline.steps.contract.shard_job` (manifest, input_dir, out_dir,
     config, strict, root, progress, options)."""
-    from ..core.stage import shard_job
+    from .contract import shard_job
     stage = get(name)
     return stage.run(shard_job(stage, settings, shard, **job))

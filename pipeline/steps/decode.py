@@ -14,7 +14,7 @@ import joblib
 
 from ..core.config import DecodeConfig
 from ..core.manifest import Entry
-from ..core.stage import Option, ShardJob, Stage, VideoResult, guarded, write_shard
+from .contract import Option, ShardJob, Stage, VideoResult, guarded, write_shard
 from ..media import jpeg
 from ..media.video import VideoError, VideoReader, frame_folder_indices, list_frame_files, output_size, resize
 from ..shards import ShardWriter, Stream

@@ -27,9 +27,9 @@ import numpy as np
 
 from ..core.config import ExtractFlowConfig
 from ..core.errors import InputError, StageError
-from ..core.stage import Option, ShardJob, Stage, VideoFailure, VideoResult, guarded, input_errors, write_shard
+from .contract import Option, ShardJob, Stage, VideoFailure, VideoResult, guarded, input_errors, write_shard
 from ..flow import quantization_attrs, quantize, resolve_device, tvl1_batch
-from ..flow.params import PARAM_NAMES
+from ..flow.params import PARAM_NAMES, tvl1_params_of
 from ..media import jpeg
 from ..shards import ShardReader, ShardWriter, Stream
 
@@ -106,7 +106,7 @@ def opencv_video(item: FlowItem, rgb_path: str, cfg: ExtractFlowConfig) -> Video
     cv2.setNumThreads(1)
     frames = gray_frames(_reader(rgb_path), item.index)
     check_frames(item, frames)
-    flows = tvl1_batch(frames[:-1], frames[1:], backend="opencv", **cfg.tvl1_params())
+    flows = tvl1_batch(frames[:-1], frames[1:], backend="opencv", **tvl1_params_of(cfg))
     return result(item, flows, cfg)
 
 
@@ -159,7 +159,7 @@ class _TorchBatches:
         nxt = np.stack([b[3] for b in self.buf])
         try:
             flows = tvl1_batch(prev, nxt, backend="torch", device=self.device, batch_size=len(self.buf),
-                               compile=self.compile, **self.cfg.tvl1_params())
+                               compile=self.compile, **tvl1_params_of(self.cfg))
         except RuntimeError as exc:         # device errors (out of memory, ...); a bug propagates as it is
             names = sorted({b[0][0].video_id for b in self.buf})
             raise StageError(f"{NAME}: torch TV-L1 failed on {self.device} for a batch of {len(self.buf)} "

@@ -26,7 +26,7 @@ from ..core.config import ExtractMvConfig
 from ..core.errors import InputError, StageError
 from ..core.manifest import Entry
 from ..core.paths import video_filename
-from ..core.stage import Option, ShardJob, Stage, VideoResult, guarded, write_shard
+from .contract import Option, ShardJob, Stage, VideoResult, guarded, write_shard
 from ..media import jpeg
 from ..shards import ShardWriter, Stream
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..core.stage import DatasetJob, Option, Stage
+from .contract import DatasetJob, Option, Stage
 from ..media.synthetic import make_demo
 
 

@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..core.manifest import SPLITS, Manifest
-from ..core.stage import DatasetJob, Option, Stage
+from .contract import DatasetJob, Option, Stage
 from ..formats import build_manifest
 
 

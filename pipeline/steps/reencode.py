@@ -18,7 +18,7 @@ from ..compressed.mpeg4 import reencode_file
 from ..core.atomic import write_text_atomic
 from ..core.config import ReencodeConfig
 from ..core.paths import video_filename
-from ..core.stage import Option, ShardJob, Stage, guarded, run_videos, write_report
+from .contract import Option, ShardJob, Stage, guarded, run_videos, write_report
 
 NAME = "reencode"
 

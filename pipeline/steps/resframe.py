@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from ..core.config import ResframeConfig
 from ..core.errors import InputError
-from ..core.stage import ShardJob, Stage, VideoResult, guarded, write_shard
+from .contract import ShardJob, Stage, VideoResult, guarded, write_shard
 from ..resframe import AREA, DCT_SCALED, resframes_from_jpeg, resframes_from_rgb
 from ..shards import ShardReader, ShardWriter, Stream
 

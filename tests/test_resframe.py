@@ -9,29 +9,29 @@ import pytest
 import torch
 
 from pipeline.media import jpeg
-from pipeline.resframe import (decode_signed, resframes_from_jpeg, resframes_from_rgb, residual_frames,
+from pipeline.resframe import (decode_signed, resframes, resframes_from_jpeg, resframes_from_rgb,
                                           resize_frames)
 from pipeline.core.config import resolve
 from pipeline.core.manifest import make_manifest
 from pipeline.steps import run_shard
 from pipeline.core.paths import shard_name
 from pipeline.shards import ShardReader, ShardWriter, Stream, verify
-from pipeline.core.stage import StageError
+from pipeline.steps.contract import StageError
 
 from .compressed_fixtures import translation_frames
 
 
 def test_absolute_and_signed_encodings():
     a = np.array([[[[0, 10, 255]]], [[[255, 0, 250]]], [[[5, 5, 5]]]], np.uint8)   # (3, 1, 1, 3)
-    r = residual_frames(a)
+    r = resframes(a)
     assert r.shape == (2, 1, 1, 3) and r.dtype == np.uint8
     assert r[:, 0, 0].tolist() == [[255, 10, 5], [250, 5, 245]]
-    s = residual_frames(a, signed=True)
+    s = resframes(a, signed=True)
     assert s[:, 0, 0].tolist() == [[0, 133, 130], [253, 125, 250]]      # (F_i - F_i+1 + 256) >> 1
     d = a[:-1].astype(int) - a[1:]
     assert np.all(np.abs(decode_signed(s) - d) <= 1)
-    assert residual_frames(a[:1]).shape == (0, 1, 1, 3)
-    assert residual_frames(np.zeros((2, 4, 4, 3), np.uint8)).sum() == 0
+    assert resframes(a[:1]).shape == (0, 1, 1, 3)
+    assert resframes(np.zeros((2, 4, 4, 3), np.uint8)).sum() == 0
 
 
 def test_resize_then_difference():
@@ -46,7 +46,7 @@ def test_chunked_path_equals_resize_then_difference(signed):
     frames = translation_frames(21, 1.5, -1, height=96, width=130, seed=4)   # not a multiple of the target
     for n in (0, 1, 2, 4, 5, 6, 9, 21):
         got = resframes_from_rgb(frames[:n], (64, 48), signed, chunk=4)
-        want = residual_frames(resize_frames(frames[:n], (64, 48)), signed) if n else np.zeros((0, 48, 64, 3))
+        want = resframes(resize_frames(frames[:n], (64, 48)), signed) if n else np.zeros((0, 48, 64, 3))
         assert got.shape == want.shape and np.array_equal(got, want), n
 
 
@@ -111,7 +111,7 @@ def test_jpeg_path_decodes_at_half_size_or_falls_back_to_area(signed):
                                   cv2.COLOR_BGR2RGB) for b in jpegs])              # libjpeg at 1/2 scale
     for n in (0, 1, 2, 5, 6, 11):
         got = resframes_from_jpeg(jpegs[:n], (64, 48), signed, chunk=4)
-        want = residual_frames(half[:n], signed) if n else np.zeros((0, 48, 64, 3))
+        want = resframes(half[:n], signed) if n else np.zeros((0, 48, 64, 3))
         assert got.shape == want.shape and np.array_equal(got, want), n
     decoded = [jpeg.decode(b) for b in jpegs]
     area = resframes_from_rgb(decoded, (64, 48), signed)

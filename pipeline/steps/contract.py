@@ -1,8 +1,8 @@
 """The stage contract: what every stage declares, what it is given, and the one failure policy.
 
-A stage is a :class:`Stage` value in its module under ``pipeline/steps/`` (one name everywhere: the rule
-file ``stages/<name>.smk``, the module ``pipeline/steps/<name>.py``, the command ``prep-cli <name with
-dashes>`` and the folder ``results/<name>/<dataset>/``). It declares
+A stage is a :class:`Stage` value in its module beside this one, with one name everywhere: the rule file
+``stages/<name>.smk``, the module ``pipeline/steps/<name>.py``, the command ``prep-cli <name with dashes>``
+and the folder ``results/<name>/<dataset>/``. It declares
 
 * what it **reads**: ``"manifest"`` (the dataset's videos), the name of an upstream stage (whose
   per-shard outputs it reads, shard K from shard K), or nothing (``None``: it makes its own input);
@@ -31,10 +31,12 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from tqdm import tqdm
 
-from . import paths
-from .config import Settings, section_values
-from .errors import InputError, ShardError, StageError
-from .manifest import Entry, Manifest, num_shards, shard_entries
+from ..core import paths
+from ..core.atomic import write_text_atomic
+from ..core.config import Settings, section_values
+from ..core.errors import InputError, ShardError, StageError
+from ..core.manifest import Entry, Manifest, num_shards, shard_entries
+from ..shards import ShardReader
 
 log = logging.getLogger("motionprep")
 
@@ -169,7 +171,6 @@ class ShardJob:
     def open_input(self, modality: str, stream: str):
         """The upstream shard as a :class:`pipeline.shards.ShardReader`, refused unless it is a
         ``modality`` shard with ``stream`` that belongs to this shard of the manifest (when there is one)."""
-        from ..shards import ShardReader
         path = self.input("shard")
         reader = ShardReader(path)
         try:
@@ -379,10 +380,9 @@ def write_shard(writers: Mapping[str, Any], results: Iterable[VideoResult | Vide
 
 def write_report(path: Path, failures: Sequence[Mapping]) -> None:
     """The failure report: a JSON list of ``{video_id, stage, error}``, written atomically."""
-    from .atomic import write_text_atomic
     write_text_atomic(path, json.dumps(list(failures), indent=1, ensure_ascii=False) + "\n")
 
 
-__all__ = ["Stage", "Option", "ShardJob", "DatasetJob", "shard_job", "option_defaults", "VideoResult", "VideoFailure", "StageError",
-           "InputError", "guarded", "run_videos", "write_shard", "write_report", "input_errors",
+__all__ = ["Stage", "Option", "ShardJob", "DatasetJob", "shard_job", "option_defaults", "VideoResult", "VideoFailure",
+           "StageError", "InputError", "guarded", "run_videos", "write_shard", "write_report", "input_errors",
            "used_params", "dataset_params"]
