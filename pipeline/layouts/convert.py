@@ -43,6 +43,56 @@ def _classes_and_labels(refs: list[VideoRef], classes: list[str] | None) -> tupl
     return classes, labels
 
 
+def _labelled(sources: Sequence[str | Path], refs: list[VideoRef], labels, classes, default_split: str
+              ) -> tuple[list[VideoRef], list[str], list[int]]:
+    """The references with the side file's labels and splits applied, the class list and label indices."""
+    side = read_side_labels(labels) if labels else {}
+    if classes is None:     # an exported folder carries its class order in classes.txt
+        found = [Path(s) / "classes.txt" for s in sources if (Path(s) / "classes.txt").is_file()]
+        classes = found[0] if found else None
+    class_list = list(iter_lines(Path(classes))) if classes else None
+    fixed = []
+    for r in refs:
+        label, split = r.label, r.split
+        if r.video_id in side:
+            label, split = side[r.video_id][0], side[r.video_id][1] or split
+        fixed.append(VideoRef(r.layout, r.path, r.key, r.video_id, label, split or default_split))
+    class_list, label_idx = _classes_and_labels(fixed, class_list)
+    return fixed, class_list, label_idx
+
+
+def _write_import_shard(k: int, chunk: list[tuple[VideoRef, int]], out_dir: Path, common: dict, fps: float,
+                        jpeg_quality: int, counts: dict) -> list[Path]:
+    """Shard ``k`` of the import: the RGB shard, and the flow shard when some video has flow."""
+    rgb_path = out_dir / "rgb" / shard_name(k)
+    flow_w = None
+    with ShardWriter(rgb_path, modality="rgb", shard=k, streams=[Stream("rgb")], **common) as w:
+        try:
+            for ref, lab in chunk:
+                frames = read(ref, jpeg_quality)
+                h, wd = jpeg.decode(frames.rgb[0]).shape[:2] if frames.rgb else (0, 0)
+                w.add_video(ref.video_id, lab, ref.split, fps, h, wd, {"rgb": frames.rgb})
+                counts["videos"] += 1
+                counts["frames"] += len(frames.rgb)
+                if frames.flow_x is None:
+                    continue
+                if flow_w is None:
+                    flow_streams = [Stream("x", color="gray"), Stream("y", color="gray")]
+                    flow_w = ShardWriter(out_dir / "flow" / shard_name(k), modality="flow", shard=k,
+                                         streams=flow_streams, **common)
+                fh, fw = jpeg.decode(frames.flow_x[0], gray=True).shape if frames.flow_x else (h, wd)
+                flow_w.add_video(ref.video_id, lab, ref.split, fps, fh, fw, {"x": frames.flow_x, "y": frames.flow_y})
+                counts["flow_videos"] += 1
+        except BaseException:
+            if flow_w is not None:
+                flow_w.abort()
+            raise
+    if flow_w is None:
+        return [rgb_path]
+    flow_w.close()
+    return [rgb_path, out_dir / "flow" / shard_name(k)]
+
+
 def import_sources(sources: Sequence[str | Path], out_dir: str | Path, *, layout: str = "auto",
                    labels: str | Path | None = None, classes: str | Path | None = None,
                    dataset: str = "imported", videos_per_shard: int = 500, fps: float = 25.0,
@@ -56,22 +106,9 @@ def import_sources(sources: Sequence[str | Path], out_dir: str | Path, *, layout
     refs = scan(sources, layout)
     if not refs:
         raise LayoutError("no videos found in the sources")
-    side = read_side_labels(labels) if labels else {}
-    if classes is None:     # an exported folder carries its class order in classes.txt
-        found = [Path(s) / "classes.txt" for s in sources if (Path(s) / "classes.txt").is_file()]
-        classes = found[0] if found else None
-    class_list = list(iter_lines(Path(classes))) if classes else None
-    fixed = []
-    for r in refs:
-        label, split = r.label, r.split
-        if r.video_id in side:
-            label, split = side[r.video_id][0], side[r.video_id][1] or split
-        fixed.append(VideoRef(r.layout, r.path, r.key, r.video_id, label, split or default_split))
-    refs = fixed
-    class_list, label_idx = _classes_and_labels(refs, class_list)
+    refs, class_list, label_idx = _labelled(sources, refs, labels, classes, default_split)
     listing = json.dumps([(r.video_id, lab, r.split) for r, lab in zip(refs, label_idx)])
     sha = hashlib.sha256(listing.encode()).hexdigest()
-    out_dir = Path(out_dir)
     num_shards = math.ceil(len(refs) / videos_per_shard)
     params = {"import": {"layouts": ",".join(sorted({r.layout for r in refs})),
                          "sources": json.dumps([str(s) for s in sources]),
@@ -81,35 +118,10 @@ def import_sources(sources: Sequence[str | Path], out_dir: str | Path, *, layout
                   manifest_sha256=sha, params=params)
     written: list[Path] = []
     counts = {"videos": 0, "flow_videos": 0, "frames": 0}
+    pairs = list(zip(refs, label_idx))
     for k in range(num_shards):
-        chunk = list(zip(refs, label_idx))[k * videos_per_shard:(k + 1) * videos_per_shard]
-        rgb_path = out_dir / "rgb" / shard_name(k)
-        flow_w = None
-        with ShardWriter(rgb_path, modality="rgb", shard=k, streams=[Stream("rgb")], **common) as w:
-            try:
-                for ref, lab in chunk:
-                    frames = read(ref, jpeg_quality)
-                    h, wd = jpeg.decode(frames.rgb[0]).shape[:2] if frames.rgb else (0, 0)
-                    w.add_video(ref.video_id, lab, ref.split, fps, h, wd, {"rgb": frames.rgb})
-                    counts["videos"] += 1
-                    counts["frames"] += len(frames.rgb)
-                    if frames.flow_x is not None:
-                        if flow_w is None:
-                            flow_streams = [Stream("x", color="gray"), Stream("y", color="gray")]
-                            flow_w = ShardWriter(out_dir / "flow" / shard_name(k), modality="flow", shard=k,
-                                                 streams=flow_streams, **common)
-                        fh, fw = jpeg.decode(frames.flow_x[0], gray=True).shape if frames.flow_x else (h, wd)
-                        flow_w.add_video(ref.video_id, lab, ref.split, fps, fh, fw,
-                                         {"x": frames.flow_x, "y": frames.flow_y})
-                        counts["flow_videos"] += 1
-            except BaseException:
-                if flow_w is not None:
-                    flow_w.abort()
-                raise
-        written.append(rgb_path)
-        if flow_w is not None:
-            flow_w.close()
-            written.append(out_dir / "flow" / shard_name(k))
+        chunk = pairs[k * videos_per_shard:(k + 1) * videos_per_shard]
+        written += _write_import_shard(k, chunk, Path(out_dir), common, fps, jpeg_quality, counts)
     return {**counts, "shards": [str(p) for p in written], "classes": len(class_list)}
 
 
