@@ -33,7 +33,7 @@ rule visualize_mv:
     log:
         f"{paths.log_dir(LOGS, 'extract_mv', '{dataset}')}/visualize_mv.log",
     shell:
-        "prep-cli visualize-mv {input.shard} --frames 12 --out {output} > {log} 2>&1"
+        "prep-cli visualize-mv {input.shard} --out {output} > {log} 2>&1"
 
 
 TARGET_FUNCTIONS.append(lambda name: [f"{stage_dir('extract_mv', name)}/{paths.PICTURES_FOLDER}"])

@@ -7,6 +7,10 @@ import sys
 import click
 
 from .. import shards as _shards
+from ..layouts.convert import import_sources
+from .common import defaults_of
+
+_IMPORT = defaults_of(import_sources)      # the function's keyword defaults are the options' defaults
 
 
 @click.group("shards")
@@ -46,25 +50,24 @@ def verify_cmd(files: tuple[str, ...], no_decode: bool) -> None:
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder: OUT/rgb/shard-00000.h5 (and OUT/flow/... when the source has flow).")
-@click.option("--layout", default="auto", show_default=True,
+@click.option("--layout", default=_IMPORT["layout"], show_default=True,
               help="Source layout: auto, kenshohara, videogpt, hdf5_dataloader, av2hdf5 or rawframes.")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False),
               help="Side file 'video_id label [split]' for sources without labels (wins over the source).")
 @click.option("--classes", type=click.Path(exists=True, dir_okay=False),
               help="Class names, one a line, in label order (default: classes.txt in a SOURCE folder, "
                    "else sorted names, or 0..max).")
-@click.option("--dataset", default="imported", show_default=True, help="Dataset name recorded in the shards.")
-@click.option("--videos-per-shard", default=500, show_default=True, type=click.IntRange(min=1))
-@click.option("--fps", default=25.0, show_default=True, type=float,
+@click.option("--dataset", default=_IMPORT["dataset"], show_default=True, help="Dataset name recorded in the shards.")
+@click.option("--videos-per-shard", default=_IMPORT["videos_per_shard"], show_default=True, type=click.IntRange(min=1))
+@click.option("--fps", default=_IMPORT["fps"], show_default=True, type=float,
               help="Frame rate to record (none of the foreign layouts stores one).")
-@click.option("--jpeg-quality", default=95, show_default=True, type=click.IntRange(1, 100),
+@click.option("--jpeg-quality", default=_IMPORT["jpeg_quality"], show_default=True, type=click.IntRange(1, 100),
               help="Quality for raw/PNG frames, which are JPEG-encoded once; JPEG frames are copied.")
-@click.option("--split", "default_split", default="train", show_default=True,
+@click.option("--split", "default_split", default=_IMPORT["default_split"], show_default=True,
               help="Split for videos whose source and side file name none.")
 def import_cmd(sources, out_dir, layout, labels, classes, dataset, videos_per_shard, fps, jpeg_quality,
                default_split) -> None:
     """Convert foreign HDF5 files or rawframes folders SOURCES... into vidshard files."""
-    from ..layouts.convert import import_sources
     summary = import_sources(sources, out_dir, layout=layout, labels=labels, classes=classes,
                              dataset=dataset, videos_per_shard=videos_per_shard, fps=fps,
                              jpeg_quality=jpeg_quality, default_split=default_split)

@@ -15,20 +15,24 @@ import functools
 import cv2
 import numpy as np
 
+from ..core.config import ExtractMvConfig
 
-def encode_mv(motion: np.ndarray, bound: float = 20.0) -> np.ndarray:
+BOUND = ExtractMvConfig().mv_bound     # the config's default (20 px, CoViAR)
+
+
+def encode_mv(motion: np.ndarray, bound: float = BOUND) -> np.ndarray:
     """Float motion in pixels (any shape) -> same-shape uint8 (CoViAR)."""
     v = np.clip(np.asarray(motion, np.float64), -bound, bound) * (127.5 / bound)
     return (np.trunc(v) + 128).astype(np.uint8)
 
 
-def decode_mv(q: np.ndarray, bound: float = 20.0) -> np.ndarray:
+def decode_mv(q: np.ndarray, bound: float = BOUND) -> np.ndarray:
     """uint8 -> float32 pixels: ``(q - 128) * bound / 127.5``."""
     return (q.astype(np.float32) - 128) * np.float32(bound / 127.5)
 
 
 @functools.lru_cache(maxsize=16)
-def mv_lut(scale: int, bound: float = 20.0) -> tuple[np.ndarray, int]:
+def mv_lut(scale: int, bound: float = BOUND) -> tuple[np.ndarray, int]:
     """Lookup table for :func:`encode_mv_units`: (256,) uint8 and the index offset."""
     off = int(np.ceil(bound * scale))
     if 2 * off > 255:
@@ -37,7 +41,7 @@ def mv_lut(scale: int, bound: float = 20.0) -> tuple[np.ndarray, int]:
     return encode_mv(np.minimum(idx, off) / scale, bound), off
 
 
-def encode_mv_units(units: np.ndarray, scale: int, bound: float = 20.0, channels_last: bool = False,
+def encode_mv_units(units: np.ndarray, scale: int, bound: float = BOUND, channels_last: bool = False,
                     out: np.ndarray | None = None) -> np.ndarray:
     """(H, W, 2) int16 motion in ``1/scale`` pixels -> (2, H, W) uint8 (or (H, W, 2) with ``channels_last``),
     equal to ``encode_mv(units_to_pixels(units, scale), bound)``. ``out``: a (2, H, W) uint8 array to write

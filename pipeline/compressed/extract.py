@@ -35,7 +35,7 @@ import numpy as np
 from ..core.errors import InputError
 from . import fused as _fused
 from .backends import DecodedFrame, NoMotionVectorsError
-from .encoding import encode_mv_units, encode_residual_of, mv_lut
+from .encoding import BOUND, encode_mv_units, encode_residual_of, mv_lut
 from .motion import MotionError, accumulate_cells, block_grid, expand_grid
 from .residual import INTER_TAB_SIZE, SubpelReference, compensate_cells
 
@@ -221,7 +221,7 @@ class _Extractor:
         return self.out
 
 
-def extract(decoded: Iterable[DecodedFrame], bound: float = 20.0, scale: int = 2,
+def extract(decoded: Iterable[DecodedFrame], bound: float = BOUND, scale: int = 2,
             codec: str = "mpeg4", expected_frames: int | None = None, fused: bool | None = None,
             pool: ArrayPool | None = None) -> CompressedVideo:
     """Run the decoder output of one video through dense maps, accumulation, compensation and encodings.

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.config import ExtractFlowConfig
+
+BOUND = ExtractFlowConfig().bound      # the config's default (20 px, MARS)
 ROUNDING = "half_up"
 DEQUANTIZE_FORMULA = "v = (q - 127.5) * 2 * bound / 255"
 QUANTIZE_FORMULA = "q = floor(255 * (clip(v, -bound, bound) + bound) / (2 * bound) + 0.5)"
 
 
-def quantize(flow: np.ndarray, bound: float = 20.0) -> np.ndarray:
+def quantize(flow: np.ndarray, bound: float = BOUND) -> np.ndarray:
     """Quantize flow values to uint8.
 
     flow: any shape, float (pixels), e.g. (H, W, 2) or (H, W). Returns uint8 of the same shape.
@@ -28,7 +31,7 @@ def quantize(flow: np.ndarray, bound: float = 20.0) -> np.ndarray:
     return np.clip(q, 0, 255).astype(np.uint8)
 
 
-def dequantize(q: np.ndarray, bound: float = 20.0) -> np.ndarray:
+def dequantize(q: np.ndarray, bound: float = BOUND) -> np.ndarray:
     """Inverse of :func:`quantize` (bin centres): uint8 of any shape -> float32 pixels of the same shape."""
     return ((np.asarray(q, dtype=np.float32) - np.float32(127.5)) * np.float32(2.0 * bound / 255.0)
             ).astype(np.float32)

@@ -22,6 +22,10 @@ import cv2
 import numpy as np
 import simplejpeg
 
+from ..core.config import ResframeConfig
+
+SIZE = ResframeConfig().size          # the config's default (170x128, residual frames 4.3)
+
 DCT_SCALED = "libjpeg DCT scaling (decode at 1/2, 1/4 or 1/8 size)"
 AREA = "full decode, OpenCV INTER_AREA"
 
@@ -52,7 +56,7 @@ def resframes(frames: np.ndarray, signed: bool = False) -> np.ndarray:
     return ((d + 256) >> 1).astype(np.uint8)
 
 
-def resframes_from_rgb(frames: Sequence[np.ndarray] | np.ndarray, size: tuple[int, int] | None = (170, 128),
+def resframes_from_rgb(frames: Sequence[np.ndarray] | np.ndarray, size: tuple[int, int] | None = SIZE,
                        signed: bool = False, chunk: int = 16) -> np.ndarray:
     """Decoded RGB frames (N, H, W, 3) uint8 -> residual frames (N-1, size[1], size[0], 3) uint8:
     resize (when ``size`` is given, as :func:`resize_frames`), then :func:`residual_frames`.
@@ -119,7 +123,7 @@ def decode_at(jpegs: Sequence[bytes | np.ndarray], size: tuple[int, int],
     return out
 
 
-def resframes_from_jpeg(jpegs: Sequence[bytes | np.ndarray], size: tuple[int, int] = (170, 128),
+def resframes_from_jpeg(jpegs: Sequence[bytes | np.ndarray], size: tuple[int, int] = SIZE,
                         signed: bool = False, chunk: int = 16) -> np.ndarray:
     """JPEG frames of one video or clip (N) -> residual frames (N-1, size[1], size[0], 3) uint8:
     :func:`decode_at` ``size``, then :func:`residual_frames`, ``chunk`` frames at a time in a buffer that
