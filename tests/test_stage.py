@@ -285,3 +285,12 @@ def test_unknown_dataset_without_manifest_or_root_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="'nosuch' is not in the config"):
         from pipeline.core.resolve import settings_for
         settings_for(None, "nosuch")
+
+
+def test_make_demo_never_writes_into_a_real_dataset(checkout):
+    cfg = (checkout / "config" / "config.yaml").read_text().replace("dataset: demo ", "dataset: ucf101 ", 1)
+    (checkout / "config" / "config.yaml").write_text(cfg)
+    run = prep(checkout, "make-demo")
+    assert run.returncode == 2 and "dataset 'ucf101' has format 'ucf101'" in run.stderr
+    run = prep(checkout, "make-demo", "--dataset", "demo")
+    assert run.returncode == 0 and (checkout / "results" / "make_demo" / "demo" / "true_flow.h5").exists()

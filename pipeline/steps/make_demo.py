@@ -7,11 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from .contract import DatasetJob, Option, Stage
+from ..core.errors import ConfigError
 from ..media.synthetic import make_demo
 
 
 def run(job: DatasetJob) -> dict:
-    out = Path(job.out) if job.out else Path(job.settings.dataset.root)
+    ds = job.settings.dataset
+    if ds.format != "demo":
+        raise ConfigError(f"make_demo writes a dataset of format 'demo'; dataset {ds.name!r} has format "
+                          f"{ds.format!r} (its root {ds.root} is not written to): give --dataset of a demo entry")
+    out = Path(job.out) if job.out else Path(ds.root)
     s = make_demo(out, job.config, job.settings.decode.fps)
     s["message"] = (f"{s['videos']} videos of {s['classes']} classes, {s['frames']} frames each at "
                     f"{s['fps']:g} fps -> {s['out']}")
