@@ -12,6 +12,9 @@ from pipeline.steps import get as get_stage
 
 DATASET = config["dataset"]
 SETTINGS = resolve(config, DATASET)  # validates overrides too: a bad value stops the workflow here
+if SETTINGS.dataset.manifest:
+    raise ValueError(f"dataset {DATASET!r}: the workflow writes its manifest to "
+                     f"{paths.manifest_path(SETTINGS.manifests, DATASET)}; `manifest:` is for prep-cli runs")
 RESULTS = SETTINGS.results
 LOGS = SETTINGS.logs
 

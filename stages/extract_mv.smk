@@ -31,7 +31,7 @@ rule visualize_mv:
     output:
         directory(f"{stage_dir('extract_mv')}/{paths.PICTURES_FOLDER}"),
     log:
-        f"{paths.log_dir(LOGS, 'extract_mv', '{dataset}')}/visualize_mv.log",
+        f"{paths.log_dir(LOGS, 'extract_mv', '{dataset}')}/{paths.PICTURES_LOG}",
     shell:
         "prep-cli visualize-mv {input.shard} --out {output} > {log} 2>&1"
 

@@ -1,14 +1,16 @@
-# make_demo: generate the synthetic dataset of a "demo"-format dataset into results/make_demo/<dataset>/
-# (its `root` in the config must point there, as the default does).
+# make_demo: generate the synthetic dataset of a "demo"-format dataset into its root (the config's `root`,
+# by default results/make_demo/<dataset>), for the one dataset this workflow runs.
 
 
-rule make_demo:
-    output:
-        **{k: f"{stage_dir('make_demo')}/{name}" for k, name in paths.DEMO_FILES.items()},
-    log:
-        str(paths.dataset_log(LOGS, "make_demo", "{dataset}")),
-    params:
-        config=CONFIG_FILE,
-    shell:
-        "prep-cli make-demo --config {params.config} --dataset {wildcards.dataset}"
-        " --out " + stage_dir("make_demo", "{wildcards.dataset}") + " > {log} 2>&1"
+if SETTINGS.dataset.format == "demo":
+
+    rule make_demo:
+        output:
+            **{k: f"{SETTINGS.dataset.root}/{name}" for k, name in paths.DEMO_FILES.items()},
+        log:
+            str(paths.dataset_log(LOGS, "make_demo", DATASET)),
+        params:
+            config=CONFIG_FILE,
+        shell:
+            f"prep-cli make-demo --config {{params.config}} --dataset {DATASET} --out {SETTINGS.dataset.root}"
+            " > {log} 2>&1"

@@ -84,7 +84,7 @@ def test_extract_file_wants_mpeg4_part2(tmp_path):
     h264 = write_video(tmp_path / "x.mp4", translation_frames(6, 1, 0), 25, "libx264", {"bf": "0"})
     with pytest.raises(InputError, match="not MPEG-4 Part 2.*prep-cli reencode"):
         extract_file(h264, 20.0)
-    with pytest.raises(FileNotFoundError, match="prep-cli reencode"):
+    with pytest.raises(InputError, match="no such file.*prep-cli reencode"):
         extract_file(tmp_path / "missing.avi", 20.0)
 
 

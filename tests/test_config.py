@@ -56,6 +56,9 @@ def test_dataset_formats_are_the_parsers():
     assert sorted(enum) == sorted(FORMATS)
     overridable = load_schema()["definitions"]["dataset"]["properties"]["overrides"]["properties"]
     assert list(overridable) == list(SECTIONS)
+    from pipeline.core.config import Settings
+    fields = {f.name: f.type for f in dataclasses.fields(Settings)}
+    assert all(fields[s] == SECTION_TYPES[s].__name__ for s in SECTIONS)     # a field per section
 
 
 def test_reference_parameters_from_the_papers():

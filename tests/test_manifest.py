@@ -1,4 +1,4 @@
-"""pipeline/manifest.py: TSV round trip, its SHA-256, validation and the deterministic shard assignment."""
+"""pipeline/core/manifest.py: TSV round trip, its SHA-256, validation and the deterministic shard assignment."""
 
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ def work(item, error=None):
 
 @pytest.mark.parametrize("error", [InputError("bad header"), VideoError("no video stream"),
                                    av.error.InvalidDataError(1094995529, "Invalid data"),
-                                   FileNotFoundError("x.mp4: no such file")])
+                                   av.error.FileNotFoundError(2, "No such file or directory")])
 def test_input_errors_become_the_videos_failure(error):
     out = guarded("decode", work)(Item("v1"), error)
     assert isinstance(out, VideoFailure) and (out.video_id, out.stage) == ("v1", "decode")
@@ -51,7 +51,8 @@ def test_input_errors_become_the_videos_failure(error):
 
 
 @pytest.mark.parametrize("error", [TypeError("unsupported operand"), KeyError("frames"), AttributeError("x"),
-                                   ValueError("operands could not be broadcast"), ZeroDivisionError()])
+                                   ValueError("operands could not be broadcast"), ZeroDivisionError(),
+                                   OSError(28, "No space left on device"), PermissionError(13, "out/ denied")])
 def test_a_bug_is_not_recorded_as_data(error):
     with pytest.raises(type(error)):
         guarded("decode", work)(Item("v1"), error)
@@ -294,3 +295,33 @@ def test_make_demo_never_writes_into_a_real_dataset(checkout):
     assert run.returncode == 2 and "dataset 'ucf101' has format 'ucf101'" in run.stderr
     run = prep(checkout, "make-demo", "--dataset", "demo")
     assert run.returncode == 0 and (checkout / "results" / "make_demo" / "demo" / "true_flow.h5").exists()
+
+
+def test_a_failing_main_shard_takes_its_side_outputs_with_it(tmp_path, monkeypatch):
+    from pipeline.media import jpeg
+    blob = jpeg.encode(np.zeros((8, 8, 3), np.uint8))
+    good = VideoResult("v", 0, "train", 25.0, 8, 8, {"rgb": [blob]}, side={"iframes": {"rgb": [blob]}})
+    (tmp_path / "shard-00000.h5").write_bytes(b"an older main shard")
+    writers = {"shard": _writer(tmp_path / "shard-00000.h5"), "iframes": _writer(tmp_path / "shard-00000.iframes.h5")}
+
+    def full_disk():
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writers["shard"], "close", full_disk)
+    with pytest.raises(OSError):
+        write_shard(writers, iter([good]), stage="x", strict=False, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []    # neither the new I-frames nor the old shard
+
+
+def test_upstream_shards_alone_keep_their_own_dataset(checkout):
+    """`extract-flow --input DIR` on shards without a manifest (imported ones) in a folder whose config
+    and manifests are the demo's: the shards' dataset is used, never the demo's manifest or overrides."""
+    s, m = toy(checkout / "data")
+    run_shard("decode", s, 0, manifest=m, out_dir=checkout / "imported" / "rgb", progress=False)
+    (checkout / "manifests").mkdir()
+    shutil.copy(checkout / "data" / "toy.tsv", checkout / "manifests" / "demo.tsv")   # a stray demo manifest
+    run = prep(checkout, "resframe", "--input", "imported/rgb", "--out", "imported/resframe", "--no-progress")
+    assert run.returncode == 0, run.stderr
+    with ShardReader(checkout / "imported" / "resframe" / "shard-00000.h5") as r:
+        assert r.attrs["dataset"] == "toy" and r.file["frames/resframe"].shape[1:] == (128, 170, 3)  # no demo 112
+        assert r.params["decode"]["short_side"] == 32 and r.failures[0]["video_id"] == "bad"

@@ -19,7 +19,7 @@ import click
 from ..core import paths
 from ..core.config import field_of, section_schema, section_values, validate
 from ..core.errors import StageError
-from ..core.resolve import DEFAULT_CONFIG, base_settings, settings_for
+from ..core.resolve import DEFAULT_CONFIG, base_settings, settings_for, settings_for_shards
 from ..steps.contract import DatasetJob, Option, Stage, option_defaults, shard_job
 
 log = logging.getLogger("motionprep")
@@ -109,6 +109,17 @@ def dataset_command(stage: Stage) -> click.Command:
     return click.command(stage.command, help=stage.summary)(_dataset_options(f))
 
 
+def _upstream_dataset(input_dir: Path, shard: int | None) -> str:
+    """The dataset recorded in the upstream shards of ``input_dir`` (shard ``shard``, else the first)."""
+    from ..shards import ShardReader
+    found = ([input_dir / paths.shard_name(shard)] if shard is not None else
+             sorted(p for p in input_dir.glob(paths.SHARD_GLOB) if p.name == paths.shard_name(paths.shard_index(p))))
+    if not found or not found[0].exists():
+        raise StageError(f"no upstream shard {found[0] if found else paths.SHARD_GLOB} in {input_dir}")
+    with ShardReader(found[0]) as r:
+        return str(r.attrs["dataset"])
+
+
 def _shards(stage: Stage, settings, manifest, shard: int | None, input_dir: Path | None) -> list[int]:
     if manifest is not None:
         from ..core.manifest import num_shards
@@ -119,7 +130,7 @@ def _shards(stage: Stage, settings, manifest, shard: int | None, input_dir: Path
         return [shard] if shard is not None else list(range(total))
     if shard is not None:
         return [shard]
-    found = sorted(k for p in (input_dir.glob("shard-*.h5") if input_dir else ())
+    found = sorted(k for p in (input_dir.glob(paths.SHARD_GLOB) if input_dir else ())
                    if (k := paths.shard_index(p)) is not None and p.name == paths.shard_name(k))
     if not found:
         raise StageError(f"{stage.name}: no manifest at {settings.manifest_path} and no upstream shard in "
@@ -135,12 +146,19 @@ def shard_command(stage: Stage) -> click.Command:
         if stage.single_file and (src or dst):
             if not (src and dst):
                 raise click.UsageError("give both SRC and DST, or neither (and a dataset)")
+            extra = [flag for flag, v in (("--manifest", manifest_path), ("--shard", shard), ("--out", out_dir),
+                                          ("--root", root), ("--splits", splits), ("--split", split)) if v]
+            if extra:
+                raise click.UsageError(f"SRC DST converts one file: {', '.join(extra)} do(es) not apply")
             settings = (settings_for(config_path, dataset)[0] if dataset else base_settings(config_path))
-            config = apply_overrides(stage, settings, config_opts)
-            _echo(stage, stage.single_file(src, dst, config, settings.decode.folder_fps))
+            _echo(stage, stage.single_file(src, dst, settings, apply_overrides(stage, settings, config_opts)))
             return
-        settings, manifest = settings_for(config_path, dataset, manifest=manifest_path, root=root, splits=splits,
-                                          split=split, read=True)
+        if stage.manifest_optional and input_dir and not (manifest_path or dataset):
+            # upstream shards alone (imported ones, say): their own dataset, never the config's default
+            settings, manifest = settings_for_shards(config_path, _upstream_dataset(Path(input_dir), shard)), None
+        else:
+            settings, manifest = settings_for(config_path, dataset, manifest=manifest_path, root=root,
+                                              splits=splits, split=split, read=True)
         if manifest is None and not stage.manifest_optional:
             from ..core.manifest import read_manifest
             manifest = read_manifest(settings.manifest_path)        # names the command that writes it

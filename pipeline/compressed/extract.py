@@ -261,7 +261,7 @@ def extract_file(path: str | Path, bound: float, backend: str = "pyav", pool: Ar
 
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file (was it re-encoded? run `prep-cli reencode`)")
+        raise InputError(f"{path}: no such file (was it re-encoded? run `prep-cli reencode`)")
     codec, frames = probe_codec(path)
     if codec in MV_CODECS and codec != "mpeg4":
         raise InputError(f"{path.name}: codec {codec!r} is not MPEG-4 Part 2; its vectors do not follow the "

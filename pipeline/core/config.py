@@ -26,8 +26,6 @@ from .errors import ConfigError
 from .paths import manifest_path as _manifest_path
 from .paths import stage_dir as _stage_dir
 
-#: config sections of stage parameters, in file order (each has a dataclass ``<CamelName>Config``)
-SECTIONS = ("make_demo", "decode", "extract_flow", "reencode", "extract_mv", "resframe", "clips")
 #: config keys that are Python keywords: field ``lambda_`` holds key ``lambda``
 _KEYWORDS = {"lambda_": "lambda"}
 
@@ -208,9 +206,10 @@ class ClipsConfig:
     flow_mean: float                        # subtracted from quantized flow
 
 
+#: config section -> its dataclass (``<CamelName>Config``), in file order
 SECTION_TYPES = {cls.SECTION: cls for cls in (MakeDemoConfig, DecodeConfig, ExtractFlowConfig, ReencodeConfig,
                                               ExtractMvConfig, ResframeConfig, ClipsConfig)}
-assert tuple(SECTION_TYPES) == SECTIONS
+SECTIONS = tuple(SECTION_TYPES)
 
 
 @dataclass(frozen=True)
@@ -283,7 +282,10 @@ def read_config_file(path: str | Path | None) -> dict:
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"config file {p} does not exist")
-    data = yaml.safe_load(p.read_text()) or {}
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {p} must hold a mapping at its top level")
     return data

@@ -160,10 +160,10 @@ def read_manifest(path: str | Path) -> Manifest:
             rows.append(Entry(cols[0], cols[1], cols[2], int(cols[3]), cols[4]))
         except ValueError as exc:
             raise ManifestError(f"{path}:{n}: label_index must be an integer ({exc})") from None
-    for key in ("dataset", "root", "classes"):
+    for key in ("dataset", "format", "root", "classes"):
         if key not in meta:
             raise ManifestError(f"{path}: header line '# {key}: ...' is missing")
-    m = Manifest(meta["dataset"], meta.get("format", "csv"), meta["root"], tuple(json.loads(meta["classes"])),
+    m = Manifest(meta["dataset"], meta["format"], meta["root"], tuple(json.loads(meta["classes"])),
                  tuple(rows), meta.get("kind", "video"), hashlib.sha256(data).hexdigest())
     check_entries(m)
     return m

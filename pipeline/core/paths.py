@@ -28,12 +28,17 @@ OUTPUT_PATTERNS = {
     "folder": SHARD_STEM,
     "done": SHARD_STEM + ".done.json",
 }
+SHARD_GLOB = SHARD_STEM.format(shard="*") + ".h5"     # every shard of a stage folder (side files excluded below)
 LOG_PATTERN = SHARD_STEM + ".log"
 MANIFEST_PATTERN = "{dataset}.tsv"
 #: the demo dataset's files inside its root (written by make_demo, read by the manifest stage)
 DEMO_FILES = {"classes": "classes.txt", "split": "split.csv", "true_flow": "true_flow.h5"}
 #: pictures of the first video of shard 0 of a stage (``prep-cli visualize-mv``, the Snakemake rule)
 PICTURES_FOLDER = "png"
+PICTURES_LOG = "visualize_mv.log"
+#: the picture files: flow colours and strip (visualize-flow), mv rows and overview (visualize-mv)
+FLOW_PICTURE, FLOW_STRIP = "color_{:05d}.png", "strip.png"
+MV_PICTURE, MV_OVERVIEW = "{video}-frame{index:04d}.png", "{video}-overview.png"
 
 
 def shard_id(shard: int) -> str:
@@ -58,17 +63,20 @@ def failures_name(shard: int) -> str:
     return output_name("failures", shard)
 
 
+def shard_index(path: str | Path) -> int | None:
+    """``.../shard-00003.h5`` (any output of a shard) -> 3; None for a name that is not a shard output."""
+    head, _, tail = SHARD_STEM.partition("{shard}")
+    m = re.match(re.escape(head) + r"(\d+)(\.|$)" + re.escape(tail), Path(path).name)
+    return int(m.group(1)) if m else None
+
+
 def failures_path_for(shard_path: str | Path) -> Path:
     """The failure report beside a shard: ``.../shard-00003.h5`` -> ``.../shard-00003.failures.json``."""
     p = Path(shard_path)
-    stem = p.name[:-3] if p.name.endswith(".h5") else p.name
-    return p.with_name(f"{stem}.failures.json")
-
-
-def shard_index(path: str | Path) -> int | None:
-    """``.../shard-00003.h5`` (any output of a shard) -> 3; None for a name that is not a shard output."""
-    m = re.match(r"shard-(\d+)(\.|$)", Path(path).name)
-    return int(m.group(1)) if m else None
+    k = shard_index(p)
+    if k is None:
+        raise ValueError(f"{p.name} is not the name of a shard output")
+    return p.with_name(output_name("failures", k))
 
 
 def stage_dir(results: str | Path, stage: str, dataset: str) -> Path:
@@ -91,15 +99,21 @@ def manifest_path(manifests: str | Path, dataset: str) -> Path:
     return Path(manifests) / MANIFEST_PATTERN.format(dataset=dataset)
 
 
-def video_filename(video_id: str) -> str:
-    """File name of a video's re-encoded copy: the id with unsafe characters replaced (plus a short hash
-    of the id when anything was replaced, so distinct ids never collide) and ``.avi``."""
+def video_stem(video_id: str) -> str:
+    """A file-name-safe stem for a video id: unsafe characters replaced, plus a short hash of the id when
+    anything was replaced (so distinct ids never collide)."""
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", video_id)
     if safe != video_id or safe.startswith("."):
         safe = f"{safe}-{hashlib.sha1(video_id.encode()).hexdigest()[:8]}"
-    return f"{safe}.avi"
+    return safe
 
 
-__all__ = ["OUTPUT_PATTERNS", "LOG_PATTERN", "MANIFEST_PATTERN", "DEMO_FILES", "PICTURES_FOLDER", "shard_id",
+def video_filename(video_id: str) -> str:
+    """File name of a video's re-encoded copy: :func:`video_stem` and ``.avi``."""
+    return f"{video_stem(video_id)}.avi"
+
+
+__all__ = ["OUTPUT_PATTERNS", "SHARD_GLOB", "LOG_PATTERN", "MANIFEST_PATTERN", "DEMO_FILES", "PICTURES_FOLDER", "shard_id",
            "output_name", "shard_name", "failures_name", "failures_path_for", "shard_index", "stage_dir",
-           "log_dir", "dataset_log", "manifest_path", "video_filename"]
+           "log_dir", "dataset_log", "manifest_path", "video_stem", "video_filename", "PICTURES_LOG", "FLOW_PICTURE",
+           "FLOW_STRIP", "MV_PICTURE", "MV_OVERVIEW"]

@@ -70,10 +70,20 @@ def settings_for(config_path: str | None = None, dataset: str | None = None, *, 
     return settings, m
 
 
+def settings_for_shards(config_path: str | None, dataset: str) -> Settings:
+    """Settings for a stage run on upstream shards alone (no manifest): the config's entry of the shards'
+    dataset when it has one, else the built-in sections without any dataset's overrides. (The dataset entry
+    itself is not used then: the shards carry their dataset's facts and provenance.)"""
+    raw = read_config_file(config_file(config_path))
+    if dataset in filled(raw)["datasets"]:
+        return resolve(raw, dataset)
+    return resolve(raw, dataset, {"format": "folder", "root": "."})
+
+
 def base_settings(config_path: str | None = None) -> Settings:
     """Settings without any dataset's overrides (for commands on single files, e.g. ``reencode SRC DST``)."""
     raw = read_config_file(config_file(config_path))
     return resolve(raw, "single-file", {"format": "folder", "root": "."})
 
 
-__all__ = ["DEFAULT_CONFIG", "config_file", "settings_for", "base_settings"]
+__all__ = ["DEFAULT_CONFIG", "config_file", "settings_for", "settings_for_shards", "base_settings"]

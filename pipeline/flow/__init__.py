@@ -15,6 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..core.config import ExtractFlowConfig
+from ..core.errors import MotionprepError
 from .params import DEFAULTS, PARAM_NAMES, Params
 from .quantize import dequantize, flip_flow_horizontally, flip_x, quantization_attrs, quantize
 
@@ -37,20 +39,25 @@ def tvl1_params(**params) -> dict:
     return out
 
 
+class DeviceError(MotionprepError, RuntimeError):
+    """The torch device asked for does not exist here (no CUDA, no such index, a bad name)."""
+
+
 def resolve_device(device: str | None):
-    """'cpu', 'cuda' (= current CUDA device) or 'cuda:N' -> torch.device; CUDA asked for but absent raises."""
+    """'cpu', 'cuda' (= current CUDA device) or 'cuda:N' -> torch.device; raises :class:`DeviceError` for a
+    device that is not there."""
     import torch
     name = device or "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise RuntimeError(f"device {name!r} was requested but torch sees no CUDA GPU "
+            raise DeviceError(f"device {name!r} was requested but torch sees no CUDA GPU "
                                f"(torch {torch.__version__}); use --device cpu")
         dev = torch.device(name)
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise RuntimeError(f"device {name!r} does not exist: {torch.cuda.device_count()} CUDA device(s)")
+            raise DeviceError(f"device {name!r} does not exist: {torch.cuda.device_count()} CUDA device(s)")
         return dev
     if name != "cpu":
-        raise ValueError(f"device must be cpu, cuda or cuda:N, got {name!r}")
+        raise DeviceError(f"device must be cpu, cuda or cuda:N, got {name!r}")
     return torch.device("cpu")
 
 
@@ -64,7 +71,7 @@ def _to_float255(frames: np.ndarray) -> np.ndarray:
 
 
 def tvl1_batch(prevs: Sequence[np.ndarray] | np.ndarray, nexts: Sequence[np.ndarray] | np.ndarray, *,
-               backend: str = "opencv", device: str | None = None, batch_size: int = 32,
+               backend: str = "opencv", device: str | None = None, batch_size: int = ExtractFlowConfig().batch_size,
                compile: bool | None = None, **params) -> np.ndarray:
     """Flows of many pairs: n frames (H, W) each (all the same size and dtype) -> (n, H, W, 2) float32.
 
@@ -123,5 +130,5 @@ def endpoint_error(flow: np.ndarray, truth: np.ndarray) -> float:
     return float(np.linalg.norm(np.asarray(flow, np.float64) - truth, axis=-1).mean())
 
 
-__all__ = ["tvl1", "tvl1_batch", "tvl1_params", "resolve_device", "quantize", "dequantize", "flip_x",
+__all__ = ["tvl1", "tvl1_batch", "tvl1_params", "resolve_device", "DeviceError", "quantize", "dequantize", "flip_x",
            "flip_flow_horizontally", "quantization_attrs", "dis_flow", "endpoint_error", "BACKENDS", "DEFAULTS"]

@@ -256,9 +256,9 @@ def compile_errors() -> tuple[type[BaseException], ...]:
     graph), after which the eager step gives the same result. Anything else (out of memory, a device
     error, a bug) is not one of them and propagates."""
     errors: list[type[BaseException]] = []
-    try:
-        from torch._dynamo.exc import TorchDynamoException
-        errors.append(TorchDynamoException)
+    try:            # a backend (inductor: a C compiler, Triton) that cannot build the graph; not an error
+        from torch._dynamo.exc import BackendCompilerFailed   # raised while tracing our own code
+        errors.append(BackendCompilerFailed)
     except ImportError:  # pragma: no cover (older torch)
         pass
     try:

@@ -124,7 +124,7 @@ def scan(sources: Iterable[str | Path], layout: str = "auto") -> list[VideoRef]:
     return refs
 
 
-def read(ref: VideoRef, jpeg_quality: int = 95) -> VideoFrames:
+def read(ref: VideoRef, jpeg_quality: int) -> VideoFrames:
     return get(ref.layout).read(ref, jpeg_quality)
 
 

@@ -44,7 +44,7 @@ def scan(path: Path, root: Path) -> list[VideoRef]:
     return [VideoRef(NAME, path, "", path.stem, None, None)]
 
 
-def read(ref: VideoRef, jpeg_quality: int = 95) -> VideoFrames:
+def read(ref: VideoRef, jpeg_quality: int) -> VideoFrames:
     out = []
     with h5py.File(ref.path, "r") as f:
         for k in _frames(f):

@@ -41,7 +41,7 @@ def scan(path: Path, root: Path) -> list[VideoRef]:
     return refs
 
 
-def read(ref: VideoRef, jpeg_quality: int = 95) -> VideoFrames:
+def read(ref: VideoRef, jpeg_quality: int) -> VideoFrames:
     with h5py.File(ref.path, "r") as f:
         n = int(f["len"][ref.key][()])
         group = f[ref.key]

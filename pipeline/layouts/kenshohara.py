@@ -37,7 +37,7 @@ def scan(path: Path, root: Path) -> list[VideoRef]:
     return [VideoRef(NAME, path, "video", path.stem, label, None)]
 
 
-def read(ref: VideoRef, jpeg_quality: int = 95) -> VideoFrames:
+def read(ref: VideoRef, jpeg_quality: int) -> VideoFrames:
     with h5py.File(ref.path, "r") as f:
         rgb = [to_bytes(b) for b in f["video"][()]]
         fx = fy = None

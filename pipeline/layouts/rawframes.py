@@ -66,7 +66,7 @@ def _numbered(folder: Path, pattern: str) -> list[bytes]:
     return out
 
 
-def read(ref: VideoRef, jpeg_quality: int = 95) -> VideoFrames:
+def read(ref: VideoRef, jpeg_quality: int) -> VideoFrames:
     rgb = _numbered(ref.path, RGB)
     fx, fy = _numbered(ref.path, FLOW_X), _numbered(ref.path, FLOW_Y)
     if not rgb:

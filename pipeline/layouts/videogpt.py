@@ -49,7 +49,7 @@ def scan(path: Path, root: Path) -> list[VideoRef]:
     return refs
 
 
-def read(ref: VideoRef, jpeg_quality: int = 95) -> VideoFrames:
+def read(ref: VideoRef, jpeg_quality: int) -> VideoFrames:
     split, i = ref.key.rsplit(":", 1)
     with h5py.File(ref.path, "r") as f:
         bounds = _bounds(f, split)

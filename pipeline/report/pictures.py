@@ -17,12 +17,21 @@ import numpy as np
 
 from ..compressed.encoding import decode_mv, dense_mv
 from ..compressed.viz import draw_arrows, label, motion_to_rgb, residual_to_rgb, write_png
-from ..core.paths import output_name, shard_index, stage_dir
+from ..core.paths import (FLOW_PICTURE, FLOW_STRIP, MV_OVERVIEW, MV_PICTURE, output_name, shard_index,
+                           stage_dir, video_stem)
 from ..flow.quantize import dequantize
 from ..flow.visualize import flow_to_color, strip
 from ..shards import ShardError, ShardReader
 
 WHAT = "visualize-flow"
+
+
+def _attr(reader: ShardReader, stream: str, key: str):
+    """A stream attribute the pictures need; a shard without it is refused (no guessed default)."""
+    value = reader.file["frames"][stream].attrs.get(key)
+    if value is None:
+        raise ShardError(f"{reader.path}: stream {stream!r} has no {key!r} attribute")
+    return value
 
 
 def _find_video(reader: ShardReader, video: str) -> int:
@@ -58,7 +67,7 @@ def visualize_video(flow_path: str | Path, out_dir: str | Path, video: str = "0"
             raise ShardError(f"{WHAT}: {flow_path} is not a flow shard (modality {fr.attrs.get('modality')!r})")
         v = _find_video(fr, video)
         vid = fr.video_ids()[v]
-        bound = float(fr.file["frames/x"].attrs.get("bound", 20.0))
+        bound = float(_attr(fr, "x", "bound"))
         qx, qy = fr.decode(v, "x"), fr.decode(v, "y")
     rgb = None
     rgb_path = Path(rgb_path) if rgb_path else default_rgb_path(flow_path)
@@ -73,7 +82,7 @@ def visualize_video(flow_path: str | Path, out_dir: str | Path, video: str = "0"
     scale = max_flow or max(float(np.abs(flows).max()), 1.0)
     written = []
     for i, f in enumerate(flows):
-        p = out / f"color_{i + 1:05d}.png"
+        p = out / FLOW_PICTURE.format(i + 1)
         cv2.imwrite(str(p), cv2.cvtColor(flow_to_color(f, scale), cv2.COLOR_RGB2BGR))
         written.append(p)
     rows = []
@@ -81,7 +90,7 @@ def visualize_video(flow_path: str | Path, out_dir: str | Path, video: str = "0"
         frame = rgb[i] if rgb is not None and i < len(rgb) else np.repeat(qx[i][..., None], 3, axis=2)
         rows.append(strip(frame, qx[i], qy[i], flows[i], scale))
         rows.append(np.full((4, rows[-1].shape[1], 3), 255, np.uint8))
-    p = out / "strip.png"
+    p = out / FLOW_STRIP
     cv2.imwrite(str(p), cv2.cvtColor(np.concatenate(rows[:-1]), cv2.COLOR_RGB2BGR))
     written.append(p)
     return written
@@ -94,7 +103,7 @@ def visualize_shard_video(shard: str | Path, video_id: str | None, out_dir: Path
     ``<video>-overview.png`` stacking the rows."""
     shard = Path(shard)
     k = shard_index(shard)
-    iframes_path = shard.with_name(output_name("iframes", k)) if k is not None else Path("/nonexistent")
+    iframes_path = shard.with_name(output_name("iframes", k)) if k is not None else None
     with ShardReader(shard) as r:
         ids = r.video_ids()
         if video_id is None:
@@ -102,20 +111,20 @@ def visualize_shard_video(shard: str | Path, video_id: str | None, out_dir: Path
         if video_id not in ids:
             raise ShardError(f"{shard}: video {video_id!r} is not in the shard")
         v = ids.index(video_id)
-        bound = float(r.file["frames/mv"].attrs.get("bound", 20.0))
+        bound = float(_attr(r, "mv", "bound"))
         n = min(count, r.frame_range(v)[1] - r.frame_range(v)[0])
         keys = ("frame_type", "gop_index", "gop_pos", "mv", "mv_acc", "residual", "residual_acc")
         get = {k: r.raw(v, k, 0, n) for k in keys}
         h, w = get["mv_acc"].shape[2:]
-        get["mv"] = dense_mv(get["mv"], int(r.file["frames/mv"].attrs.get("grid", 0)), h, w)
-    if iframes_path.exists():
+        get["mv"] = dense_mv(get["mv"], int(_attr(r, "mv", "grid")), h, w)
+    iframes = None
+    if iframes_path is not None and iframes_path.exists():
         with ShardReader(iframes_path) as ri:
             gops = int(get["gop_index"][-1]) + 1 if n else 0
-            iframes = list(ri.decode(ri.video_ids().index(video_id), "iframe", 0, gops))
-    else:
-        iframes = None
+            if video_id in ri.video_ids():
+                iframes = list(ri.decode(ri.video_ids().index(video_id), "iframe", 0, gops))
     rows, paths = [], []
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in video_id)
+    safe = video_stem(video_id)
     for i in range(n):
         if get["frame_type"][i] == 0:
             continue
@@ -129,9 +138,9 @@ def visualize_shard_video(shard: str | Path, video_id: str | None, out_dir: Path
                   label(residual_to_rgb(get["residual_acc"][i]), "residual accumulated x4")]
         row = np.concatenate(panels, axis=1)
         rows.append(row)
-        paths.append(write_png(out_dir / f"{safe}-frame{i:04d}.png", row))
+        paths.append(write_png(out_dir / MV_PICTURE.format(video=safe, index=i), row))
     if rows:
-        paths.append(write_png(out_dir / f"{safe}-overview.png", np.concatenate(rows, axis=0)))
+        paths.append(write_png(out_dir / MV_OVERVIEW.format(video=safe), np.concatenate(rows, axis=0)))
     return paths
 
 

@@ -59,7 +59,7 @@ def resframes(frames: np.ndarray, signed: bool = False) -> np.ndarray:
 def resframes_from_rgb(frames: Sequence[np.ndarray] | np.ndarray, size: tuple[int, int] | None = SIZE,
                        signed: bool = False, chunk: int = 16) -> np.ndarray:
     """Decoded RGB frames (N, H, W, 3) uint8 -> residual frames (N-1, size[1], size[0], 3) uint8:
-    resize (when ``size`` is given, as :func:`resize_frames`), then :func:`residual_frames`.
+    resize (when ``size`` is given, as :func:`resize_frames`), then :func:`resframes`.
 
     Works through ``chunk`` frames at a time in a small buffer that stays in the CPU cache (each frame is
     resized once); the result equals ``resframes(resize_frames(frames, size), signed)``.
@@ -126,7 +126,7 @@ def decode_at(jpegs: Sequence[bytes | np.ndarray], size: tuple[int, int],
 def resframes_from_jpeg(jpegs: Sequence[bytes | np.ndarray], size: tuple[int, int] = SIZE,
                         signed: bool = False, chunk: int = 16) -> np.ndarray:
     """JPEG frames of one video or clip (N) -> residual frames (N-1, size[1], size[0], 3) uint8:
-    :func:`decode_at` ``size``, then :func:`residual_frames`, ``chunk`` frames at a time in a buffer that
+    :func:`decode_at` ``size``, then :func:`resframes`, ``chunk`` frames at a time in a buffer that
     stays in the CPU cache. The function the ``resframe`` stage and on-the-fly loaders share."""
     return _chunked(len(jpegs), size, signed, chunk, lambda a, b, dst: decode_at(jpegs[a:b], size, dst))
 

@@ -39,6 +39,7 @@ class ShardWriter:
         self._offset = [0]
         self._failures: list[dict] = []
         self._closed = False
+        self.committed = False          # True once the file is complete under its final name
         f = self._f
         attrs = {"format": FORMAT, "format_version": FORMAT_VERSION, "dataset": dataset, "modality": modality,
                  "encoding": encoding, "shard": int(shard), "num_shards": int(num_shards),
@@ -150,6 +151,7 @@ class ShardWriter:
             self._ctx.__exit__(type(exc), exc, exc.__traceback__)
             raise
         self._ctx.__exit__(None, None, None)
+        self.committed = True
 
     def abort(self) -> None:
         """Discard the shard: the temporary file is removed, the final name is untouched."""

@@ -72,7 +72,7 @@ class Stage:
     per_shard: bool = True
     #: the upstream shards alone are enough (no manifest needed; with one, they are checked against it)
     manifest_optional: bool = False
-    #: ``prep-cli <stage> SRC DST``: process one file outside any dataset (``fn(src, dst, section)``)
+    #: ``prep-cli <stage> SRC DST``: process one file outside any dataset (``fn(src, dst, settings, section)``)
     single_file: Callable[..., dict] | None = None
 
     @property
@@ -242,6 +242,8 @@ def shard_job(stage: Stage, settings: Settings, shard: int, *, manifest: Manifes
               options: Mapping | None = None) -> ShardJob:
     """The job of one shard with the defaults filled in: upstream and output folders under
     ``<results>``, the stage's section from ``settings``, the config's strictness, the options' defaults."""
+    if not stage.per_shard:
+        raise StageError(f"{stage.name}: runs once per dataset, not per shard")
     if manifest is None and not stage.manifest_optional:
         raise StageError(f"{stage.name}: needs the dataset's manifest")
     if manifest is not None and not 0 <= shard < num_shards(len(manifest), settings.videos_per_shard):
@@ -294,10 +296,11 @@ class VideoFailure:
 
 
 def input_errors() -> tuple[type[BaseException], ...]:
-    """The exceptions that mean "this input cannot be processed": ours (:class:`InputError`), the
-    decoder's (PyAV's ``FFmpegError``) and the file system's (``OSError``: missing, unreadable)."""
+    """The exceptions that mean "this input cannot be processed": ours (:class:`InputError`, which the
+    readers raise for a missing or unreadable source) and the decoder's (PyAV's ``FFmpegError``). An
+    ``OSError`` is not one of them: a full disk or an unwritable output folder is not a video's fault."""
     import av
-    return (InputError, av.FFmpegError, OSError)
+    return (InputError, av.FFmpegError)
 
 
 def guarded(stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -366,6 +369,8 @@ def write_shard(writers: Mapping[str, Any], results: Iterable[VideoResult | Vide
         for f in s["failures"]:
             for w in writers.values():
                 w.add_failure(f["video_id"], f["stage"], f["error"])
+        if len(writers) > 1:            # the side outputs are replaced now: an older main shard must not
+            main.path.unlink(missing_ok=True)   # be left beside them
         for kind, w in writers.items():
             if kind != "shard":
                 w.close()
@@ -373,6 +378,10 @@ def write_shard(writers: Mapping[str, Any], results: Iterable[VideoResult | Vide
     except BaseException:
         for w in writers.values():
             w.abort()
+        if not main.committed:          # side outputs already renamed belong to a main shard that failed
+            for w in writers.values():
+                if w.committed:
+                    w.path.unlink(missing_ok=True)
         raise
     write_report(s["report"], s["failures"])
     return {"shard": str(main.path), "videos": s["videos"], "frames": s["frames"], "failures": len(s["failures"])}

@@ -20,6 +20,7 @@ from ..media.video import VideoError, VideoReader, frame_folder_indices, list_fr
 from ..shards import ShardWriter, Stream
 
 RGB_STREAM = Stream("rgb", kind="jpeg", color="rgb")
+_D = DecodeConfig()         # the defaults, for the help text
 VIDEO_FIELDS = {"source_fps": "float64", "source_frames": "int32", "rotation": "int32"}
 
 
@@ -36,10 +37,18 @@ def decode_entry(entry: Entry, root: str, kind: str, cfg: DecodeConfig) -> Video
                         "rotation": reader.rotation})
 
 
+def _read_frame(path: Path, folder: Path, data: bytes | None = None):
+    """One image of a frame folder, decoded; an unreadable or undecodable file is the video's error."""
+    try:
+        return jpeg.decode(path.read_bytes() if data is None else data)
+    except (OSError, ValueError) as exc:
+        raise VideoError(f"frame {path.name} of {folder.name} cannot be read: {exc}") from None
+
+
 def _decode_folder(entry: Entry, folder: Path, cfg: DecodeConfig) -> VideoResult:
     folder_fps = cfg.folder_fps
     files = list_frame_files(folder)
-    first = jpeg.decode(files[0].read_bytes())
+    first = _read_frame(files[0], folder)
     size = output_size(first.shape[1], first.shape[0], cfg)
     copy = size == (first.shape[1], first.shape[0]) and all(f.suffix.lower() in (".jpg", ".jpeg") for f in files)
     frames: list[bytes] = []
@@ -47,10 +56,7 @@ def _decode_folder(entry: Entry, folder: Path, cfg: DecodeConfig) -> VideoResult
     for i in frame_folder_indices(len(files), folder_fps, cfg.fps):
         if i not in cache:
             data = files[i].read_bytes()
-            try:
-                img = jpeg.decode(data)
-            except ValueError:
-                raise VideoError(f"frame {files[i].name} of {folder.name} does not decode") from None
+            img = _read_frame(files[i], folder, data)
             if img.shape[:2] != first.shape[:2]:
                 raise VideoError(f"frame {files[i].name} of {folder.name} is {img.shape[1]}x{img.shape[0]}, "
                                  f"the first is {first.shape[1]}x{first.shape[0]}")
@@ -79,7 +85,8 @@ def run(job: ShardJob) -> dict:
 
 STAGE = Stage(
     name="decode",
-    summary="Decode videos to 25 fps RGB JPEG frames in HDF5 shards (one shard, or all).",
+    summary=(f"Decode videos to RGB JPEG frames in HDF5 shards (by default {_D.fps:g} fps, short side {_D.short_side}; "
+             "one shard, or all)."),
     reads="manifest", writes=("shard", "failures"), uses=("decode",), run=run,
     options=(Option("--workers", "workers", config=False, type=int, default=1,
                     help="Videos decoded in parallel."),),

@@ -7,7 +7,7 @@ uint8 (round half up, zero flow = 128) and stored as two grayscale JPEG streams 
 failure report; a video with fewer than two frames is recorded there too.
 
 Backends: ``opencv`` spreads videos over worker processes (joblib, one OpenCV thread each); ``torch``
-batches frame pairs (across videos of the same size) on one device (:mod:`.flow_torch`). With ``--device
+batches frame pairs (across videos of the same size) on one device (:mod:`pipeline.flow.torch_tvl1`). With ``--device
 cuda`` and several GPUs, the shards of one command are split over the GPUs, one worker process each; a
 single shard (a Snakemake job) runs on ``cuda:(K mod number of GPUs)``.
 """
@@ -28,7 +28,7 @@ import numpy as np
 from ..core.config import ExtractFlowConfig
 from ..core.errors import InputError, StageError
 from .contract import Option, ShardJob, Stage, VideoFailure, VideoResult, guarded, input_errors, write_shard
-from ..flow import quantization_attrs, quantize, resolve_device, tvl1_batch
+from ..flow import DeviceError, quantization_attrs, quantize, resolve_device, tvl1_batch
 from ..flow.params import PARAM_NAMES, tvl1_params_of
 from ..media import jpeg
 from ..shards import ShardReader, ShardWriter, Stream
@@ -157,10 +157,11 @@ class _TorchBatches:
             return
         prev = np.stack([b[2] for b in self.buf])
         nxt = np.stack([b[3] for b in self.buf])
+        import torch
         try:
             flows = tvl1_batch(prev, nxt, backend="torch", device=self.device, batch_size=len(self.buf),
                                compile=self.compile, **tvl1_params_of(self.cfg))
-        except RuntimeError as exc:         # device errors (out of memory, ...); a bug propagates as it is
+        except torch.OutOfMemoryError as exc:       # anything else propagates with its traceback
             names = sorted({b[0][0].video_id for b in self.buf})
             raise StageError(f"{NAME}: torch TV-L1 failed on {self.device} for a batch of {len(self.buf)} "
                              f"pairs from video(s) {names[:5]}: {type(exc).__name__}: {exc} (try a smaller "
@@ -236,7 +237,7 @@ def _torch_device(job: ShardJob, cfg: ExtractFlowConfig) -> tuple[str, str]:
             device = f"cuda:{job.shard % n}"
     try:
         dev = resolve_device(device)
-    except (RuntimeError, ValueError) as exc:
+    except DeviceError as exc:
         raise StageError(f"{NAME}: shard {job.shard}: {exc}") from None
     text = str(dev)
     if dev.type == "cuda":

@@ -114,7 +114,7 @@ def run(job: ShardJob) -> dict:
     common = dict(params=job.params(marker["params"]), video_fields=VIDEO_FIELDS, **job.shard_attrs())
     writers = {
         "shard": ShardWriter(job.output("shard"), modality="mv", encoding=ENCODING, streams=streams(*size, cfg),
-                             chunk_frames=12, **common),
+                             chunk_frames=int(up["gop"]), **common),          # a chunk is one GOP
         "iframes": ShardWriter(job.output("iframes"), modality="rgb", encoding="jpeg", streams=[IFRAME_STREAM],
                                **common),
     }

@@ -16,11 +16,12 @@ import joblib
 
 from ..compressed.mpeg4 import reencode_file
 from ..core.atomic import write_text_atomic
-from ..core.config import ReencodeConfig
+from ..core.config import ReencodeConfig, Settings
 from ..core.paths import video_filename
 from .contract import Option, ShardJob, Stage, guarded, run_videos, write_report
 
 NAME = "reencode"
+_D = ReencodeConfig()        # the defaults, for the help text
 
 
 class _Item:
@@ -36,6 +37,7 @@ def _one(item: _Item, cfg: ReencodeConfig, folder_fps: float) -> dict:
 def run(job: ShardJob) -> dict:
     """Re-encode the videos of one shard; write the folder, the failure report and the done-marker."""
     cfg: ReencodeConfig = job.config
+    job.output("done").unlink(missing_ok=True)      # the folder changes now: an old marker would vouch for it
     folder = job.output("folder")
     folder.mkdir(parents=True, exist_ok=True)
     items = [_Item(e.video_id, Path(job.root) / e.path, folder / video_filename(e.video_id)) for e in job.entries()]
@@ -60,9 +62,9 @@ def run(job: ShardJob) -> dict:
     return {"shard": str(folder), "videos": s["videos"], "frames": s["frames"], "failures": len(s["failures"])}
 
 
-def run_file(src: str, dst: str, cfg: ReencodeConfig, folder_fps: float) -> dict:
-    """``prep-cli reencode SRC DST``: one file."""
-    info = reencode_file(src, dst, cfg, folder_fps)
+def run_file(src: str, dst: str, settings: Settings, cfg: ReencodeConfig) -> dict:
+    """``prep-cli reencode SRC DST``: one file (a frame folder is read at ``decode.folder_fps``)."""
+    info = reencode_file(src, dst, cfg, settings.decode.folder_fps)
     w, h = cfg.size
     info["message"] = (f"{dst}: {info['frames']} frames, {info['gops']} GOPs ({cfg.codec}, {w}x{h}, "
                        f"{cfg.fps:g} fps, GOP {cfg.gop}, {cfg.bframes} B-frames, q {cfg.qscale})")
@@ -71,7 +73,8 @@ def run_file(src: str, dst: str, cfg: ReencodeConfig, folder_fps: float) -> dict
 
 STAGE = Stage(
     name=NAME,
-    summary="Re-encode to MPEG-4 Part 2 (GOP 12, no B-frames, q 1, 25 fps, 340x256): a shard's videos, or SRC DST.",
+    summary=(f"Re-encode to MPEG-4 Part 2 (by default GOP {_D.gop}, {_D.bframes} B-frames, q {_D.qscale}, {_D.fps:g} fps, "
+             f"{_D.size[0]}x{_D.size[1]}): a shard's videos, or SRC DST."),
     reads="manifest", writes=("folder", "done", "failures"), uses=(NAME, "decode.folder_fps"), run=run,
     single_file=run_file,
     options=(Option("--workers", "workers", config=False, type=int, default=1,

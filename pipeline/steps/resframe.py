@@ -68,7 +68,8 @@ def run(job: ShardJob) -> dict:
         results = (fn(_Item(reader, i, vid), cfg, table) for i, vid in enumerate(ids))
         writer = ShardWriter(job.output(), modality="resframe",
                              encoding="signed-uint8" if cfg.signed else "absdiff-uint8",
-                             params=job.params(reader.params), streams=[stream(cfg)], chunk_frames=16,
+                             params=job.params(reader.params), streams=[stream(cfg)],
+                             chunk_frames=job.settings.clips.length,     # a chunk is one training clip
                              **job.shard_attrs())
         return write_shard({"shard": writer}, results, stage=NAME, strict=job.strict, total=len(ids),
                            upstream_failures=job.upstream_failures(), progress=job.progress)
@@ -78,7 +79,8 @@ def run(job: ShardJob) -> dict:
 
 STAGE = Stage(
     name=NAME,
-    summary="Residual-frame stacks |F_i - F_i+1| at 170x128 from the RGB shards (modality resframe).",
+    summary=(f"Residual-frame stacks |F_i - F_i+1| from the RGB shards (modality resframe; by default "
+             f"{ResframeConfig().size[0]}x{ResframeConfig().size[1]})."),
     reads="decode", writes=("shard", "failures"), uses=(NAME,), run=run, manifest_optional=True,
 )
 
