@@ -19,7 +19,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-import jsonschema
 import yaml
 
 from .errors import ConfigError
@@ -31,13 +30,15 @@ _KEYWORDS = {"lambda_": "lambda"}
 
 
 @functools.lru_cache(maxsize=1)
-def _schema_text() -> str:
-    return resources.files("pipeline").joinpath("schemas/config.schema.yaml").read_text()
+def _schema() -> dict:
+    """The parsed schema, once per process (every command builds its options from it)."""
+    text = resources.files("pipeline").joinpath("schemas/config.schema.yaml").read_text()
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def load_schema() -> dict:
     """The config schema (a fresh copy: callers may modify it)."""
-    return yaml.safe_load(_schema_text())
+    return copy.deepcopy(_schema())
 
 
 def key_of(field_name: str) -> str:
@@ -51,8 +52,8 @@ def field_of(key: str) -> str:
 
 
 def section_schema(section: str) -> dict:
-    """The schema of one section's properties: ``{key: {type, default, description, ...}}``."""
-    return load_schema()["properties"][section]["properties"]
+    """The schema of one section's properties: ``{key: {type, default, description, ...}}`` (a copy)."""
+    return copy.deepcopy(_schema()["properties"][section]["properties"])
 
 
 def _frozen(value: Any) -> Any:
@@ -105,7 +106,8 @@ def defaults() -> dict:
     return _fill_defaults(schema, {}, schema)
 
 
-def _error_text(err: jsonschema.ValidationError) -> str:
+def _error_text(err) -> str:
+    """One line per ``jsonschema.ValidationError``: the dotted key, and the allowed values or keys."""
     key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
     if err.validator == "enum":
         return f"config key '{key}': {err.instance!r} is not allowed; allowed values: {err.validator_value}"
@@ -117,7 +119,8 @@ def _error_text(err: jsonschema.ValidationError) -> str:
 
 def validate(config: Mapping, schema: Mapping | None = None) -> None:
     """Raise :class:`ConfigError` naming every offending key (and the allowed values for enums)."""
-    schema = schema or load_schema()
+    import jsonschema               # imported here: every command starts faster without it
+    schema = schema or _schema()
     validator = jsonschema.Draft7Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
