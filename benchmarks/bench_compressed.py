@@ -11,7 +11,7 @@ here and re-encoded by the ``reencode`` stage to MPEG-4 Part 2, 340x256, GOP 12,
    OpenCV functions that define the arrays), for the kernel's gain in the same run. Everything runs on one
    thread.
 2. ``resframe``: |F_i - F_i+1| at 170x128 from the 25 fps RGB frames. "Decoding the same frames"
-   is the full-size (340x256) JPEG decode of the RGB shard it reads (``pipeline.jpeg.decode``). The stage's
+   is the full-size (340x256) JPEG decode of the RGB shard it reads (``pipeline.media.jpeg.decode``). The stage's
    computation, ``resframes_from_jpeg``, decodes those JPEGs directly at 170x128 (libjpeg DCT scaling) and
    takes the absolute differences; it is reported as a fraction of the full decode (total), and beyond its
    own half-size decode (marginal: the differences alone). The former path (full decode, INTER_AREA
