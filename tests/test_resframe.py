@@ -78,7 +78,7 @@ def test_stage_matches_on_the_fly_tensors(tmp_path):
         assert r.attrs["modality"] == "resframe"
         ds = r.file["frames/resframe"]
         assert ds.dtype == np.uint8 and ds.shape[1:] == (128, 170, 3)
-        assert ds.chunks == (16, 128, 170, 3) and ds.compression == "gzip"
+        assert ds.chunks == (16, 128, 170, 3) and "32015" in ds._filters     # Zstandard, the default
         for vid in ("v0", "v1"):
             i, j = r.video_ids().index(vid), rgb.video_ids().index(vid)
             stored = torch.from_numpy(r.decode(i, "resframe"))
@@ -119,3 +119,33 @@ def test_jpeg_path_decodes_at_half_size_or_falls_back_to_area(signed):
     # not an exact fraction of the stored size: full decode + INTER_AREA, the same as resframes_from_rgb
     np.testing.assert_array_equal(resframes_from_jpeg(jpegs, (50, 40), signed, chunk=4),
                                   resframes_from_rgb(decoded, (50, 40), signed))
+
+
+@pytest.mark.parametrize("compression", [0, 1, "lzf", "zstd"])
+def test_every_storage_setting_stores_the_same_arrays(tmp_path, compression):
+    """none, gzip, LZF and Zstandard are lossless: the stored residual frames are the same; h5py reads all
+    of them (zstd once hdf5plugin is imported, as pipeline.shards does)."""
+    import h5py
+    vids = [("v0", 0, translation_frames(9, 2, 0, height=256, width=340))]
+    rgb_shard(tmp_path / "decode" / shard_name(0), vids)
+    s = resolve({"dataset": "toy", "datasets": {"toy": {"format": "csv", "root": "."}},
+                 "resframe": {"compression": compression}})
+    run_shard("resframe", s, 0, input_dir=tmp_path / "decode", out_dir=tmp_path / "out", progress=False)
+    with h5py.File(tmp_path / "out" / shard_name(0), "r") as f:
+        ds = f["frames/resframe"]
+        if compression == "zstd":
+            assert "32015" in ds._filters                  # the registered Zstandard filter id
+        else:
+            assert ds.compression == {0: None, 1: "gzip", "lzf": "lzf"}[compression]
+        stored = ds[()]
+    with ShardReader(tmp_path / "decode" / shard_name(0)) as r:
+        expected = resframes_from_jpeg(r.raw(0, "rgb"), (170, 128))
+    np.testing.assert_array_equal(stored, expected)
+    with ShardReader(tmp_path / "out" / shard_name(0)) as r:
+        assert r.params["resframe"]["compression"] == compression         # recorded with the shard
+
+
+def test_an_unknown_compression_is_refused():
+    from pipeline.core.config import ConfigError
+    with pytest.raises(ConfigError, match="resframe.compression"):
+        resolve({"resframe": {"compression": "zip"}})

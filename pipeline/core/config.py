@@ -198,7 +198,7 @@ class ExtractMvConfig:
 class ResframeConfig:
     size: tuple[int, int]   # (width, height) of the residual frames
     signed: bool            # store (F_i - F_i+1)/2 + 128 instead of |F_i - F_i+1|
-    compression: int        # gzip level
+    compression: int | str  # 0 = none, 1-9 = gzip level, "lzf", "zstd"
 
 
 @_section("clips")

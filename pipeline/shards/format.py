@@ -38,7 +38,8 @@ class Stream:
     """One per-frame dataset of a shard.
 
     ``kind="jpeg"``: each frame is a JPEG (vlen uint8); ``color`` is "rgb" or "gray".
-    ``kind="array"``: each frame is a fixed ``shape`` array of ``dtype``, gzip ``compression`` level.
+    ``kind="array"``: each frame is a fixed ``shape`` array of ``dtype``; ``compression``: None or 0 (none),
+    1-9 (gzip level) or ``"lzf"`` (:func:`pipeline.shards.writer.compression_filter`).
     ``attrs``: extra attributes recorded on the dataset (quantization, normalization, ...).
     """
 
@@ -47,7 +48,7 @@ class Stream:
     color: str = "rgb"
     shape: tuple[int, ...] = ()
     dtype: str = "uint8"
-    compression: int | None = None
+    compression: int | str | None = None
     attrs: Mapping[str, Any] | None = None
 
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import h5py
+import hdf5plugin  # noqa: F401  (registers the Zstandard filter of zstd-compressed streams)
 import numpy as np
 
 from ..media import jpeg

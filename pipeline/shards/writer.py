@@ -15,6 +15,22 @@ _STR = h5py.string_dtype("utf-8")
 _VLEN_U8 = h5py.vlen_dtype(np.uint8)
 
 
+def compression_filter(compression: int | str | None) -> dict:
+    """HDF5 filter keywords of a stream's ``compression``: None or 0 = none, 1-9 = gzip (deflate) level,
+    ``"lzf"`` = LZF (h5py's own filter: plain h5py reads it; other HDF5 tools need the LZF plugin),
+    ``"zstd"`` = Zstandard level 1 through ``hdf5plugin`` (a reader must ``import hdf5plugin`` first)."""
+    if not compression:
+        return {"compression": None}
+    if compression == "lzf":
+        return {"compression": "lzf"}
+    if compression == "zstd":
+        import hdf5plugin
+        return dict(hdf5plugin.Zstd(clevel=1))
+    if isinstance(compression, int) and 1 <= compression <= 9:
+        return {"compression": "gzip", "compression_opts": compression}
+    raise ShardError(f"unknown compression {compression!r}: 0 (none), 1-9 (gzip level), 'lzf' or 'zstd'")
+
+
 class ShardWriter:
     """Write one shard: ``add_video`` per video, then ``close`` (or use as a context manager).
 
@@ -63,8 +79,7 @@ class ShardWriter:
             elif s.kind == "array":
                 ds = frames.create_dataset(s.name, shape=(0, *s.shape), maxshape=(None, *s.shape),
                                            dtype=s.dtype, chunks=(min(chunk_frames, 16), *s.shape),
-                                           compression="gzip" if s.compression else None,
-                                           compression_opts=s.compression or None, shuffle=False)
+                                           shuffle=False, **compression_filter(s.compression))
                 ds.attrs["encoding"] = "raw"
             else:
                 raise ShardError(f"stream {s.name}: unknown kind {s.kind!r}")
