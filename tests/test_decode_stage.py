@@ -147,3 +147,21 @@ def test_num_shards_and_assignment_cover_the_manifest(tmp_path):
     assert num_shards(len(m), 2) == 2
     ids = [e.video_id for k in range(2) for e in shard_entries(m, k, 2)]
     assert sorted(ids) == ["v0", "v1", "v2"]
+
+
+def test_an_unreadable_frame_of_a_folder_is_that_videos_failure(tmp_path):
+    root = tmp_path / "frames"
+    for vid in ("good", "bad"):
+        for i in range(3):
+            (root / vid).mkdir(parents=True, exist_ok=True)
+            (root / vid / f"{i + 1:05d}.jpg").write_bytes(jpeg.encode(np.full((20, 24, 3), 40 * i, np.uint8)))
+    (root / "bad" / "00002.jpg").unlink()
+    (root / "bad" / "00002.jpg").mkdir()            # listed as a frame, cannot be read (an OSError)
+    m = make_manifest("sth", "sthv1", root, ["x"], [(v, v, "x", "train") for v in ("good", "bad")], kind="frames")
+    s = resolve({"datasets": {"sth": {"format": "sthv1", "root": str(root),
+                                      "overrides": {"decode": {"fps": None, "short_side": None}}}},
+                 "dataset": "sth"})
+    summary = run_shard("decode", s, 0, manifest=m, out_dir=tmp_path / "out", progress=False)
+    assert (summary["videos"], summary["failures"]) == (1, 1)
+    report = json.loads((tmp_path / "out" / "shard-00000.failures.json").read_text())
+    assert report[0]["video_id"] == "bad" and "frame 00002.jpg of bad cannot be read" in report[0]["error"]

@@ -51,9 +51,8 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float | Fra
         stream = out.add_stream(codec, rate=rate, options=opts)
         stream.width, stream.height = w, h
         stream.pix_fmt = CODECS.get(codec, "yuv420p")
-        for i, img in enumerate(itertools.chain([first], it)):
+        for img in itertools.chain([first], it):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img, dtype=np.uint8), format="rgb24")
-            frame.pts, frame.time_base = i, 1 / rate
             for packet in stream.encode(frame):
                 out.mux(packet)
         for packet in stream.encode(None):
@@ -67,8 +66,6 @@ def write_h264(path: str | Path, frames: Iterable[np.ndarray], fps: float | Frac
     one fresh process per file, written atomically. Reproducible: the same frames give the same file. (In a
     long-lived process, libx264 through PyAV gave different bitstreams of the same frames from run to run
     for 2 of the 40 demo videos, with one thread or many; a fresh encoder process did not.)"""
-    import subprocess
-
     from ..core.atomic import atomic_path
 
     path = Path(path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import joblib
+import numpy as np
 
 from ..core.config import DecodeConfig
 from ..core.manifest import Entry
@@ -37,10 +38,12 @@ def decode_entry(entry: Entry, root: str, kind: str, cfg: DecodeConfig) -> Video
                         "rotation": reader.rotation})
 
 
-def _read_frame(path: Path, folder: Path, data: bytes | None = None):
-    """One image of a frame folder, decoded; an unreadable or undecodable file is the video's error."""
+def _read_frame(path: Path, folder: Path) -> tuple[bytes, np.ndarray]:
+    """One image file of a frame folder: its bytes and the decoded image. An unreadable or undecodable
+    file is the video's error."""
     try:
-        return jpeg.decode(path.read_bytes() if data is None else data)
+        data = path.read_bytes()
+        return data, jpeg.decode(data)
     except (OSError, ValueError) as exc:
         raise VideoError(f"frame {path.name} of {folder.name} cannot be read: {exc}") from None
 
@@ -48,15 +51,14 @@ def _read_frame(path: Path, folder: Path, data: bytes | None = None):
 def _decode_folder(entry: Entry, folder: Path, cfg: DecodeConfig) -> VideoResult:
     folder_fps = cfg.folder_fps
     files = list_frame_files(folder)
-    first = _read_frame(files[0], folder)
+    _, first = _read_frame(files[0], folder)
     size = output_size(first.shape[1], first.shape[0], cfg)
     copy = size == (first.shape[1], first.shape[0]) and all(f.suffix.lower() in (".jpg", ".jpeg") for f in files)
     frames: list[bytes] = []
     cache: dict[int, bytes] = {}
     for i in frame_folder_indices(len(files), folder_fps, cfg.fps):
         if i not in cache:
-            data = files[i].read_bytes()
-            img = _read_frame(files[i], folder, data)
+            data, img = _read_frame(files[i], folder)
             if img.shape[:2] != first.shape[:2]:
                 raise VideoError(f"frame {files[i].name} of {folder.name} is {img.shape[1]}x{img.shape[0]}, "
                                  f"the first is {first.shape[1]}x{first.shape[0]}")
