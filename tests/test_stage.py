@@ -62,16 +62,14 @@ def test_run_videos_policy(tmp_path):
     results = [VideoFailure("a", "decode", "InputError: bad"), "ok1", "ok2"]
     kept = []
     s = run_videos(iter(results), stage="decode", strict=False, keep=lambda r: kept.append(r) or 3,
-                   report=tmp_path / "r.json", upstream_failures=[{"video_id": "z", "stage": "x", "error": "e"}],
+                   upstream_failures=[{"video_id": "z", "stage": "x", "error": "e"}],
                    progress=False)
     assert kept == ["ok1", "ok2"] and (s["videos"], s["frames"]) == (2, 6)
     assert [f["video_id"] for f in s["failures"]] == ["z", "a"]         # upstream first, then this stage's
     with pytest.raises(StageError, match="decode: video a: InputError: bad"):
-        run_videos(iter(results), stage="decode", strict=True, keep=lambda r: 1, report=tmp_path / "r.json",
-                   progress=False)
+        run_videos(iter(results), stage="decode", strict=True, keep=lambda r: 1, progress=False)
     with pytest.raises(StageError, match="no video that could be processed.*'a'"):
-        run_videos(iter(results[:1]), stage="decode", strict=False, keep=lambda r: 1,
-                   report=tmp_path / "r.json", progress=False)
+        run_videos(iter(results[:1]), stage="decode", strict=False, keep=lambda r: 1, progress=False)
 
 
 def _writer(path, **kw):

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import click
 
 from ..core import paths
-from ..core.config import field_of, section_schema, section_values, validate
+from ..core.config import key_of, section_schema, section_values, validate
 from ..core.errors import StageError
 from ..core.resolve import DEFAULT_CONFIG, base_settings, settings_for, settings_for_shards
 from ..steps.contract import DatasetJob, Option, Stage, option_defaults, shard_job
@@ -37,7 +37,7 @@ def _schema_type(prop: dict):
 
 def _click_option(stage: Stage, opt: Option) -> Callable:
     if opt.config:
-        prop = section_schema(stage.section)[opt.key.rstrip("_")]
+        prop = section_schema(stage.section)[key_of(opt.key)]
         help_ = f"{prop.get('description', opt.key)} (default: the config's, built in {prop.get('default')!r})."
         return click.option(opt.flag, opt.key, type=_schema_type(prop), default=None, help=opt.help or help_)
     if opt.is_flag:
@@ -70,7 +70,7 @@ def _dataset_options(f: Callable) -> Callable:
 def apply_overrides(stage: Stage, settings, values: dict) -> Any:
     """The stage's section with the command-line values given (not None), validated with the schema."""
     own = getattr(settings, stage.section)
-    given = {field_of(k.rstrip("_")) if k.endswith("_") else k: v for k, v in values.items() if v is not None}
+    given = {k: v for k, v in values.items() if v is not None}         # option keys are field names
     if not given:
         return own
     new = dataclasses.replace(own, **given)
@@ -112,8 +112,7 @@ def dataset_command(stage: Stage) -> click.Command:
 def _upstream_dataset(input_dir: Path, shard: int | None) -> str:
     """The dataset recorded in the upstream shards of ``input_dir`` (shard ``shard``, else the first)."""
     from ..shards import ShardReader
-    found = ([input_dir / paths.shard_name(shard)] if shard is not None else
-             sorted(p for p in input_dir.glob(paths.SHARD_GLOB) if p.name == paths.shard_name(paths.shard_index(p))))
+    found = [input_dir / paths.shard_name(shard)] if shard is not None else list(paths.shard_files(input_dir).values())
     if not found or not found[0].exists():
         raise StageError(f"no upstream shard {found[0] if found else paths.SHARD_GLOB} in {input_dir}")
     with ShardReader(found[0]) as r:
@@ -121,17 +120,13 @@ def _upstream_dataset(input_dir: Path, shard: int | None) -> str:
 
 
 def _shards(stage: Stage, settings, manifest, shard: int | None, input_dir: Path | None) -> list[int]:
-    if manifest is not None:
-        from ..core.manifest import num_shards
-        total = num_shards(len(manifest), settings.videos_per_shard)
-        if shard is not None and not 0 <= shard < total:
-            raise click.BadParameter(f"shard {shard} is out of range: {manifest.dataset} has {total} shards "
-                                     f"of {settings.videos_per_shard} videos", param_hint="--shard")
-        return [shard] if shard is not None else list(range(total))
+    """``--shard K``, or every shard: of the manifest, else the upstream shards found (shard_job checks K)."""
     if shard is not None:
         return [shard]
-    found = sorted(k for p in (input_dir.glob(paths.SHARD_GLOB) if input_dir else ())
-                   if (k := paths.shard_index(p)) is not None and p.name == paths.shard_name(k))
+    if manifest is not None:
+        from ..core.manifest import num_shards
+        return list(range(num_shards(len(manifest), settings.videos_per_shard)))
+    found = list(paths.shard_files(input_dir)) if input_dir else []
     if not found:
         raise StageError(f"{stage.name}: no manifest at {settings.manifest_path} and no upstream shard in "
                          f"{input_dir}; give --manifest, or --input with the {stage.upstream} shards")

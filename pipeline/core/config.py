@@ -41,6 +41,11 @@ def load_schema() -> dict:
     return copy.deepcopy(_schema())
 
 
+def dataset_formats() -> tuple[str, ...]:
+    """The built-in dataset formats the schema allows (a test holds them to :mod:`pipeline.formats`)."""
+    return tuple(_schema()["definitions"]["dataset"]["properties"]["format"]["enum"])
+
+
 def key_of(field_name: str) -> str:
     """Dataclass field name -> config key (``lambda_`` -> ``lambda``)."""
     return _KEYWORDS.get(field_name, field_name)
@@ -101,8 +106,8 @@ def _fill_defaults(schema: Mapping, value: Any, root: Mapping) -> Any:
 
 
 def defaults() -> dict:
-    """The whole configuration with nothing given: every schema default."""
-    schema = load_schema()
+    """The whole configuration with nothing given: every schema default (fresh values)."""
+    schema = _schema()                  # read only: _fill_defaults copies the defaults it takes
     return _fill_defaults(schema, {}, schema)
 
 
@@ -296,7 +301,7 @@ def read_config_file(path: str | Path | None) -> dict:
 
 def filled(config: Mapping) -> dict:
     """``config`` with every default filled in, validated."""
-    schema = load_schema()
+    schema = _schema()                  # read only: _fill_defaults copies the defaults it takes
     full = _fill_defaults(schema, dict(config), schema)
     validate(full, schema)
     return full
@@ -308,7 +313,6 @@ def resolve(config: Mapping, dataset: str | None = None, define: Mapping | None 
     ``define``: keys of a dataset entry (``format``, ``root``, ``splits``, ``split``) that replace the
     config's, or define the dataset when the config has no entry of that name (then without overrides).
     """
-    schema = load_schema()
     full = filled(config)
     name = dataset or full["dataset"]
     entries = dict(full["datasets"])
@@ -325,7 +329,7 @@ def resolve(config: Mapping, dataset: str | None = None, define: Mapping | None 
     merged["dataset"] = name
     if ds.get("videos_per_shard"):
         merged["videos_per_shard"] = ds["videos_per_shard"]
-    validate(merged, schema)
+    validate(merged)
     sections = {s: to_section(SECTION_TYPES[s], merged[s]) for s in SECTIONS}
     dsc = DatasetConfig(name=name, format=ds["format"], root=ds["root"], splits=ds.get("splits"),
                         split=ds.get("split", 1), manifest=ds.get("manifest"))

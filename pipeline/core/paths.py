@@ -70,6 +70,16 @@ def shard_index(path: str | Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def shard_files(folder: str | Path) -> dict[int, Path]:
+    """The shards (``shard-K.h5``, not their side files) in a stage folder: index -> path, in index order."""
+    found = {}
+    for p in sorted(Path(folder).glob(SHARD_GLOB)):
+        k = shard_index(p)
+        if k is not None and p.name == shard_name(k):
+            found[k] = p
+    return found
+
+
 def failures_path_for(shard_path: str | Path) -> Path:
     """The failure report beside a shard: ``.../shard-00003.h5`` -> ``.../shard-00003.failures.json``."""
     p = Path(shard_path)
@@ -114,6 +124,6 @@ def video_filename(video_id: str) -> str:
 
 
 __all__ = ["OUTPUT_PATTERNS", "SHARD_GLOB", "LOG_PATTERN", "MANIFEST_PATTERN", "DEMO_FILES", "PICTURES_FOLDER", "shard_id",
-           "output_name", "shard_name", "failures_name", "failures_path_for", "shard_index", "stage_dir",
+           "output_name", "shard_name", "failures_name", "failures_path_for", "shard_index", "shard_files", "stage_dir",
            "log_dir", "dataset_log", "manifest_path", "video_stem", "video_filename", "PICTURES_LOG", "FLOW_PICTURE",
            "FLOW_STRIP", "MV_PICTURE", "MV_OVERVIEW"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import ConfigError, Settings, filled, load_schema, read_config_file, resolve
+from .config import ConfigError, Settings, dataset_formats, filled, read_config_file, resolve
 from .manifest import Manifest, read_manifest
 from .paths import manifest_path as default_manifest_path
 
@@ -26,12 +26,6 @@ def config_file(path: str | None) -> str | None:
     if path is None and Path(DEFAULT_CONFIG).exists():
         return DEFAULT_CONFIG
     return path
-
-
-def _formats() -> tuple[str, ...]:
-    """The built-in dataset formats (the schema lists the parsers of :mod:`pipeline.formats`; a test holds
-    the two to each other)."""
-    return tuple(load_schema()["definitions"]["dataset"]["properties"]["format"]["enum"])
 
 
 def settings_for(config_path: str | None = None, dataset: str | None = None, *, manifest: str | None = None,
@@ -52,10 +46,10 @@ def settings_for(config_path: str | None = None, dataset: str | None = None, *, 
         if m is None and root is None:
             path = default_manifest_path(full["manifests"], name)
             m = read_manifest(path) if path.exists() else None
-        fmt = m.format if m is not None else (name if name in _formats() else None)
+        fmt = m.format if m is not None else (name if name in dataset_formats() else None)
         if fmt is None:
             raise ConfigError(f"dataset {name!r} is not in the config (datasets: {sorted(entries)}) and is not "
-                              f"a format ({list(_formats())}); add it to the config or give its manifest")
+                              f"a format ({list(dataset_formats())}); add it to the config or give its manifest")
         define["format"] = fmt
         define["root"] = root or (m.root if m is not None else None)
         if define["root"] is None:

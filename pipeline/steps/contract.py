@@ -318,12 +318,12 @@ def _call_guarded(stage: str, fn: Callable[..., Any], item: Any, *args, **kwargs
 
 
 def run_videos(results: Iterable[VideoResult | VideoFailure | Any], *, stage: str, strict: bool,
-               keep: Callable[[Any], int], report: Path, upstream_failures: Iterable[Mapping] = (),
+               keep: Callable[[Any], int], upstream_failures: Iterable[Mapping] = (),
                total: int | None = None, progress: bool = True, name: str = "") -> dict:
     """The one failure policy. Successes go to ``keep(result)`` (which returns the frames it stored);
     failures are logged and collected after the upstream ones. Strict mode raises :class:`StageError` at
-    the first failure; no success at all raises too. The failure report is written (atomically) last.
-    Returns ``{"videos", "frames", "failures"}`` (``failures``: the list)."""
+    the first failure; no success at all raises too. Returns ``{"videos", "frames", "failures"}``
+    (``failures``: the list, for the caller's failure report, :func:`write_report`)."""
     failures = [dict(f) for f in upstream_failures]
     bar = tqdm(total=total, desc=f"{stage} {name}".strip(), unit="video", disable=not progress,
                dynamic_ncols=True, leave=False)
@@ -345,7 +345,7 @@ def run_videos(results: Iterable[VideoResult | VideoFailure | Any], *, stage: st
     if videos == 0:
         raise StageError(f"{stage}: {name or 'shard'} has no video that could be processed "
                          f"({len(failures)} failed; first: {failures[:1]})")
-    return {"videos": videos, "frames": frames, "failures": failures, "report": report}
+    return {"videos": videos, "frames": frames, "failures": failures}
 
 
 def write_shard(writers: Mapping[str, Any], results: Iterable[VideoResult | VideoFailure], *, stage: str,
@@ -364,8 +364,7 @@ def write_shard(writers: Mapping[str, Any], results: Iterable[VideoResult | Vide
         return res.num_frames
 
     try:
-        s = run_videos(results, stage=stage, strict=strict, keep=keep, report=paths.failures_path_for(main.path),
-                       upstream_failures=upstream_failures, total=total, progress=progress, name=main.path.name)
+        s = run_videos(results, stage=stage, strict=strict, keep=keep, upstream_failures=upstream_failures, total=total, progress=progress, name=main.path.name)
         for f in s["failures"]:
             for w in writers.values():
                 w.add_failure(f["video_id"], f["stage"], f["error"])
@@ -383,7 +382,7 @@ def write_shard(writers: Mapping[str, Any], results: Iterable[VideoResult | Vide
                 if w.committed:
                     w.path.unlink(missing_ok=True)
         raise
-    write_report(s["report"], s["failures"])
+    write_report(paths.failures_path_for(main.path), s["failures"])
     return {"shard": str(main.path), "videos": s["videos"], "frames": s["frames"], "failures": len(s["failures"])}
 
 

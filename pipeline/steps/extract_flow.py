@@ -25,7 +25,7 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
-from ..core.config import ExtractFlowConfig
+from ..core.config import ExtractFlowConfig, key_of
 from ..core.errors import InputError, StageError
 from .contract import Option, ShardJob, Stage, VideoFailure, VideoResult, guarded, input_errors, write_shard
 from ..flow import DeviceError, quantization_attrs, quantize, resolve_device, tvl1_batch
@@ -315,7 +315,7 @@ STAGE = Stage(
     summary="TV-L1 optical flow of the RGB shards, quantized to x/y JPEG flow shards (one shard, or all).",
     reads="decode", writes=("shard", "failures"), uses=(NAME,), run=run, run_many=run_many,
     manifest_optional=True,
-    options=(*(Option("--" + k.rstrip("_").replace("_", "-"), k) for k in _CONFIG_OPTIONS),
+    options=(*(Option("--" + key_of(k).replace("_", "-"), k) for k in _CONFIG_OPTIONS),
              Option("--compile/--no-compile", "compile", config=False, default=None,
                     help="torch backend: fuse the inner iteration with torch.compile (default: on for CUDA, "
                          "off on the CPU).")),

@@ -50,12 +50,12 @@ def run(job: ShardJob) -> dict:
         results = (fn(i, cfg, fps) for i in items)
     done: list[dict] = []
     s = run_videos(results, stage=NAME, strict=job.strict, keep=lambda d: done.append(d) or d["frames"],
-                   report=job.output("failures"), total=len(items), progress=job.progress, name=folder.name)
+                   total=len(items), progress=job.progress, name=folder.name)
     keep = {d["file"] for d in done}
     for stale in folder.glob("*.avi"):
         if stale.name not in keep:
             stale.unlink()
-    write_report(s["report"], s["failures"])
+    write_report(job.output("failures"), s["failures"])
     marker = {"stage": NAME, "dataset": job.manifest.dataset, "shard": job.shard, "num_shards": job.num_shards,
               "manifest_sha256": job.manifest.sha256, "params": job.params(), "folder": folder.name, "videos": done}
     write_text_atomic(job.output("done"), json.dumps(marker, indent=1, ensure_ascii=False) + "\n")
