@@ -19,6 +19,9 @@ include: "stages/extract_flow.smk"
 include: "stages/reencode.smk"
 include: "stages/extract_mv.smk"
 include: "stages/resframe.smk"
+include: "stages/train.smk"
+include: "stages/evaluate.smk"
+include: "stages/report.smk"
 
 
 rule all:

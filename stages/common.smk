@@ -9,6 +9,7 @@ from pipeline.core import paths
 from pipeline.core.config import resolve
 from pipeline.core.manifest import num_shards, read_manifest
 from pipeline.steps import get as get_stage
+from pipeline.train import SOURCE_STAGE
 
 DATASET = config["dataset"]
 SETTINGS = resolve(config, DATASET)  # validates overrides too: a bad value stops the workflow here

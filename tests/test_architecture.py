@@ -18,11 +18,14 @@ ALLOWED = {
     "shards": {"core", "media"},
     "compressed": {"core", "media"},
     "resframe": {"core", "media"},
-    "steps": {"core", "media", "flow", "formats", "shards", "compressed", "resframe"},
+    "steps": {"core", "media", "flow", "formats", "shards", "compressed", "resframe", "train", "evaluate", "report"},
     "data": {"core", "media", "flow", "shards", "compressed", "resframe"},
     "layouts": {"core", "media", "shards"},
     "report": {"core", "media", "flow", "shards", "compressed"},
-    "cli": {"core", "steps", "shards", "layouts", "report"},
+    "models": {"core"},
+    "train": {"core", "models", "data"},
+    "evaluate": {"core", "media", "flow", "shards", "data", "models", "train"},
+    "cli": {"core", "steps", "shards", "layouts", "report", "models"},
 }
 
 

@@ -228,7 +228,7 @@ def prep(cwd, *args):
 
 @pytest.fixture
 def checkout(tmp_path):
-    """A folder with the repository's config (default dataset: the demo, short side 112, 112x112 re-encode)."""
+    """A folder with the repository's config (default dataset: the demo, short side 48, 48x48 re-encode)."""
     (tmp_path / "config").mkdir()
     shutil.copy(REPO / "config" / "config.yaml", tmp_path / "config" / "config.yaml")
     return tmp_path
@@ -257,7 +257,7 @@ def test_single_file_reencode_ignores_the_demos_overrides(checkout):
     with av.open(str(checkout / "out.avi")) as c:
         assert (c.streams.video[0].width, c.streams.video[0].height) == (340, 256)
     run = prep(checkout, "reencode", "--dataset", "demo", str(src), str(checkout / "demo.avi"))
-    assert run.returncode == 0 and "112x112" in run.stdout                     # asked for: the demo's
+    assert run.returncode == 0 and "48x48" in run.stdout                     # asked for: the demo's
 
 
 def test_a_builtin_format_needs_no_config_file(tmp_path):
@@ -321,5 +321,5 @@ def test_upstream_shards_alone_keep_their_own_dataset(checkout):
     run = prep(checkout, "resframe", "--input", "imported/rgb", "--out", "imported/resframe", "--no-progress")
     assert run.returncode == 0, run.stderr
     with ShardReader(checkout / "imported" / "resframe" / "shard-00000.h5") as r:
-        assert r.attrs["dataset"] == "toy" and r.file["frames/resframe"].shape[1:] == (128, 170, 3)  # no demo 112
+        assert r.attrs["dataset"] == "toy" and r.file["frames/resframe"].shape[1:] == (128, 170, 3)  # no demo 48
         assert r.params["decode"]["short_side"] == 32 and r.failures[0]["video_id"] == "bad"

@@ -1,8 +1,8 @@
 """``prep-cli``: every stage of the pipeline as a subcommand, plus tools to look at and convert shards.
 
 The stage commands are generated from the stages' declarations (:mod:`.stage_commands`): ``prep-cli X-Y``
-is the stage ``X_Y`` of ``pipeline/steps/X_Y.py``. The other commands: ``shards`` (:mod:`.shards`) and
-``visualize-flow`` / ``visualize-mv`` (:mod:`.visualize`).
+is the stage ``X_Y`` of ``pipeline/steps/X_Y.py``. The other commands: ``shards`` (:mod:`.shards`),
+``models`` (:mod:`.models`) and ``visualize-flow`` / ``visualize-mv`` (:mod:`.visualize`).
 """
 
 from __future__ import annotations
@@ -26,13 +26,14 @@ def cli(verbose: int) -> None:
 
 def _register() -> None:
     from ..steps import all_stages
+    from .models import models_group
     from .shards import shards_group
     from .stage_commands import stage_command
     from .visualize import visualize_flow_cmd, visualize_mv_cmd
 
     for stage in all_stages():
         cli.add_command(stage_command(stage))
-    for cmd in (shards_group, visualize_flow_cmd, visualize_mv_cmd):
+    for cmd in (shards_group, models_group, visualize_flow_cmd, visualize_mv_cmd):
         cli.add_command(cmd)
 
 

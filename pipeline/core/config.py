@@ -146,6 +146,7 @@ class MakeDemoConfig:
     fps: float              # source frame rate, deliberately not 25 (decode resamples)
     width: int
     height: int
+    context: float          # probability that a video's background carries its class's tint
     seed: int
 
 
@@ -212,11 +213,51 @@ class ClipsConfig:
     crop: int                               # square crop side
     rgb_mean: tuple[float, float, float]    # subtracted from RGB (0-255 scale, std 1)
     flow_mean: float                        # subtracted from quantized flow
+    flip: bool                              # random horizontal mirror at training
+
+
+@_section("train")
+class TrainConfig:
+    arch: str                       # 3D network of the flow / RGB / MERS / MARS / D3D streams
+    resframe_arch: str              # network of the residual-frame motion path
+    appearance_arch: str            # 2D network of the appearance path
+    width: int | None               # first-stage channels (None: the architecture's own)
+    layers: tuple[int, ...] | None  # blocks per stage (None: the depth's own)
+    epochs: int                     # epochs of each method (each MERS step)
+    mers_classifier_epochs: int     # MERS step 2 epochs
+    batch_size: int                 # global clips per step
+    lr: float                       # initial SGD learning rate
+    momentum: float
+    weight_decay: float
+    schedule: str                   # plateau | cosine | constant
+    lr_patience: int                # plateau patience (epochs)
+    lr_factor: float                # plateau drop factor
+    mars_alpha: float               # MARS feature-MSE weight
+    d3d_lambda: float               # D3D logit-MSE weight
+    val_fraction: float             # held-out part of train for validation
+    finetune: str                   # none | last | all
+    pretrained: str | None          # checkpoint to start from
+    seed: int
+    workers: int                    # DataLoader workers
+    device: str                     # auto | cpu | cuda | cuda:N
+    precision: str                  # auto | bf16 | fp32
+
+
+@_section("evaluate")
+class EvaluateConfig:
+    streams: tuple[str, ...]                # trained methods to test
+    fusions: tuple[tuple[str, ...], ...]    # stream sets whose scores are averaged
+    average: str                            # logits | softmax
+    static: bool                            # also the static-clip test
+    batch_size: int                         # test clips per forward pass
+    tvl1_pairs: int                         # pairs timed for the flow streams' TV-L1 time
+    device: str                             # auto | cpu | cuda | cuda:N
 
 
 #: config section -> its dataclass (``<CamelName>Config``), in file order
 SECTION_TYPES = {cls.SECTION: cls for cls in (MakeDemoConfig, DecodeConfig, ExtractFlowConfig, ReencodeConfig,
-                                              ExtractMvConfig, ResframeConfig, ClipsConfig)}
+                                              ExtractMvConfig, ResframeConfig, ClipsConfig, TrainConfig,
+                                              EvaluateConfig)}
 SECTIONS = tuple(SECTION_TYPES)
 
 
@@ -267,6 +308,8 @@ class Settings:
     extract_mv: ExtractMvConfig
     resframe: ResframeConfig
     clips: ClipsConfig
+    train: TrainConfig
+    evaluate: EvaluateConfig
     raw: Mapping = dataclasses.field(repr=False, compare=False, default_factory=dict)
 
     @property
@@ -345,5 +388,5 @@ def load_config(path: str | Path | None = None, dataset: str | None = None) -> S
 
 __all__ = ["SECTIONS", "SECTION_TYPES", "ConfigError", "Settings", "DatasetConfig", "MakeDemoConfig",
            "DecodeConfig", "ExtractFlowConfig", "ReencodeConfig", "ExtractMvConfig", "ResframeConfig",
-           "ClipsConfig", "load_config", "load_schema", "resolve", "filled", "defaults", "validate",
+           "ClipsConfig", "TrainConfig", "EvaluateConfig", "load_config", "load_schema", "resolve", "filled", "defaults", "validate",
            "read_config_file", "section_schema", "to_section", "section_values", "key_of", "field_of"]

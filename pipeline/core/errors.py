@@ -38,5 +38,10 @@ class VideoError(InputError):
     """A video cannot be decoded (corrupt, no video stream, zero frames, unsupported codec)."""
 
 
-__all__ = ["MotionprepError", "ConfigError", "ManifestError", "ShardError", "StageError", "InputError",
+class CheckpointError(MotionprepError, ValueError):
+    """A checkpoint cannot be used: missing, not a motionprep checkpoint, from a newer format version, or
+    holding pickled Python objects (never unpickled)."""
+
+
+__all__ = ["CheckpointError", "MotionprepError", "ConfigError", "ManifestError", "ShardError", "StageError", "InputError",
            "VideoError"]

@@ -39,6 +39,21 @@ PICTURES_LOG = "visualize_mv.log"
 #: the picture files: flow colours and strip (visualize-flow), mv rows and overview (visualize-mv)
 FLOW_PICTURE, FLOW_STRIP = "color_{:05d}.png", "strip.png"
 MV_PICTURE, MV_OVERVIEW = "{video}-frame{index:04d}.png", "{video}-overview.png"
+#: one training run, ``<results>/train/<dataset>/<method>/``: the final model (written last), the resumable
+#: checkpoint of the last finished epoch, the per-epoch log (JSON lines), the effective settings and the
+#: train / validation video ids
+TRAIN_FILES = {"model": "model.pt", "checkpoint": "last.pt", "log": "log.jsonl", "config": "config.json",
+               "split": "split.json"}
+#: the evaluation of a dataset, ``<results>/evaluate/<dataset>/``: metrics per stream and fusion, and the
+#: video-level scores of every stream (for later fusion)
+EVALUATE_FILES = {"metrics": "metrics.json", "scores": "scores.h5"}
+#: the report of a dataset, ``<results>/report/<dataset>/``
+REPORT_FILE = "report.md"
+
+
+def train_dir(results: str | Path, dataset: str, method: str) -> Path:
+    """``<results>/train/<dataset>/<method>``: one method's run folder."""
+    return stage_dir(results, "train", dataset) / method
 
 
 def shard_id(shard: int) -> str:
@@ -123,7 +138,7 @@ def video_filename(video_id: str) -> str:
     return f"{video_stem(video_id)}.avi"
 
 
-__all__ = ["OUTPUT_PATTERNS", "SHARD_GLOB", "LOG_PATTERN", "MANIFEST_PATTERN", "DEMO_FILES", "PICTURES_FOLDER", "shard_id",
+__all__ = ["TRAIN_FILES", "EVALUATE_FILES", "REPORT_FILE", "train_dir", "OUTPUT_PATTERNS", "SHARD_GLOB", "LOG_PATTERN", "MANIFEST_PATTERN", "DEMO_FILES", "PICTURES_FOLDER", "shard_id",
            "output_name", "shard_name", "failures_name", "failures_path_for", "shard_index", "shard_files", "stage_dir",
            "log_dir", "dataset_log", "manifest_path", "video_stem", "video_filename", "PICTURES_LOG", "FLOW_PICTURE",
            "FLOW_STRIP", "MV_PICTURE", "MV_OVERVIEW"]

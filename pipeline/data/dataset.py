@@ -29,7 +29,7 @@ import gc
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 
 import cv2
 import h5py
@@ -38,6 +38,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..compressed.encoding import dense_mv
+from ..flow.quantize import quantize
 from ..core.config import ClipsConfig
 from ..shards import MODALITIES as SHARD_MODALITIES
 from ..shards import ShardReader
@@ -139,13 +140,18 @@ class ShardClips(Dataset):
     ``seed``: None draws from torch's per-worker RNG (different every epoch and worker); an int makes sample
     ``i`` deterministic. ``streams``: other stream names per modality, e.g. ``{"mv": ["mv_acc"], "residual":
     ["residual_acc"]}`` for CoViAR's accumulated representation. ``means``: other zero levels per modality.
+    ``flip``: random mirroring in train mode (off where a mirror changes the class). ``ids``: keep only these
+    video ids (a validation part of the train split, for instance). ``static``: MARS' "static clip" test (§5.4):
+    every clip becomes its middle frame repeated, so appearance streams see one frame ``length`` times and
+    motion streams the zero motion of such a clip (flow of quantized 0, vectors 0, residuals 0).
     """
 
     def __init__(self, shards: Mapping[str, Sequence[str | Path]] | Sequence[str | Path],
                  modalities: str | Sequence[str] = "rgb", mode: str = "train", length: int = _CLIPS.length,
                  crop: int = _CLIPS.crop, split: str | None = None, rgb_mean: Sequence[float] = _CLIPS.rgb_mean,
                  means: Mapping[str, float] | None = None, seed: int | None = None,
-                 streams: Mapping[str, Sequence[str]] | None = None):
+                 streams: Mapping[str, Sequence[str]] | None = None, flip: bool = _CLIPS.flip,
+                 ids: Collection[str] | None = None, static: bool = False):
         if mode not in ("train", "test"):
             raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
         self.modalities = parse_modalities(modalities)
@@ -163,7 +169,9 @@ class ShardClips(Dataset):
         if len(counts) != 1:
             raise ValueError(f"every modality needs the same number of shards, got "
                              f"{ {s: len(v) for s, v in self.paths.items()} }")
-        self.mode, self.length, self.crop, self.seed = mode, int(length), int(crop), seed
+        self.mode, self.length, self.crop, self.seed, self.flip = mode, int(length), int(crop), seed, bool(flip)
+        self._ids = None if ids is None else frozenset(ids)
+        self.static = bool(static)
         self.rgb_mean = tuple(float(x) for x in rgb_mean)
         self.means = {**DEFAULT_MEANS, **(means or {})}
         self.streams: dict[str, list[_StreamInfo]] = {}     # per requested modality
@@ -205,6 +213,8 @@ class ShardClips(Dataset):
                         splits = [x.decode() if isinstance(x, bytes) else x for x in v["split"][()]]
             for i, vid in enumerate(order):
                 if split is not None and splits[i] != split:
+                    continue
+                if self._ids is not None and vid not in self._ids:
                     continue
                 if not all(vid in tables[s] for s in self.sources):
                     continue
@@ -321,11 +331,13 @@ class ShardClips(Dataset):
         if self.mode == "train":
             start = C.train_clip_start(entry.num_frames, self.length, rng)
             fy, fx = C.random_crop_fraction(rng)
-            flip = bool(rng.random() < 0.5)
+            flip = bool(rng.random() < 0.5) and self.flip
         else:
             fy = fx = 0.5
             flip = False
         idx = C.clip_indices(start, self.length, entry.num_frames)
+        if self.static:
+            idx = np.full_like(idx, idx[len(idx) // 2])
         sample: dict[str, torch.Tensor] = {}
         raw: dict[str, list[np.ndarray]] = {}
         for mod in sorted(self.modalities, key=lambda m: m == "frame"):      # "frame" reuses rgb's crops
@@ -335,11 +347,21 @@ class ShardClips(Dataset):
                            else self._read(mod, entry, idx[m:m + 1], fy, fx, flip))
             else:
                 streams = raw[mod] = self._read(mod, entry, idx, fy, fx, flip)
-            sample[mod] = torch.from_numpy(self._transform(mod, streams, flip))
+            x = self._transform(mod, streams, flip)
+            if self.static and mod not in ("rgb", "frame"):   # appearance: the middle frame either way
+                x.fill(self._zero_motion(mod))
+            sample[mod] = torch.from_numpy(x)
         sample["label"] = torch.tensor(entry.label, dtype=torch.int64)
         sample["video"] = torch.tensor(v, dtype=torch.int64)
         sample["start"] = torch.tensor(start, dtype=torch.int64)
         return sample
+
+    def _zero_motion(self, mod: str) -> float:
+        """The normalized value of a motion modality when nothing moves: the stored value of zero motion
+        (quantized flow 0, vector 0, residual 0, residual frame 0) minus the modality's mean."""
+        zero = {"flow": float(quantize(np.zeros(1, np.float32))[0]), "mv": 128.0, "residual": 128.0,
+                "resframe": 128.0 if any(st.signed for st in self.streams[mod]) else 0.0}[mod]
+        return zero - self.means[mod]
 
     def _transform(self, mod: str, streams: list[np.ndarray], flip: bool) -> np.ndarray:
         """Normalize one modality's cropped (already mirrored) streams -> float32 (C, T, S, S) ((C, S, S) for

@@ -2,7 +2,9 @@
 
 Each video shows a textured disc moving over a static textured background; the class is the motion of the
 disc (translation right/left/down/up, rotation counter-clockwise/clockwise, zoom in/out) with a random speed,
-start position and textures. Videos are real H.264 files at a frame rate other than 25 (30 by default), so the
+start position and textures. The background is tinted: with probability ``context`` in its class's colour,
+otherwise in a random class's, a scene cue like those of real datasets (appearance streams can use it,
+motion streams cannot, so static clips separate the two). Videos are real H.264 files at a frame rate other than 25 (30 by default), so the
 decode stage resamples them. Because the motion is known, the true optical flow of every pair of consecutive
 frames *after* resampling to 25 fps is saved too (``true_flow.h5``), for judging flow accuracy.
 
@@ -63,6 +65,17 @@ def texture(rng: np.random.Generator, h: int, w: int, contrast: float = 1.0) -> 
         acc += weight * blurred / (blurred.std() + 1e-6)
     acc = (acc - acc.mean()) / (acc.std() + 1e-6)
     return np.clip(128 + 45 * contrast * acc, 0, 255).astype(np.uint8)
+
+
+#: background tint of each class (RGB), the scene cue of ``make_demo.context``
+TINTS = ((220, 60, 60), (60, 200, 60), (60, 90, 230), (220, 200, 50), (200, 60, 210), (50, 200, 210),
+         (240, 140, 40), (150, 150, 150))
+
+
+def tint(image: np.ndarray, colour: tuple[int, int, int], amount: float = 0.35) -> np.ndarray:
+    """Blend ``image`` (H, W, 3) uint8 toward ``colour`` by ``amount`` (texture kept), uint8."""
+    out = image.astype(np.float32) * (1 - amount) + np.asarray(colour, np.float32) * amount
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 def random_motion(cls: str, rng: np.random.Generator, width: int, height: int, duration: float) -> Motion:
@@ -138,6 +151,8 @@ def make_demo(out: str | Path, cfg: MakeDemoConfig, output_fps: float | None) ->
                 vid = f"{cls}_{k:02d}"
                 split = "train" if k < cfg.train_per_class else "test"
                 bg = texture(rng, cfg.height, cfg.width, contrast=0.7)
+                cue = ci if rng.random() < cfg.context else int(rng.integers(len(classes)))
+                bg = tint(bg, TINTS[cue])
                 side = int(2 * radius * 1.6) + 4
                 tex = texture(rng, side, side, contrast=1.2)
                 motion = random_motion(cls, rng, cfg.width, cfg.height, duration)

@@ -13,6 +13,9 @@ extract_flow       decode                    shard-K.h5 (flow), shard-K.failures
 reencode           manifest                  shard-K/*.avi, shard-K.done.json, failures
 extract_mv         reencode                  shard-K.h5 (mv), shard-K.iframes.h5, failures
 resframe           decode                    shard-K.h5 (resframe), shard-K.failures.json
+train              the shards of a method    train/<dataset>/<method>/: model.pt, last.pt, log.jsonl
+evaluate           trained models, shards    metrics.json, scores.h5
+report             metrics, logs, shards     report.md and its PNGs
 =================  ========================  =================================================
 """
 
@@ -23,7 +26,8 @@ import importlib
 from .contract import Stage
 
 #: stage names in workflow order (the module of each is ``pipeline.steps.<name>``)
-NAMES = ("make_demo", "manifest", "decode", "extract_flow", "reencode", "extract_mv", "resframe")
+NAMES = ("make_demo", "manifest", "decode", "extract_flow", "reencode", "extract_mv", "resframe", "train", "evaluate",
+         "report")
 
 
 def get(name: str) -> Stage:

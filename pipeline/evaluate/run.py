@@ -1,0 +1,184 @@
+"""Testing trained streams on the test split: clip scores, video scores, fusions, static clips, time.
+
+Each stream (a trained method's ``model.pt``) sees every non-overlapping centre-cropped clip of every test
+video (MARS §4.2), and its video score is the average of its clips' scores. A fusion averages the video
+scores of its streams over the videos they all have. The static-clip test (MARS §5.4) repeats the middle
+frame of each clip and gives motion streams the zero motion of such a clip. Time per video is the network's
+forward time on the video's clips (data access excluded, as in MARS Fig. 1) plus, for a stream whose input
+is TV-L1 flow, the TV-L1 time of the video's frame pairs, measured on this machine with the flow stage's
+settings (:func:`tvl1_seconds_per_pair`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import cv2
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ..core.atomic import atomic_path
+from ..core.config import ClipsConfig, EvaluateConfig, ExtractFlowConfig
+from ..data.dataset import ShardClips, worker_init
+from ..flow import tvl1_batch
+from ..flow.params import tvl1_params_of
+from ..shards import ShardReader
+from ..train.trainer import load_model, resolve_device, use_bf16
+from . import metrics as M
+
+
+@dataclass
+class StreamResult:
+    """One stream on the test videos: ``scores`` (V, C) float64 video scores (clip average), ``static``
+    the same on static clips (or None), ``model_seconds`` (V,) forward time per video."""
+
+    name: str
+    input: str
+    video_ids: list[str]
+    labels: np.ndarray
+    scores: np.ndarray
+    static: np.ndarray | None
+    model_seconds: np.ndarray
+    clips: int
+    frames: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))   # (V,) frames per video
+
+
+def _clip_scores(model: torch.nn.Module, data: ShardClips, modality: str, batch_size: int,
+                 device: torch.device, bf16: bool, workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Scores of every item of a test-mode dataset: (K, C) float32 and the forward seconds of each item
+    (a batch's time shared equally among its clips)."""
+    loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers,
+                        worker_init_fn=worker_init)
+    scores, seconds = [], []
+    with torch.inference_mode():
+        for batch in loader:
+            x = batch[modality].to(device)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t = time.perf_counter()
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda"):
+                s = model(x)
+            s = s.float().cpu()
+            dt = time.perf_counter() - t
+            scores.append(s.numpy())
+            seconds += [dt / len(x)] * len(x)
+    return np.concatenate(scores), np.asarray(seconds)
+
+
+def test_stream(name: str, model_path: str | Path, shards: Mapping[str, Sequence[Path]], clips: ClipsConfig,
+                cfg: EvaluateConfig, split: str = "test", workers: int = 0) -> StreamResult:
+    """Test one trained stream on ``split``; ``shards`` as :class:`pipeline.data.ShardClips` takes them."""
+    device = resolve_device(cfg.device)
+    bf16 = use_bf16("auto", device)
+    model, data = load_model(model_path, device)
+    modality = data["input"]
+
+    def dataset(static: bool) -> ShardClips:
+        return ShardClips(shards, modality, mode="test", length=clips.length, crop=clips.crop, split=split,
+                          rgb_mean=clips.rgb_mean, means={"flow": clips.flow_mean}, static=static)
+
+    ds = dataset(False)
+    if not ds.videos:
+        raise ValueError(f"stream {name}: the shards hold no video of the {split} split")
+    if list(ds.classes) != list(data["classes"]):
+        raise ValueError(f"stream {name}: {model_path} was trained on other classes than the shards hold")
+    n = len(ds.videos)
+    raw, secs = _clip_scores(model, ds, modality, cfg.batch_size, device, bf16, workers)
+    scores = M.video_scores(raw, ds.item_video, n, cfg.average)
+    per_video = np.bincount(ds.item_video, weights=secs, minlength=n)
+    static = None
+    if cfg.static:
+        st = dataset(True)
+        raw_s, _ = _clip_scores(model, st, modality, cfg.batch_size, device, bf16, workers)
+        static = M.video_scores(raw_s, st.item_video, n, cfg.average)
+    return StreamResult(name, modality, [v.video_id for v in ds.videos], np.array([v.label for v in ds.videos]),
+                        scores, static, per_video, len(ds), np.array([v.num_frames for v in ds.videos]))
+
+
+def tvl1_seconds_per_pair(rgb_shard: str | Path, flow: ExtractFlowConfig, pairs: int) -> float:
+    """TV-L1 seconds per frame pair on this machine: ``pairs`` consecutive pairs of the first video of an
+    RGB shard with the flow stage's backend and parameters (one warm-up pair first, not counted)."""
+    with ShardReader(rgb_shard) as r:
+        frames = r.decode(0, "rgb", 0, pairs + 2)
+    gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
+    if len(gray) < 2:
+        raise ValueError(f"{rgb_shard}: its first video has fewer than two frames; no pair to time")
+    kw = dict(backend=flow.backend, device=flow.device if flow.backend == "torch" else None,
+              batch_size=flow.batch_size, **tvl1_params_of(flow))
+    tvl1_batch(gray[:1], gray[1:2], **kw)               # warm-up (first-call allocations, kernels)
+    a, b = gray[1:-1], gray[2:]
+    if len(a) == 0:
+        a, b = gray[:1], gray[1:2]
+    t = time.perf_counter()
+    tvl1_batch(a, b, **kw)
+    return (time.perf_counter() - t) / len(a)
+
+
+def _aligned(results: Sequence[StreamResult]) -> tuple[list[str], list[np.ndarray], np.ndarray]:
+    """The videos every stream has (in the first stream's order), each stream's rows of them, the labels."""
+    common = set(results[0].video_ids).intersection(*[r.video_ids for r in results[1:]])
+    ids = [v for v in results[0].video_ids if v in common]
+    rows = [np.array([r.video_ids.index(v) for v in ids], np.int64) for r in results]
+    return ids, rows, results[0].labels[rows[0]]
+
+
+def stream_metrics(r: StreamResult, num_classes: int, tvl1_pair_seconds: float | None) -> dict:
+    out = {**M.summary(r.scores, r.labels, num_classes), "videos": len(r.video_ids), "clips": r.clips,
+           "chance": 1.0 / num_classes, "input": r.input}
+    if r.static is not None:
+        out["static_top1"] = M.topk_accuracy(r.static, r.labels, 1)
+    model_s = float(r.model_seconds.mean())
+    flow_s = float(np.mean(np.maximum(r.frames - 1, 0)) * tvl1_pair_seconds) \
+        if (r.input == "flow" and tvl1_pair_seconds is not None) else 0.0
+    out.update({"model_seconds_per_video": model_s, "flow_seconds_per_video": flow_s,
+                "seconds_per_video": model_s + flow_s})
+    return out
+
+
+def fusion_metrics(results: Sequence[StreamResult], num_classes: int, tvl1_pair_seconds: float | None) -> dict:
+    """Metrics of the average of several streams' video scores (and of their static scores)."""
+    ids, rows, labels = _aligned(results)
+    fused = M.fuse([r.scores[i] for r, i in zip(results, rows)])
+    out = {**M.summary(fused, labels, num_classes), "videos": len(ids), "chance": 1.0 / num_classes,
+           "streams": [r.name for r in results]}
+    if all(r.static is not None for r in results):
+        out["static_top1"] = M.topk_accuracy(M.fuse([r.static[i] for r, i in zip(results, rows)]), labels, 1)
+    model_s = sum(float(r.model_seconds[i].mean()) for r, i in zip(results, rows))
+    flows = [r for r in results if r.input == "flow"]
+    flow_s = float(np.mean(np.maximum(flows[0].frames - 1, 0)) * tvl1_pair_seconds) \
+        if (flows and tvl1_pair_seconds is not None) else 0.0       # one TV-L1 pass serves every flow stream
+    out.update({"model_seconds_per_video": model_s, "flow_seconds_per_video": flow_s,
+                "seconds_per_video": model_s + flow_s})
+    return out
+
+
+def write_scores(path: str | Path, results: Sequence[StreamResult], classes: Sequence[str]) -> None:
+    """Per-video scores of every stream, for later fusion: ``/<stream>/{video_id, label, scores[, static]}``
+    (scores (V, C) float64, in the averaging the metrics used), root attribute ``classes``."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["classes"] = np.array(list(classes), dtype=h5py.string_dtype())
+        for r in results:
+            g = f.create_group(r.name)
+            g.attrs["input"] = r.input
+            g["video_id"] = np.array(r.video_ids, dtype=h5py.string_dtype())
+            g["label"] = r.labels.astype(np.int64)
+            g["scores"] = r.scores
+            if r.static is not None:
+                g["static"] = r.static
+            g["model_seconds"] = r.model_seconds
+
+
+def read_scores(path: str | Path) -> tuple[list[str], dict[str, dict[str, np.ndarray]]]:
+    """``(classes, {stream: {"video_id", "label", "scores"[, "static"]}})`` of a score file."""
+    with h5py.File(path, "r") as f:
+        classes = [c.decode() if isinstance(c, bytes) else str(c) for c in f.attrs["classes"]]
+        out = {}
+        for name, g in f.items():
+            out[name] = {k: (np.array([x.decode() if isinstance(x, bytes) else x for x in g[k][()]])
+                             if k == "video_id" else g[k][()]) for k in g}
+    return classes, out

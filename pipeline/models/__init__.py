@@ -1,0 +1,126 @@
+"""The networks: 3D ResNet/ResNeXt (Hara et al. 2018), the residual-frames ResNet-18-3D (Tao et al.) and 2D
+ResNets (He et al. 2016), all with one interface (:class:`~pipeline.models.base.Classifier`).
+
+    model = build("resnet3d-18", in_channels=2, num_classes=101)   # any config field as an override
+    logits = model(x)                        # x (N, C, T, H, W) for 3D models, (N, C, H, W) for 2D
+    feat = model.forward_features(x)         # (N, model.feature_dim): pooled last stage, before dropout/fc
+    logits = model.classify(feat)            # dropout + model.fc; equals model(x)
+
+Every model has ``fc`` (the final linear layer), ``last_block`` (the last residual stage), ``feature_dim``,
+``config`` (its dataclass), ``input_dims`` (3 or 2) and ``arch`` (its registry name).
+:mod:`.summary` counts parameters and multiply-adds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from torch import nn
+
+from .base import Classifier
+from .resnet2d import ResNet2d, ResNet2dConfig
+from .resnet3d import ResNet3d, ResNet3dConfig
+from .resnet18_3d import ResNet18Elu3d, ResNet18Elu3dConfig
+
+
+@dataclass(frozen=True)
+class ResNet3d34Config(ResNet3dConfig):
+    """3D ResNet-34, shortcut A (Hara et al. 2018: 63.5 M parameters at 400 classes)."""
+
+    depth: int = 34
+
+
+@dataclass(frozen=True)
+class ResNet3d50Config(ResNet3dConfig):
+    """3D ResNet-50, shortcut B (Hara et al. 2018: 46.4 M parameters at 400 classes)."""
+
+    depth: int = 50
+
+
+@dataclass(frozen=True)
+class ResNet3d101Config(ResNet3dConfig):
+    """3D ResNet-101, shortcut B (Hara et al. 2018: 85.3 M parameters at 400 classes)."""
+
+    depth: int = 101
+
+
+@dataclass(frozen=True)
+class ResNeXt3d101Config(ResNet3dConfig):
+    """3D ResNeXt-101, 32 groups, shortcut B: the MARS backbone (Hara et al. 2018: 48.3 M at 400 classes)."""
+
+    depth: int = 101
+    cardinality: int = 32
+
+
+@dataclass(frozen=True)
+class ResNet2d34Config(ResNet2dConfig):
+    """2D ResNet-34 (He et al. 2016)."""
+
+    depth: int = 34
+
+
+@dataclass(frozen=True)
+class ResNet2d50Config(ResNet2dConfig):
+    """2D ResNet-50 (He et al. 2016; torchvision's v1.5 stride placement)."""
+
+    depth: int = 50
+
+
+#: architecture name -> (config class, model class); the config class's defaults are the architecture
+ARCHS: dict[str, tuple[type, type[Classifier]]] = {
+    "resnet3d-18": (ResNet3dConfig, ResNet3d),
+    "resnet3d-34": (ResNet3d34Config, ResNet3d),
+    "resnet3d-50": (ResNet3d50Config, ResNet3d),
+    "resnet3d-101": (ResNet3d101Config, ResNet3d),
+    "resnext3d-101": (ResNeXt3d101Config, ResNet3d),
+    "resnet18-3d-elu": (ResNet18Elu3dConfig, ResNet18Elu3d),
+    "resnet2d-18": (ResNet2dConfig, ResNet2d),
+    "resnet2d-34": (ResNet2d34Config, ResNet2d),
+    "resnet2d-50": (ResNet2d50Config, ResNet2d),
+}
+
+
+def config_fields(arch: str) -> list[str]:
+    """The config fields an architecture takes as overrides (ValueError for an unknown name)."""
+    return [f.name for f in fields(_entry(arch)[0])]
+
+
+def input_dims_of(arch: str) -> int:
+    """3 for an architecture taking clips (N, C, T, H, W), 2 for one taking images (N, C, H, W)."""
+    return _entry(arch)[1].input_dims
+
+
+def make_config(arch: str, **overrides: Any) -> Any:
+    """The config dataclass of ``arch`` with ``overrides`` applied; an override of None keeps the
+    architecture's default (``width=None``: 64). ValueError for an unknown architecture, an unknown field or
+    a bad value, naming the allowed ones."""
+    cfg_cls, _ = _entry(arch)
+    allowed = config_fields(arch)
+    unknown = sorted(set(overrides) - set(allowed))
+    if unknown:
+        raise ValueError(f"{arch} has no config field {', '.join(map(repr, unknown))}: allowed are "
+                         f"{', '.join(allowed)}")
+    return cfg_cls(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def build(arch: str, **overrides: Any) -> nn.Module:
+    """The model ``arch`` (a name of :data:`ARCHS`), freshly initialised (deterministic given
+    ``torch.manual_seed``), with any config field overridden, e.g.
+    ``build("resnet3d-18", in_channels=2, num_classes=8, width=8, layers=(1, 1, 1, 1))``; an override of None
+    keeps the default. An unknown architecture or field is a ValueError naming the allowed ones."""
+    _, model_cls = _entry(arch)
+    model = model_cls(make_config(arch, **overrides))
+    model.arch = arch
+    return model
+
+
+def _entry(arch: str) -> tuple[type, type[Classifier]]:
+    if arch not in ARCHS:
+        raise ValueError(f"unknown architecture {arch!r}: allowed are {', '.join(ARCHS)}")
+    return ARCHS[arch]
+
+
+__all__ = ["ARCHS", "Classifier", "ResNet2d", "ResNet2dConfig", "ResNet3d", "ResNet3dConfig", "ResNet18Elu3d",
+           "ResNet18Elu3dConfig", "build", "config_fields", "input_dims_of",
+           "make_config"]

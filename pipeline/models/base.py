@@ -1,0 +1,95 @@
+"""What every network of :mod:`pipeline.models` shares: the classifier interface, the weight initialisation.
+
+A model is a feature extractor followed by a classifier head::
+
+    forward(x) == classify(forward_features(x))
+    forward_features: (N, C, T, H, W) float32 (3D models) or (N, C, H, W) (2D models) -> (N, feature_dim)
+    classify:         (N, feature_dim) -> (N, num_classes) logits (dropout, then the linear layer ``fc``)
+
+``forward_features`` is the globally averaged output of the last residual stage (``last_block``), taken
+before dropout: the feature MARS and MERS match to the flow stream's (Crasto et al. 2019, §3.1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+#: the activations a config may name, as module factories
+ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "elu": lambda: nn.ELU(inplace=True)}
+
+
+def activation(name: str) -> nn.Module:
+    """A fresh activation module by name (``"relu"`` or ``"elu"``, both in place)."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}: allowed are {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+class Classifier(nn.Module):
+    """The interface of every model (the trainer depends on it).
+
+    Subclasses build ``self.fc`` (the final :class:`~torch.nn.Linear`), ``self.dropout``, ``self.last_block``
+    (the last residual stage) and ``self.feature_dim``, store ``self.config`` and implement
+    :meth:`forward_features`. ``input_dims`` is 3 for models taking (N, C, T, H, W) clips, 2 for (N, C, H, W)
+    images.
+    """
+
+    input_dims: int = 3
+    config: Any
+    fc: nn.Linear
+    dropout: nn.Module
+    feature_dim: int
+
+    @property
+    def last_block(self) -> nn.Module:
+        """The last residual stage (``layer4``); a property, so its parameters are not registered twice."""
+        return self.layer4
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The pooled feature after the last residual stage, (N, feature_dim), before dropout."""
+        raise NotImplementedError
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits (N, num_classes) from pooled features (N, feature_dim): dropout, then ``fc``."""
+        return self.fc(self.dropout(features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, num_classes) of a batch; equals ``classify(forward_features(x))``."""
+        return self.classify(self.forward_features(x))
+
+
+def init_weights(model: nn.Module) -> None:
+    """Hara et al.'s initialisation: convolutions Kaiming-normal (fan out, ReLU gain), batch norms weight 1
+    and bias 0; linear layers keep PyTorch's default. Deterministic given ``torch.manual_seed``."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Conv3d)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def check_layers(layers: Any, stages: int = 4) -> tuple[int, ...] | None:
+    """``layers`` as a tuple of ``stages`` positive block counts (None stays None); a ValueError otherwise."""
+    if layers is None:
+        return None
+    try:
+        out = tuple(int(n) for n in layers)
+    except (TypeError, ValueError):
+        raise ValueError(f"layers must be {stages} block counts, got {layers!r}") from None
+    if len(out) != stages or min(out) < 1:
+        raise ValueError(f"layers must be {stages} block counts >= 1, got {layers!r}")
+    return out
+
+
+def check_common(cfg: Any) -> None:
+    """The checks every config shares: channel, class and width counts positive, dropout in [0, 1)."""
+    for name in ("in_channels", "num_classes", "width"):
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not 0.0 <= float(cfg.dropout) < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {cfg.dropout!r}")

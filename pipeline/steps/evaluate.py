@@ -1,0 +1,80 @@
+"""Stage ``evaluate``: every trained stream of ``evaluate.streams`` on the test split, and the fusions of
+``evaluate.fusions``, into ``results/evaluate/<dataset>/``: ``metrics.json`` (per stream and per fusion:
+top-1, top-5, mean class accuracy, static-clip top-1, chance level, test videos, seconds per video) and
+``scores.h5`` (every stream's video scores, for later fusion)."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+from ..core import paths
+from ..core.atomic import write_text_atomic
+from ..core.config import section_values
+from ..core.errors import ConfigError, StageError
+from ..evaluate import fusion_metrics, stream_metrics, test_stream, tvl1_seconds_per_pair, write_scores
+from ..train import get as get_method
+from ..train.checkpoint import load as load_checkpoint
+from ..train.trainer import resolve_device
+from .contract import DatasetJob, Option, Stage
+from .train import source_shards
+
+
+def fusion_name(streams) -> str:
+    return "+".join(streams)
+
+
+def check_fusions(streams, fusions) -> None:
+    for f in fusions:
+        missing = [s for s in f if s not in streams]
+        if missing:
+            raise ConfigError(f"evaluate.fusions: {fusion_name(f)} names {missing}, which evaluate.streams "
+                              f"({list(streams)}) does not test")
+
+
+def run(job: DatasetJob) -> dict:
+    s, cfg = job.settings, job.config
+    check_fusions(cfg.streams, cfg.fusions)
+    out = Path(job.out) if job.out else s.stage_dir("evaluate")
+    results, classes = [], None
+    for name in cfg.streams:
+        model = paths.train_dir(s.results, s.dataset.name, name) / paths.TRAIN_FILES["model"]
+        if not model.exists():
+            raise StageError(f"evaluate: stream {name} has no trained model {model}; run "
+                             f"`prep-cli train --method {name} --dataset {s.dataset.name}` first")
+        shards = source_shards(s, (get_method(name).input,))
+        r = test_stream(name, model, shards, s.clips, cfg)
+        results.append(r)
+        if classes is None:
+            classes = load_checkpoint(model)["classes"]
+    tvl1 = None
+    if cfg.tvl1_pairs and any(r.input == "flow" for r in results):
+        rgb = source_shards(s, ("rgb",))["rgb"][0]
+        tvl1 = tvl1_seconds_per_pair(rgb, s.extract_flow, cfg.tvl1_pairs)
+    k = len(classes)
+    by_name = {r.name: r for r in results}
+    metrics = {
+        "dataset": s.dataset.name, "split": "test", "classes": list(classes), "average": cfg.average,
+        "tvl1_seconds_per_pair": tvl1,
+        "tvl1": {"backend": s.extract_flow.backend, "pairs": cfg.tvl1_pairs, "device": s.extract_flow.device},
+        "device": str(resolve_device(cfg.device)), "machine": f"{platform.machine()} {platform.processor()}".strip(),
+        "settings": {"evaluate": section_values(cfg), "clips": section_values(s.clips)},
+        "streams": {r.name: stream_metrics(r, k, tvl1) for r in results},
+        "fusions": {fusion_name(f): fusion_metrics([by_name[n] for n in f], k, tvl1) for f in cfg.fusions},
+    }
+    write_scores(out / paths.EVALUATE_FILES["scores"], results, classes)
+    write_text_atomic(out / paths.EVALUATE_FILES["metrics"], json.dumps(metrics, indent=1) + "\n")
+    line = ", ".join(f"{n} {m['top1'] * 100:.1f}" for n, m in {**metrics["streams"], **metrics["fusions"]}.items())
+    return {"metrics": str(out / paths.EVALUATE_FILES["metrics"]),
+            "message": f"top-1 % on {len(results[0].video_ids)} test videos: {line}"}
+
+
+STAGE = Stage(
+    name="evaluate",
+    summary="Test the trained streams on the test split (video-level top-1/top-5/mean class accuracy, "
+            "fusions, static clips, seconds per video).",
+    reads=None, writes=(), uses=("evaluate", "clips", "extract_flow"), run=run, per_shard=False,
+    options=(Option("--average", "average"), Option("--device", "device"), Option("--batch-size", "batch_size"),
+             Option("--tvl1-pairs", "tvl1_pairs")),
+)

@@ -1,0 +1,98 @@
+"""Stage ``train``: one method (``--method``, :mod:`pipeline.train.methods`) on the shards of a dataset, into
+``results/train/<dataset>/<method>/``: ``model.pt`` (written last), the resumable ``last.pt``, ``log.jsonl``
+(one line per epoch), ``config.json`` (the effective settings) and ``split.json`` (training and validation
+videos, both from the train split). The students of the flow teacher (mers, mars, d3d) read its
+``model.pt`` (``--teacher``, default the dataset's trained ``flow``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..core import paths
+from ..core.errors import ConfigError, StageError
+from ..core.config import Settings
+from ..shards import ShardReader
+from ..train import METHODS, SOURCE_STAGE, TrainRun, train
+from ..train import get as get_method
+from .contract import DatasetJob, Option, Stage
+
+
+def source_shards(settings: Settings, modalities) -> dict[str, list[Path]]:
+    """``{shard source: [paths]}`` of the stages holding ``modalities``, the same shard indices for every
+    source; a missing stage output names the command that writes it."""
+    out: dict[str, dict[int, Path]] = {}
+    for mod in modalities:
+        stage = SOURCE_STAGE[mod]
+        src = {"frame": "rgb", "residual": "mv"}.get(mod, mod)
+        if src in out:
+            continue
+        found = paths.shard_files(settings.stage_dir(stage))
+        if not found:
+            raise StageError(f"no {stage} shards in {settings.stage_dir(stage)}: run "
+                             f"`prep-cli {stage.replace('_', '-')} --dataset {settings.dataset.name}` first")
+        out[src] = found
+    common = sorted(set.intersection(*[set(v) for v in out.values()]))
+    missing = {s: sorted(set(v) - set(common)) for s, v in out.items() if set(v) - set(common)}
+    if missing or not common:
+        raise StageError(f"the shards of {sorted(out)} do not cover the same shard indices "
+                         f"(only in one: {missing}); rerun the stage that misses them")
+    return {s: [v[k] for k in common] for s, v in out.items()}
+
+
+def shard_provenance(shards: dict[str, list[Path]]) -> dict:
+    """What the run was trained on: the shard files and the manifest they were all written from."""
+    shas = set()
+    for files in shards.values():
+        for p in files:
+            with ShardReader(p) as r:
+                shas.add(str(r.attrs.get("manifest_sha256", "")))
+    if len(shas) > 1:
+        raise StageError(f"the shards were written from different manifests ({sorted(shas)}); rerun the "
+                         "stages from one manifest")
+    return {"manifest_sha256": shas.pop() if shas else "", "shards": {s: [str(p) for p in v] for s, v in shards.items()}}
+
+
+def run(job: DatasetJob) -> dict:
+    if not job.options.get("method"):
+        raise ConfigError(f"train: give --method, one of {', '.join(METHODS)}")
+    method = get_method(job.options["method"])
+    s = job.settings
+    out = Path(job.out) if job.out else paths.train_dir(s.results, s.dataset.name, method.name)
+    shards = source_shards(s, method.loads)
+    teacher = None
+    if method.teacher:
+        teacher = Path(job.options.get("teacher") or
+                       paths.train_dir(s.results, s.dataset.name, method.teacher) / paths.TRAIN_FILES["model"])
+        if not teacher.exists():
+            raise StageError(f"train {method.name}: the {method.teacher} teacher {teacher} does not exist; run "
+                             f"`prep-cli train --method {method.teacher} --dataset {s.dataset.name}` first")
+    summary = train(TrainRun(method=method.name, train=job.config, clips=s.clips, shards=shards, out_dir=out,
+                             teacher=teacher, progress=job.options.get("progress", True),
+                             provenance={"dataset": s.dataset.name, **shard_provenance(shards)}),
+                    resume=job.options.get("resume", False))
+    acc = summary.get("val_acc")
+    summary["message"] = (f"{method.name}: {summary['epochs']} epochs on {summary['train_videos']} videos"
+                          + (f", validation clip accuracy {acc:.3f}" if acc is not None else "")
+                          + f" -> {summary['model']}")
+    return summary
+
+
+STAGE = Stage(
+    name="train",
+    summary="Train one method (flow teacher, RGB, MERS, MARS, D3D, residual-frame or appearance path) on the "
+            "dataset's shards.",
+    reads=None, writes=(), uses=("train", "clips"), run=run, per_shard=False,
+    options=(
+        Option("--method", "method", config=False, type=None, default=None,
+               help=f"What to train: {', '.join(METHODS)}."),
+        Option("--resume", "resume", config=False, is_flag=True,
+               help="Continue from the run folder's last.pt (the same next step as an uninterrupted run)."),
+        Option("--teacher", "teacher", config=False, type=str, default=None,
+               help="The flow teacher's model.pt for mers/mars/d3d (default: <results>/train/<dataset>/flow/model.pt)."),
+        Option("--progress/--no-progress", "progress", config=False, default=True, help="Show progress bars."),
+        Option("--epochs", "epochs"), Option("--batch-size", "batch_size"), Option("--lr", "lr"),
+        Option("--seed", "seed"), Option("--workers", "workers"), Option("--device", "device"),
+        Option("--precision", "precision"), Option("--pretrained", "pretrained"),
+        Option("--finetune", "finetune"),
+    ),
+)

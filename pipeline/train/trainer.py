@@ -1,0 +1,493 @@
+"""The trainer: one method (:mod:`pipeline.train.methods`) on the shards of one dataset.
+
+What a run does, in order:
+
+1. Splits the train split into training and validation videos (:func:`split_ids`: per class, by a hash of
+   the video id and the seed; the test split is never looked at) and records both lists.
+2. Builds the network (seeded), loads the frozen teacher when the method has one (``eval()``, no
+   gradients), or starts from a pretrained checkpoint (``finetune``: the last block and the classifier,
+   or all layers).
+3. Runs the method's phases (MERS has two) epoch by epoch: SGD with the configured rate, momentum and
+   weight decay, a schedule per phase, bf16 autocast on CUDA. Epoch ``e`` visits the training videos in an
+   order drawn from ``(seed, e)`` and draws each clip's position, crop and mirror from ``(seed, e, item)``,
+   so a run resumed from its checkpoint takes the same next step as one never interrupted.
+4. After each epoch: validation loss and clip accuracy, the schedule's step, the resumable checkpoint
+   ``last.pt`` and a line of ``log.jsonl``; at the end the final ``model.pt``. Every file is written under a
+   temporary name and renamed.
+
+Several processes (``torchrun``) share each global batch (:mod:`pipeline.train.distributed`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from ..core.atomic import write_text_atomic
+from ..core.config import ClipsConfig, TrainConfig, section_values
+from ..core.errors import CheckpointError, ConfigError, StageError
+from ..core.paths import TRAIN_FILES
+from ..data.dataset import ShardClips, worker_init
+from ..models import build
+from . import checkpoint as ckpt
+from . import distributed as D
+from . import losses as L
+from .methods import Method, Phase, get as get_method
+
+log = logging.getLogger("motionprep")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Pure helpers
+
+
+def split_ids(videos: Sequence[tuple[str, int]], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """``(video id, label)`` pairs of the train split -> (training ids, validation ids).
+
+    Per class, the videos are ordered by SHA-1 of ``"<seed>:<id>"`` and the first ``round(fraction * n)``
+    (at least one when ``fraction > 0`` and the class has two or more) are held out, so every class is
+    validated and the choice does not depend on file order."""
+    by_class: dict[int, list[str]] = {}
+    for vid, label in videos:
+        by_class.setdefault(int(label), []).append(vid)
+    train, val = [], []
+    for label in sorted(by_class):
+        ids = sorted(by_class[label], key=lambda v: hashlib.sha1(f"{seed}:{v}".encode()).hexdigest())
+        k = int(round(fraction * len(ids)))
+        if fraction > 0 and len(ids) >= 2:
+            k = min(max(k, 1), len(ids) - 1)
+        val += ids[:k]
+        train += ids[k:]
+    return sorted(train), sorted(val)
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """Epoch ``epoch``'s global batches of item indices ``0..n-1``: a permutation drawn from ``(seed, epoch)``
+    cut into ``batch_size`` runs; the incomplete tail is dropped (kept when it is the only batch)."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(n, generator=g).tolist()
+    batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    if len(batches) > 1 and len(batches[-1]) < batch_size:
+        batches.pop()
+    return batches
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when present, else the CPU; ``cuda`` without a GPU is a :class:`ConfigError`."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r}: no CUDA device is visible to PyTorch ({torch.__version__})")
+    return dev
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    if precision == "bf16" and device.type != "cuda":
+        raise ConfigError("precision bf16 needs a CUDA device (use auto or fp32 on the CPU)")
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
+def build_model(spec: Mapping[str, Any]) -> nn.Module:
+    """The network of a ``model_spec`` (``{"arch": name, <config field>: value, ...}``)."""
+    spec = dict(spec)
+    arch = spec.pop("arch")
+    return build(arch, **{k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.items()})
+
+
+def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
+    """A trained network from a checkpoint, in eval mode, and the checkpoint's other entries."""
+    data = ckpt.load(path)
+    model = build_model(data["model_spec"])
+    model.load_state_dict(data["model"])
+    return model.to(device).eval(), data
+
+
+class _Both(nn.Module):
+    """``x -> (features, logits)`` through one forward pass (so DDP sees a single call)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.model.forward_features(x)
+        return f, self.model.classify(f)
+
+
+def trainable_names(model: nn.Module, trains: str, finetune: str) -> set[str]:
+    """Names of the parameters one phase trains: ``all``, ``backbone`` (all but ``fc``) or ``classifier``
+    (``fc`` alone), narrowed by ``finetune == "last"`` to the last block and ``fc``."""
+    fc = {f"fc.{n}" for n, _ in model.fc.named_parameters()}
+    names = {n for n, _ in model.named_parameters()}
+    if trains == "classifier":
+        chosen = fc
+    elif trains == "backbone":
+        chosen = names - fc
+    else:
+        chosen = names
+    if finetune == "last":
+        last = {n for n, p in model.named_parameters() if any(p is q for q in model.last_block.parameters())}
+        chosen &= last | fc
+    return chosen
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The run
+
+
+@dataclass
+class TrainRun:
+    """Everything one training run needs. ``shards``: ``{shard source: [paths]}`` (``rgb``, ``flow``,
+    ``resframe``, ``mv``), position k of every list being shard k; ``teacher``: the teacher's ``model.pt``."""
+
+    method: str
+    train: TrainConfig
+    clips: ClipsConfig
+    shards: Mapping[str, Sequence[Path]]
+    out_dir: Path
+    teacher: Path | None = None
+    progress: bool = True
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    def path(self, kind: str) -> Path:
+        return Path(self.out_dir) / TRAIN_FILES[kind]
+
+
+def _phase_plan(method: Method, cfg: TrainConfig) -> list[tuple[int, int]]:
+    """(phase index, epoch within the phase) of every global epoch."""
+    return [(p, e) for p, ph in enumerate(method.phases) for e in range(int(getattr(cfg, ph.epochs)))]
+
+
+class Trainer:
+    def __init__(self, run: TrainRun):
+        self.run = run
+        self.method = get_method(run.method)
+        self.cfg = run.train
+        self.device = resolve_device(self.cfg.device)
+        self.world = D.setup(self.device)
+        if self.device.type == "cuda" and self.world.size > 1:
+            self.device = torch.device("cuda", self.world.local_rank)
+            torch.cuda.set_device(self.device)
+        self.bf16 = use_bf16(self.cfg.precision, self.device)
+        if self.method.teacher and run.teacher is None:
+            raise ConfigError(f"method {self.method.name} needs the trained {self.method.teacher} teacher "
+                              "(its model.pt)")
+        self._datasets()
+        self._networks()
+        self.plan = _phase_plan(self.method, self.cfg)
+        self.phase = -1
+        self.optimizer = self.scheduler = None
+        self.history: list[dict] = []
+
+    # -- set-up -------------------------------------------------------------------------------------------
+    def _dataset(self, mode: str, ids: Iterable[str], seed: int | None = None, static: bool = False) -> ShardClips:
+        c = self.run.clips
+        return ShardClips(self.run.shards, "+".join(self.method.loads), mode=mode, length=c.length,
+                          crop=c.crop, split="train", rgb_mean=c.rgb_mean, means={"flow": c.flow_mean},
+                          seed=seed, flip=c.flip, ids=ids, static=static)
+
+    def _datasets(self) -> None:
+        full = self._dataset("test", None)
+        if not full.videos:
+            raise ConfigError(f"train {self.method.name}: the shards hold no video of the train split")
+        self.classes = list(full.classes)
+        self.train_ids, self.val_ids = split_ids([(v.video_id, v.label) for v in full.videos],
+                                                 self.cfg.val_fraction, self.cfg.seed)
+        self.train_set = self._dataset("train", self.train_ids, seed=self.cfg.seed)
+        self.val_set = self._dataset("test", self.val_ids) if self.val_ids else None
+        bs = self.cfg.batch_size
+        if bs % self.world.size:
+            raise ConfigError(f"train.batch_size {bs} is not a multiple of the {self.world.size} processes")
+        self.batch_size = min(bs, len(self.train_set) - len(self.train_set) % self.world.size)
+        if self.batch_size < self.world.size:
+            raise ConfigError(f"train {self.method.name}: {len(self.train_set)} training videos for "
+                              f"{self.world.size} processes")
+
+    def _in_channels(self, modality: str) -> int:
+        return int(self.train_set[0][modality].shape[0])
+
+    def _networks(self) -> None:
+        cfg = self.cfg
+        spec: dict[str, Any] = {"arch": getattr(cfg, self.method.arch_key),
+                                "in_channels": self._in_channels(self.method.input),
+                                "num_classes": len(self.classes)}
+        if cfg.width is not None:
+            spec["width"] = cfg.width
+        if cfg.layers is not None:
+            spec["layers"] = list(cfg.layers)
+        torch.manual_seed(cfg.seed)
+        model = build_model(spec)
+        if cfg.pretrained:
+            self._load_pretrained(model, cfg.pretrained)
+        elif cfg.finetune != "none":
+            raise ConfigError(f"train.finetune {cfg.finetune!r} needs train.pretrained (a checkpoint)")
+        self.spec = spec
+        self.model = model.to(self.device)
+        if self.world.size > 1:
+            self.model = D.convert_batchnorm(self.model, self.device)
+        self.teacher = None
+        if self.method.teacher:
+            teacher, data = load_model(self.run.teacher, self.device)
+            if data.get("method") != self.method.teacher or list(data.get("classes", [])) != self.classes:
+                raise CheckpointError(f"{self.run.teacher} is not a {self.method.teacher} teacher of these "
+                                      f"classes (method {data.get('method')!r})")
+            for p in teacher.parameters():
+                p.requires_grad_(False)
+            self.teacher = teacher.eval()
+            self.teacher_source = str(self.run.teacher)
+
+    def _load_pretrained(self, model: nn.Module, path: str) -> None:
+        data = ckpt.load(path)
+        state = model.state_dict()
+        keep = {k: v for k, v in data["model"].items() if k in state and state[k].shape == v.shape}
+        dropped = sorted(set(data["model"]) - set(keep))
+        missing = sorted(set(state) - set(keep))
+        if any(not k.startswith("fc.") for k in missing):
+            raise CheckpointError(f"pretrained checkpoint {path} does not fit {self.spec_name(model)}: "
+                                  f"missing or mismatched {missing[:5]}")
+        model.load_state_dict(keep, strict=False)
+        log.info("started from %s%s", path, f" (new classifier; dropped {dropped})" if dropped else "")
+
+    @staticmethod
+    def spec_name(model: nn.Module) -> str:
+        return type(model).__name__
+
+    # -- phases -------------------------------------------------------------------------------------------
+    def _enter_phase(self, p: int) -> None:
+        ph = self.method.phases[p]
+        names = trainable_names(self.model, ph.trains, self.cfg.finetune)
+        for n, prm in self.model.named_parameters():
+            prm.requires_grad_(n in names)
+        params = [prm for n, prm in self.model.named_parameters() if n in names]
+        self.optimizer = torch.optim.SGD(params, lr=self.cfg.lr, momentum=self.cfg.momentum,
+                                         weight_decay=self.cfg.weight_decay)
+        epochs = int(getattr(self.cfg, ph.epochs))
+        if self.cfg.schedule == "plateau":
+            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, "min", factor=self.cfg.lr_factor, patience=self.cfg.lr_patience)
+        elif self.cfg.schedule == "cosine":
+            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(epochs, 1))
+        else:
+            self.scheduler = None
+        net = _Both(self.model)
+        if self.world.size > 1:
+            net = nn.parallel.DistributedDataParallel(
+                net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.net = net
+        self.phase = p
+
+    def _loss(self, ph: Phase, batch: Mapping[str, torch.Tensor], feats: torch.Tensor, logits: torch.Tensor):
+        y = batch["label"]
+        if ph.loss == "ce":
+            loss = L.cross_entropy(logits, y)
+            return loss, {"ce": loss.detach().item()}
+        with torch.no_grad(), self._autocast():
+            t_feats = self.teacher.forward_features(batch[get_method(self.method.teacher).input])
+            t_logits = self.teacher.classify(t_feats)
+        if ph.loss == "feature":
+            loss = L.feature_mse(feats, t_feats)
+            return loss, {"mse": loss.detach().item()}
+        if ph.loss == "mars":
+            return L.mars_loss(logits, feats, t_feats, y, self.cfg.mars_alpha)
+        if ph.loss == "d3d":
+            return L.d3d_loss(logits, t_logits, y, self.cfg.d3d_lambda)
+        raise ValueError(f"unknown loss {ph.loss!r}")
+
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16) if self.device.type == "cuda" \
+            else torch.autocast("cpu", enabled=False)
+
+    def _to_device(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def _loader(self, dataset: ShardClips, batches: list[list[int]]) -> DataLoader:
+        w = self.cfg.workers
+        return DataLoader(dataset, batch_sampler=batches, num_workers=w, worker_init_fn=worker_init,
+                          pin_memory=self.device.type == "cuda", persistent_workers=False,
+                          prefetch_factor=4 if w else None)
+
+    # -- one epoch ----------------------------------------------------------------------------------------
+    def _train_epoch(self, epoch: int) -> dict:
+        ph = self.method.phases[self.phase]
+        self.train_set.seed = self.cfg.seed * 1_000_003 + epoch      # clip draws of this epoch
+        batches = [D.rank_slice(b, self.world)
+                   for b in epoch_batches(len(self.train_set), self.batch_size, self.cfg.seed, epoch)]
+        self.model.train()
+        if ph.trains == "classifier":            # MERS step 2: the features stay as step 1 left them
+            self.model.eval()
+            self.model.fc.train()
+        bar = tqdm(total=len(batches), desc=f"{self.method.name} epoch {epoch + 1}/{len(self.plan)}",
+                   unit="batch", disable=not (self.run.progress and self.world.main), dynamic_ncols=True,
+                   leave=False)
+        total = correct = 0
+        loss_sum = 0.0
+        parts_sum: dict[str, float] = {}
+        wait = 0.0
+        start = time.perf_counter()
+        t0 = start
+        for batch in self._loader(self.train_set, batches):
+            wait += time.perf_counter() - t0
+            batch = self._to_device(batch)
+            x = batch[self.method.input]
+            with self._autocast():
+                feats, logits = self.net(x)
+                loss, parts = self._loss(ph, batch, feats, logits)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            n = len(x)
+            total += n
+            loss_sum += loss.detach().item() * n
+            correct += int((logits.argmax(1) == batch["label"]).sum())
+            for k, v in parts.items():
+                parts_sum[k] = parts_sum.get(k, 0.0) + v * n
+            elapsed = time.perf_counter() - start
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum / total:.4f}", clips_s=f"{total * self.world.size / elapsed:.1f}")
+            t0 = time.perf_counter()
+        bar.close()
+        seconds = time.perf_counter() - start
+        if not math.isfinite(loss_sum):
+            raise StageError(f"train {self.method.name}: the loss is {loss_sum} in epoch {epoch + 1} (phase "
+                             f"{ph.name}): training diverged; lower train.lr (now {self.cfg.lr})")
+        out = {"train_loss": D.all_mean(loss_sum / max(total, 1), self.world),
+               "train_acc": D.all_mean(correct / max(total, 1), self.world),
+               **{f"train_{k}": D.all_mean(v / max(total, 1), self.world) for k, v in parts_sum.items()},
+               "clips": total * self.world.size, "seconds": seconds,
+               "clips_per_s": total * self.world.size / max(seconds, 1e-9),
+               "data_wait": wait / max(seconds, 1e-9)}
+        if self.device.type == "cuda":
+            out["gpu_mem_mb"] = torch.cuda.max_memory_allocated(self.device) / 2 ** 20
+        return out
+
+    @torch.no_grad()
+    def _validate(self) -> dict:
+        if self.val_set is None:
+            return {}
+        ph = self.method.phases[self.phase]
+        self.model.eval()
+        items = list(range(len(self.val_set)))[self.world.rank::self.world.size]
+        bs = max(1, self.batch_size // self.world.size)
+        batches = [items[i:i + bs] for i in range(0, len(items), bs)]
+        stats = torch.zeros(3, dtype=torch.float64)          # loss sum, correct, clips
+        for batch in self._loader(self.val_set, batches):
+            batch = self._to_device(batch)
+            with self._autocast():
+                feats = self.model.forward_features(batch[self.method.input])
+                logits = self.model.classify(feats)
+                loss, _ = self._loss(ph, batch, feats, logits)
+            n = len(logits)
+            stats += torch.tensor([loss.item() * n, float((logits.argmax(1) == batch["label"]).sum()), n],
+                                  dtype=torch.float64)
+        if self.world.size > 1:
+            torch.distributed.all_reduce(stats)
+        return {"val_loss": float(stats[0] / max(stats[2], 1)), "val_acc": float(stats[1] / max(stats[2], 1))}
+
+    # -- checkpoints --------------------------------------------------------------------------------------
+    def _payload(self) -> dict:
+        return {"method": self.method.name, "model_spec": self.spec, "model": self.model.state_dict(),
+                "classes": self.classes, "input": self.method.input, "seed": self.cfg.seed,
+                "settings": json.loads(json.dumps(self.settings()))}
+
+    def settings(self) -> dict:
+        return {"method": self.method.name, "train": section_values(self.cfg),
+                "clips": section_values(self.run.clips), "teacher": str(self.run.teacher or ""),
+                "world_size": self.world.size, "device": str(self.device), "bf16": self.bf16,
+                "batch_size": self.batch_size, **dict(self.run.provenance)}
+
+    def _save_resumable(self, epoch: int) -> None:
+        if not self.world.main:
+            return
+        ckpt.save(self.run.path("checkpoint"), {
+            **self._payload(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
+            "phase": self.phase, "epoch": epoch, "rng": ckpt.rng_state(), "history": self.history})
+
+    def _resume(self) -> int:
+        path = self.run.path("checkpoint")
+        if not path.exists():
+            return 0
+        data = ckpt.load(path)
+        if data.get("method") != self.method.name or data.get("model_spec") != self.spec:
+            raise CheckpointError(f"{path} belongs to another run (method {data.get('method')!r}, network "
+                                  f"{data.get('model_spec')}); remove it or use another --out")
+        self.model.load_state_dict(data["model"])
+        self._enter_phase(int(data["phase"]))
+        self.optimizer.load_state_dict(data["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(data["scheduler"])
+        ckpt.set_rng_state(data["rng"])
+        self.history = list(data.get("history", []))
+        log.info("resumed %s from %s after epoch %d", self.method.name, path, int(data["epoch"]) + 1)
+        return int(data["epoch"]) + 1
+
+    def _write_log(self) -> None:
+        if self.world.main:
+            write_text_atomic(self.run.path("log"), "".join(json.dumps(h) + "\n" for h in self.history))
+
+    # -- main loop ----------------------------------------------------------------------------------------
+    def fit(self, resume: bool = False, stop_after: int | None = None) -> dict:
+        """Train (from the last checkpoint when ``resume``); ``stop_after``: stop after that many global
+        epochs (an interruption, for tests). Returns a summary."""
+        out = Path(self.run.out_dir)
+        if self.world.main:
+            out.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(self.run.path("config"), json.dumps(self.settings(), indent=1) + "\n")
+            write_text_atomic(self.run.path("split"), json.dumps(
+                {"rule": f"per class, SHA-1 of '<seed>:<video id>', first round({self.cfg.val_fraction} n) "
+                         "held out; from the train split only", "seed": self.cfg.seed,
+                 "train": self.train_ids, "val": self.val_ids}, indent=1) + "\n")
+        start = self._resume() if resume else 0
+        for epoch in range(start, len(self.plan)):
+            if stop_after is not None and epoch >= stop_after:
+                return {"stopped_after": epoch}
+            p, _ = self.plan[epoch]
+            if p != self.phase:
+                self._enter_phase(p)
+            t = time.perf_counter()
+            row = {"epoch": epoch + 1, "phase": self.method.phases[p].name,
+                   "lr": self.optimizer.param_groups[0]["lr"], **self._train_epoch(epoch), **self._validate()}
+            row["epoch_seconds"] = time.perf_counter() - t
+            if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                self.scheduler.step(row.get("val_loss", row["train_loss"]))
+            elif self.scheduler is not None:
+                self.scheduler.step()
+            self.history.append(row)
+            self._save_resumable(epoch)
+            self._write_log()
+            log.info("%s epoch %d/%d: %s", self.method.name, epoch + 1, len(self.plan),
+                     ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float)))
+        if self.world.main:
+            ckpt.save(self.run.path("model"), {**self._payload(), "history": self.history})
+        last = self.history[-1] if self.history else {}
+        return {"method": self.method.name, "model": str(self.run.path("model")), "epochs": len(self.plan),
+                "train_videos": len(self.train_ids), "val_videos": len(self.val_ids),
+                "val_acc": last.get("val_acc"), "train_acc": last.get("train_acc")}
+
+    def close(self) -> None:
+        D.teardown(self.world)
+
+
+def train(run: TrainRun, resume: bool = False) -> dict:
+    """Train one method; see :class:`Trainer`."""
+    trainer = Trainer(run)
+    try:
+        return trainer.fit(resume=resume)
+    finally:
+        trainer.close()
+
+
+__all__ = ["TrainRun", "Trainer", "train", "split_ids", "epoch_batches", "resolve_device", "build_model",
+           "load_model", "trainable_names"]
