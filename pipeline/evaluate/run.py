@@ -104,7 +104,8 @@ def tvl1_seconds_per_pair(rgb_shard: str | Path, flow: ExtractFlowConfig, pairs:
     """TV-L1 seconds per frame pair on this machine: ``pairs`` consecutive pairs of the first video of an
     RGB shard with the flow stage's backend and parameters (one warm-up pair first, not counted)."""
     with ShardReader(rgb_shard) as r:
-        frames = r.decode(0, "rgb", 0, pairs + 2)
+        n = int(r.table()["num_frames"][0])
+        frames = r.decode(0, "rgb", 0, min(pairs + 2, n))
     gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
     if len(gray) < 2:
         raise ValueError(f"{rgb_shard}: its first video has fewer than two frames; no pair to time")
