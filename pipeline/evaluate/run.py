@@ -45,7 +45,7 @@ class StreamResult:
     static: np.ndarray | None
     model_seconds: np.ndarray
     clips: int
-    frames: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))   # (V,) frames per video
+    frames: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))   # (V,) frame pairs per video
 
 
 def _clip_scores(model: torch.nn.Module, data: ShardClips, modality: str, batch_size: int,
@@ -97,7 +97,12 @@ def test_stream(name: str, model_path: str | Path, shards: Mapping[str, Sequence
         raw_s, _ = _clip_scores(model, st, modality, cfg.batch_size, device, bf16, workers)
         static = M.video_scores(raw_s, st.item_video, n, cfg.average)
     return StreamResult(name, modality, [v.video_id for v in ds.videos], np.array([v.label for v in ds.videos]),
-                        scores, static, per_video, len(ds), np.array([v.num_frames for v in ds.videos]))
+                        scores, static, per_video, len(ds), np.array([_pairs(v, modality) for v in ds.videos]))
+
+
+def _pairs(entry, modality: str) -> int:
+    """Frame pairs TV-L1 needs for a video: its flow entries (N-1 for N frames) or, for frames, N - 1."""
+    return int(entry.frames["flow"]) if modality == "flow" else max(int(entry.num_frames) - 1, 0)
 
 
 def tvl1_seconds_per_pair(rgb_shard: str | Path, flow: ExtractFlowConfig, pairs: int) -> float:
@@ -134,7 +139,7 @@ def stream_metrics(r: StreamResult, num_classes: int, tvl1_pair_seconds: float |
     if r.static is not None:
         out["static_top1"] = M.topk_accuracy(r.static, r.labels, 1)
     model_s = float(r.model_seconds.mean())
-    flow_s = float(np.mean(np.maximum(r.frames - 1, 0)) * tvl1_pair_seconds) \
+    flow_s = float(np.mean(r.frames) * tvl1_pair_seconds) \
         if (r.input == "flow" and tvl1_pair_seconds is not None) else 0.0
     out.update({"model_seconds_per_video": model_s, "flow_seconds_per_video": flow_s,
                 "seconds_per_video": model_s + flow_s})
@@ -150,8 +155,8 @@ def fusion_metrics(results: Sequence[StreamResult], num_classes: int, tvl1_pair_
     if all(r.static is not None for r in results):
         out["static_top1"] = M.topk_accuracy(M.fuse([r.static[i] for r, i in zip(results, rows)]), labels, 1)
     model_s = sum(float(r.model_seconds[i].mean()) for r, i in zip(results, rows))
-    flows = [r for r in results if r.input == "flow"]
-    flow_s = float(np.mean(np.maximum(flows[0].frames - 1, 0)) * tvl1_pair_seconds) \
+    flows = [(r, i) for r, i in zip(results, rows) if r.input == "flow"]
+    flow_s = float(np.mean(flows[0][0].frames[flows[0][1]]) * tvl1_pair_seconds) \
         if (flows and tvl1_pair_seconds is not None) else 0.0       # one TV-L1 pass serves every flow stream
     out.update({"model_seconds_per_video": model_s, "flow_seconds_per_video": flow_s,
                 "seconds_per_video": model_s + flow_s})

@@ -47,8 +47,8 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"checkpoint {path} holds pickled Python objects, which motionprep never "
                               f"unpickles (it reads tensors and plain values only): {first}") from None
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise CheckpointError(f"checkpoint {path} cannot be read: {exc}") from None
+    except Exception as exc:        # torch's safe loader raises KeyError, RuntimeError, ... on damaged files
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a motionprep checkpoint (no format {FORMAT!r})")
     version = data.get("version")
