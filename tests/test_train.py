@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.core.config import ClipsConfig, EvaluateConfig, TrainConfig
-from pipeline.core.errors import CheckpointError
+from pipeline.core.errors import CheckpointError, ConfigError
 from pipeline.evaluate.run import test_stream as run_test_stream   # not collected as a test
 from pipeline.media import jpeg
 from pipeline.models import build
@@ -506,3 +506,19 @@ def test_epoch_batches():
     assert len(orders) == 5 and all(sorted(o) == list(range(12)) for o in orders)
     only = epoch_batches(3, 4, 0, 0)                     # a short tail that is the only batch is kept
     assert len(only) == 1 and sorted(only[0]) == [0, 1, 2]
+
+
+def test_finetune_last_trains_only_the_last_block_and_the_classifier(easy, flow_teacher, tmp_path):
+    """MARS on small datasets: start from a trained network, train its last block and classifier alone."""
+    teacher_path, _ = flow_teacher
+    start = ckpt.load(teacher_path)["model"]
+    cfg = tiny_cfg(epochs=1, lr=0.02, pretrained=str(teacher_path), finetune="last")
+    t = Trainer(make_run("flow", easy, tmp_path, cfg))
+    assert not changed(start, state_of(t.model))           # the pretrained weights, classifier included
+    t.fit()
+    t.close()
+    moved = changed(start, ckpt.load(tmp_path / "model.pt")["model"])
+    assert moved and all(k.startswith(("layer4.", "fc.")) for k in moved), sorted(moved)
+    assert "fc.weight" in moved and any(k.startswith("layer4.") and k.endswith("weight") for k in moved)
+    with pytest.raises(ConfigError, match="pretrained"):
+        Trainer(make_run("flow", easy, tmp_path / "x", tiny_cfg(finetune="all")))

@@ -82,14 +82,14 @@ def random_motion(cls: str, rng: np.random.Generator, width: int, height: int, d
     """Motion of class ``cls`` with random speed; the disc stays mostly inside the frame for ``duration`` s."""
     cx, cy = width / 2 + rng.uniform(-4, 4), height / 2 + rng.uniform(-4, 4)
     if cls.startswith("translate"):
-        speed = rng.uniform(0.25, 0.45) * min(width, height) / max(duration, 1e-6)
+        speed = rng.uniform(0.5, 0.8) * min(width, height) / max(duration, 1e-6)
         dx, dy = {"right": (1, 0), "left": (-1, 0), "down": (0, 1), "up": (0, -1)}[cls.split("_")[1]]
         start = (cx - dx * speed * duration / 2, cy - dy * speed * duration / 2)
         return Motion(start, v=(dx * speed, dy * speed))
     if cls.startswith("rotate"):
-        w = rng.uniform(1.2, 2.2) * (-1 if cls == "rotate_ccw" else 1)  # y points down: negative = ccw on screen
+        w = rng.uniform(2.5, 4.0) * (-1 if cls == "rotate_ccw" else 1)  # y points down: negative = ccw on screen
         return Motion((cx, cy), w=w)
-    k = rng.uniform(0.5, 0.8) * (1 if cls == "zoom_in" else -1)
+    k = rng.uniform(1.0, 1.5) * (1 if cls == "zoom_in" else -1)
     return Motion((cx, cy), k=k)
 
 

@@ -143,6 +143,15 @@ def trainable_names(model: nn.Module, trains: str, finetune: str) -> set[str]:
     return chosen
 
 
+def freeze_frozen_statistics(model: nn.Module) -> None:
+    """Batch norms whose parameters are not trained keep their running statistics (``eval()``): a layer
+    that is not trained does not change at all, its normalization included."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine \
+                and not any(p.requires_grad for p in m.parameters(recurse=False)):
+            m.eval()
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The run
 
@@ -325,9 +334,7 @@ class Trainer:
         batches = [D.rank_slice(b, self.world)
                    for b in epoch_batches(len(self.train_set), self.batch_size, self.cfg.seed, epoch)]
         self.model.train()
-        if ph.trains == "classifier":            # MERS step 2: the features stay as step 1 left them
-            self.model.eval()
-            self.model.fc.train()
+        freeze_frozen_statistics(self.model)      # MERS step 2, finetune "last": frozen layers stay as they are
         bar = tqdm(total=len(batches), desc=f"{self.method.name} epoch {epoch + 1}/{len(self.plan)}",
                    unit="batch", disable=not (self.run.progress and self.world.main), dynamic_ncols=True,
                    leave=False)
