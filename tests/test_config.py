@@ -95,7 +95,7 @@ def test_opencv_backend_takes_its_defaults_from_the_config():
 def test_overrides_apply_to_their_dataset_only():
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     assert resolve(cfg, "demo").decode.short_side == 48
-    assert resolve(cfg, "demo").videos_per_shard == 40
+    assert resolve(cfg, "demo").videos_per_shard == 76
     assert resolve(cfg, "ucf101").decode.short_side == 256
     sth = resolve(cfg, "sthv1").decode
     assert sth.fps is None and sth.short_side is None
