@@ -49,6 +49,9 @@ TRAIN_FILES = {"model": "model.pt", "checkpoint": "last.pt", "log": "log.jsonl",
 EVALUATE_FILES = {"metrics": "metrics.json", "scores": "scores.h5"}
 #: the report of a dataset, ``<results>/report/<dataset>/``
 REPORT_FILE = "report.md"
+#: the report's own figures, beside report.md
+REPORT_FIGURES = {"accuracy_time": "accuracy_vs_time.png", "training": "training_curves.png",
+                  "static": "static_drop.png"}
 
 
 def train_dir(results: str | Path, dataset: str, method: str) -> Path:
@@ -138,7 +141,7 @@ def video_filename(video_id: str) -> str:
     return f"{video_stem(video_id)}.avi"
 
 
-__all__ = ["TRAIN_FILES", "EVALUATE_FILES", "REPORT_FILE", "train_dir", "OUTPUT_PATTERNS", "SHARD_GLOB", "LOG_PATTERN", "MANIFEST_PATTERN", "DEMO_FILES", "PICTURES_FOLDER", "shard_id",
+__all__ = ["TRAIN_FILES", "EVALUATE_FILES", "REPORT_FILE", "REPORT_FIGURES", "train_dir", "OUTPUT_PATTERNS", "SHARD_GLOB", "LOG_PATTERN", "MANIFEST_PATTERN", "DEMO_FILES", "PICTURES_FOLDER", "shard_id",
            "output_name", "shard_name", "failures_name", "failures_path_for", "shard_index", "shard_files", "stage_dir",
            "log_dir", "dataset_log", "manifest_path", "video_stem", "video_filename", "PICTURES_LOG", "FLOW_PICTURE",
            "FLOW_STRIP", "MV_PICTURE", "MV_OVERVIEW"]

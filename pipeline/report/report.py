@@ -35,9 +35,7 @@ DISPLAY = {"rgb": "RGB", "flow": "Flow", "mers": "MERS", "mars": "MARS", "d3d": 
            "resframe": "Residual frames", "appearance": "Appearance"}
 #: the fusions in the table's order (others follow in the order metrics.json lists them)
 FUSION_ORDER = ("rgb+flow", "mers+rgb", "mars+rgb", "mars+rgb+flow", "resframe+appearance")
-#: the report's own figures, beside report.md
-FIGURES = {"accuracy_time": "accuracy_vs_time.png", "training": "training_curves.png",
-           "static": "static_drop.png"}
+FIGURES = paths.REPORT_FIGURES
 MISSING = "–"
 _SAVE = {"format": "png", "dpi": 100, "metadata": {"Software": None}}     # no version, no time: stable bytes
 
