@@ -13,7 +13,7 @@ Every model has ``fc`` (the final linear layer), ``last_block`` (the last residu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any
 
 from torch import nn
@@ -24,60 +24,17 @@ from .resnet3d import ResNet3d, ResNet3dConfig
 from .resnet18_3d import ResNet18Elu3d, ResNet18Elu3dConfig
 
 
-@dataclass(frozen=True)
-class ResNet3d34Config(ResNet3dConfig):
-    """3D ResNet-34, shortcut A (Hara et al. 2018: 63.5 M parameters at 400 classes)."""
-
-    depth: int = 34
-
-
-@dataclass(frozen=True)
-class ResNet3d50Config(ResNet3dConfig):
-    """3D ResNet-50, shortcut B (Hara et al. 2018: 46.4 M parameters at 400 classes)."""
-
-    depth: int = 50
-
-
-@dataclass(frozen=True)
-class ResNet3d101Config(ResNet3dConfig):
-    """3D ResNet-101, shortcut B (Hara et al. 2018: 85.3 M parameters at 400 classes)."""
-
-    depth: int = 101
-
-
-@dataclass(frozen=True)
-class ResNeXt3d101Config(ResNet3dConfig):
-    """3D ResNeXt-101, 32 groups, shortcut B: the MARS backbone (Hara et al. 2018: 48.3 M at 400 classes)."""
-
-    depth: int = 101
-    cardinality: int = 32
-
-
-@dataclass(frozen=True)
-class ResNet2d34Config(ResNet2dConfig):
-    """2D ResNet-34 (He et al. 2016)."""
-
-    depth: int = 34
-
-
-@dataclass(frozen=True)
-class ResNet2d50Config(ResNet2dConfig):
-    """2D ResNet-50 (He et al. 2016; torchvision's v1.5 stride placement)."""
-
-    depth: int = 50
-
-
-#: architecture name -> (config class, model class); the config class's defaults are the architecture
-ARCHS: dict[str, tuple[type, type[Classifier]]] = {
-    "resnet3d-18": (ResNet3dConfig, ResNet3d),
-    "resnet3d-34": (ResNet3d34Config, ResNet3d),
-    "resnet3d-50": (ResNet3d50Config, ResNet3d),
-    "resnet3d-101": (ResNet3d101Config, ResNet3d),
-    "resnext3d-101": (ResNeXt3d101Config, ResNet3d),
-    "resnet18-3d-elu": (ResNet18Elu3dConfig, ResNet18Elu3d),
-    "resnet2d-18": (ResNet2dConfig, ResNet2d),
-    "resnet2d-34": (ResNet2d34Config, ResNet2d),
-    "resnet2d-50": (ResNet2d50Config, ResNet2d),
+#: architecture name -> (config class, model class, the config defaults that make the architecture)
+ARCHS: dict[str, tuple[type, type[Classifier], dict[str, Any]]] = {
+    "resnet3d-18": (ResNet3dConfig, ResNet3d, {}),                 # shortcut A: 33.2 M at 400 classes (Hara)
+    "resnet3d-34": (ResNet3dConfig, ResNet3d, {"depth": 34}),      # shortcut A: 63.5 M
+    "resnet3d-50": (ResNet3dConfig, ResNet3d, {"depth": 50}),      # shortcut B: 46.4 M
+    "resnet3d-101": (ResNet3dConfig, ResNet3d, {"depth": 101}),    # shortcut B: 85.3 M
+    "resnext3d-101": (ResNet3dConfig, ResNet3d, {"depth": 101, "cardinality": 32}),   # the MARS backbone: 48.3 M
+    "resnet18-3d-elu": (ResNet18Elu3dConfig, ResNet18Elu3d, {}),   # residual frames (Tao et al.)
+    "resnet2d-18": (ResNet2dConfig, ResNet2d, {}),                 # He et al. 2016
+    "resnet2d-34": (ResNet2dConfig, ResNet2d, {"depth": 34}),
+    "resnet2d-50": (ResNet2dConfig, ResNet2d, {"depth": 50}),      # torchvision's v1.5 stride placement
 }
 
 
@@ -95,13 +52,13 @@ def make_config(arch: str, **overrides: Any) -> Any:
     """The config dataclass of ``arch`` with ``overrides`` applied; an override of None keeps the
     architecture's default (``width=None``: 64). ValueError for an unknown architecture, an unknown field or
     a bad value, naming the allowed ones."""
-    cfg_cls, _ = _entry(arch)
+    cfg_cls, _, defaults = _entry(arch)
     allowed = config_fields(arch)
     unknown = sorted(set(overrides) - set(allowed))
     if unknown:
         raise ValueError(f"{arch} has no config field {', '.join(map(repr, unknown))}: allowed are "
                          f"{', '.join(allowed)}")
-    return cfg_cls(**{k: v for k, v in overrides.items() if v is not None})
+    return cfg_cls(**{**defaults, **{k: v for k, v in overrides.items() if v is not None}})
 
 
 def build(arch: str, **overrides: Any) -> nn.Module:
@@ -109,13 +66,13 @@ def build(arch: str, **overrides: Any) -> nn.Module:
     ``torch.manual_seed``), with any config field overridden, e.g.
     ``build("resnet3d-18", in_channels=2, num_classes=8, width=8, layers=(1, 1, 1, 1))``; an override of None
     keeps the default. An unknown architecture or field is a ValueError naming the allowed ones."""
-    _, model_cls = _entry(arch)
+    model_cls = _entry(arch)[1]
     model = model_cls(make_config(arch, **overrides))
     model.arch = arch
     return model
 
 
-def _entry(arch: str) -> tuple[type, type[Classifier]]:
+def _entry(arch: str) -> tuple[type, type[Classifier], dict[str, Any]]:
     if arch not in ARCHS:
         raise ValueError(f"unknown architecture {arch!r}: allowed are {', '.join(ARCHS)}")
     return ARCHS[arch]

@@ -31,9 +31,8 @@ def activation(name: str) -> nn.Module:
 class Classifier(nn.Module):
     """The interface of every model (the trainer depends on it).
 
-    Subclasses build ``self.fc`` (the final :class:`~torch.nn.Linear`), ``self.dropout``, ``self.last_block``
-    (the last residual stage) and ``self.feature_dim``, store ``self.config`` and implement
-    :meth:`forward_features`. ``input_dims`` is 3 for models taking (N, C, T, H, W) clips, 2 for (N, C, H, W)
+    Subclasses build the stem (``conv1``, ``bn1``, ``act``, ``maxpool``) and the stages ``layer1`` ..
+    ``layer4``, store ``self.config`` and end with :meth:`_head` (pool, dropout, ``fc``, ``feature_dim``). ``input_dims`` is 3 for models taking (N, C, T, H, W) clips, 2 for (N, C, H, W)
     images.
     """
 
@@ -48,9 +47,21 @@ class Classifier(nn.Module):
         """The last residual stage (``layer4``); a property, so its parameters are not registered twice."""
         return self.layer4
 
+    def _head(self, features: int, num_classes: int, dropout: float) -> None:
+        """The part every network ends with: global average pool, dropout, the linear classifier ``fc``;
+        then the weights of the whole network are initialised (:func:`init_weights`)."""
+        self.feature_dim = features
+        self.avgpool = (nn.AdaptiveAvgPool3d if self.input_dims == 3 else nn.AdaptiveAvgPool2d)(1)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(features, num_classes)
+        init_weights(self)
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The pooled feature after the last residual stage, (N, feature_dim), before dropout."""
-        raise NotImplementedError
+        """The pooled feature after the last residual stage, (N, feature_dim), before dropout: the stem
+        (``conv1``, ``bn1``, ``act``, ``maxpool``), stages ``layer1`` .. ``layer4``, global average pool."""
+        x = self.maxpool(self.act(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return torch.flatten(self.avgpool(x), 1)
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
         """Logits (N, num_classes) from pooled features (N, feature_dim): dropout, then ``fc``."""

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import ACTIVATIONS, Classifier, activation, check_common, check_layers, init_weights
+from .base import ACTIVATIONS, Classifier, activation, check_common, check_layers
 from .resnet3d import SHORTCUTS, BasicBlock3d
 
 DOWNSAMPLES = ("pool", "stride")
@@ -118,14 +118,4 @@ class ResNet18Elu3d(Classifier):
                     stage.append(BasicBlock3d(cin, planes, stride, cfg.shortcut, cfg.activation))
                 cin = planes
             self.add_module(f"layer{i + 1}", nn.Sequential(*stage))
-        self.feature_dim = cin
-        self.avgpool = nn.AdaptiveAvgPool3d(1)
-        self.dropout = nn.Dropout(cfg.dropout)
-        self.fc = nn.Linear(cin, cfg.num_classes)
-        init_weights(self)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, in_channels, T, H, W) -> (N, feature_dim): stem, the four stages, global average pool."""
-        x = self.maxpool(self.act(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return torch.flatten(self.avgpool(x), 1)
+        self._head(cin, cfg.num_classes, cfg.dropout)

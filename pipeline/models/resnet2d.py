@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import Classifier, check_common, check_layers, init_weights
+from .base import Classifier, check_common, check_layers
 
 #: depth -> (block kind, blocks per stage): He et al. 2016 Table 1
 DEPTHS = {
@@ -132,7 +132,7 @@ class ResNet2d(Classifier):
         block = BasicBlock2d if cfg.block == "basic" else Bottleneck2d
         self.conv1 = nn.Conv2d(cfg.in_channels, cfg.width, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(cfg.width)
-        self.relu = nn.ReLU(inplace=True)
+        self.act = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         cin = cfg.width
         for i, count in enumerate(cfg.blocks):
@@ -142,14 +142,4 @@ class ResNet2d(Classifier):
                 stage.append(block(cin, planes, 2 if i > 0 and j == 0 else 1))
                 cin = planes * cfg.expansion
             self.add_module(f"layer{i + 1}", nn.Sequential(*stage))
-        self.feature_dim = cin
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(cfg.dropout)
-        self.fc = nn.Linear(cin, cfg.num_classes)
-        init_weights(self)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, in_channels, H, W) -> (N, feature_dim): stem, the four stages, global average pool."""
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return torch.flatten(self.avgpool(x), 1)
+        self._head(cin, cfg.num_classes, cfg.dropout)

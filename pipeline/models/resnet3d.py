@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Classifier, activation, check_common, check_layers, init_weights
+from .base import Classifier, activation, check_common, check_layers
 
 #: depth -> (block kind, blocks per stage): He et al. 2016 Table 1, Hara et al. 2018 Table 1
 DEPTHS = {
@@ -226,14 +226,4 @@ class ResNet3d(Classifier):
                 stage.append(block(cin, planes, stride, cfg.shortcut_type, "relu", **extra))
                 cin = planes * cfg.expansion
             self.add_module(f"layer{i + 1}", nn.Sequential(*stage))
-        self.feature_dim = cin
-        self.avgpool = nn.AdaptiveAvgPool3d(1)
-        self.dropout = nn.Dropout(cfg.dropout)
-        self.fc = nn.Linear(cin, cfg.num_classes)
-        init_weights(self)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, in_channels, T, H, W) -> (N, feature_dim): stem, the four stages, global average pool."""
-        x = self.maxpool(self.act(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return torch.flatten(self.avgpool(x), 1)
+        self._head(cin, cfg.num_classes, cfg.dropout)
