@@ -189,6 +189,13 @@ class ShardClips(Dataset):
         self._handles: dict = {}
         self._pid = os.getpid()
 
+    @classmethod
+    def from_config(cls, shards, modalities: str | Sequence[str], clips: ClipsConfig, **kwargs) -> "ShardClips":
+        """A dataset with the clip settings of a ``clips`` config section (length, crop, means, mirroring);
+        ``kwargs``: the other parameters (mode, split, ids, seed, static, ...)."""
+        return cls(shards, modalities, length=clips.length, crop=clips.crop, rgb_mean=clips.rgb_mean,
+                   means={"flow": clips.flow_mean}, flip=clips.flip, **kwargs)
+
     # -- index --------------------------------------------------------------------------------------------
     def _index(self, split: str | None) -> list[VideoEntry]:
         entries: list[VideoEntry] = []

@@ -46,6 +46,7 @@ class StreamResult:
     model_seconds: np.ndarray
     clips: int
     frames: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))   # (V,) frame pairs per video
+    classes: list[str] = field(default_factory=list)                            # the label names
 
 
 def _clip_scores(model: torch.nn.Module, data: ShardClips, modality: str, batch_size: int,
@@ -79,8 +80,7 @@ def test_stream(name: str, model_path: str | Path, shards: Mapping[str, Sequence
     modality = data["input"]
 
     def dataset(static: bool) -> ShardClips:
-        return ShardClips(shards, modality, mode="test", length=clips.length, crop=clips.crop, split=split,
-                          rgb_mean=clips.rgb_mean, means={"flow": clips.flow_mean}, static=static)
+        return ShardClips.from_config(shards, modality, clips, mode="test", split=split, static=static)
 
     ds = dataset(False)
     if not ds.videos:
@@ -97,7 +97,7 @@ def test_stream(name: str, model_path: str | Path, shards: Mapping[str, Sequence
         raw_s, _ = _clip_scores(model, st, modality, cfg.batch_size, device, bf16, workers)
         static = M.video_scores(raw_s, st.item_video, n, cfg.average)
     return StreamResult(name, modality, [v.video_id for v in ds.videos], np.array([v.label for v in ds.videos]),
-                        scores, static, per_video, len(ds), np.array([_pairs(v, modality) for v in ds.videos]))
+                        scores, static, per_video, len(ds), np.array([_pairs(v, modality) for v in ds.videos]), list(ds.classes))
 
 
 def _pairs(entry, modality: str) -> int:

@@ -13,10 +13,7 @@ from ..core import paths
 from ..core.atomic import write_text_atomic
 from ..core.config import section_values
 from ..core.errors import ConfigError, StageError
-from ..evaluate import fusion_metrics, stream_metrics, test_stream, tvl1_seconds_per_pair, write_scores
 from ..train import get as get_method
-from ..train.checkpoint import load as load_checkpoint
-from ..train.trainer import resolve_device
 from .contract import DatasetJob, Option, Stage
 from .train import source_shards
 
@@ -34,10 +31,13 @@ def check_fusions(streams, fusions) -> None:
 
 
 def run(job: DatasetJob) -> dict:
+    # torch: imported when an evaluation starts, not by every prep-cli call
+    from ..evaluate import fusion_metrics, stream_metrics, test_stream, tvl1_seconds_per_pair, write_scores
+    from ..train.trainer import resolve_device
     s, cfg = job.settings, job.config
     check_fusions(cfg.streams, cfg.fusions)
     out = Path(job.out) if job.out else s.stage_dir("evaluate")
-    results, classes = [], None
+    results = []
     for name in cfg.streams:
         model = paths.train_dir(s.results, s.dataset.name, name) / paths.TRAIN_FILES["model"]
         if not model.exists():
@@ -46,8 +46,7 @@ def run(job: DatasetJob) -> dict:
         shards = source_shards(s, (get_method(name).input,))
         r = test_stream(name, model, shards, s.clips, cfg)
         results.append(r)
-        if classes is None:
-            classes = load_checkpoint(model)["classes"]
+    classes = results[0].classes
     tvl1 = None
     if cfg.tvl1_pairs and any(r.input == "flow" for r in results):
         rgb = source_shards(s, ("rgb",))["rgb"][0]

@@ -12,7 +12,7 @@ from ..core import paths
 from ..core.errors import ConfigError, StageError
 from ..core.config import Settings
 from ..shards import ShardReader
-from ..train import METHODS, SOURCE_STAGE, TrainRun, train
+from ..train import METHODS, SOURCE_STAGE
 from ..train import get as get_method
 from .contract import DatasetJob, Option, Stage
 
@@ -20,10 +20,11 @@ from .contract import DatasetJob, Option, Stage
 def source_shards(settings: Settings, modalities) -> dict[str, list[Path]]:
     """``{shard source: [paths]}`` of the stages holding ``modalities``, the same shard indices for every
     source; a missing stage output names the command that writes it."""
+    from ..data.dataset import SOURCE               # which shard modality holds each input (torch: lazily)
     out: dict[str, dict[int, Path]] = {}
     for mod in modalities:
         stage = SOURCE_STAGE[mod]
-        src = {"frame": "rgb", "residual": "mv"}.get(mod, mod)
+        src = SOURCE[mod][0]
         if src in out:
             continue
         found = paths.shard_files(settings.stage_dir(stage))
@@ -53,6 +54,7 @@ def shard_provenance(shards: dict[str, list[Path]]) -> dict:
 
 
 def run(job: DatasetJob) -> dict:
+    from ..train.trainer import TrainRun, train     # torch: imported when a run starts, not by every prep-cli call
     if not job.options.get("method"):
         raise ConfigError(f"train: give --method, one of {', '.join(METHODS)}")
     method = get_method(job.options["method"])

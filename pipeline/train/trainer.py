@@ -202,10 +202,8 @@ class Trainer:
 
     # -- set-up -------------------------------------------------------------------------------------------
     def _dataset(self, mode: str, ids: Iterable[str], seed: int | None = None, static: bool = False) -> ShardClips:
-        c = self.run.clips
-        return ShardClips(self.run.shards, "+".join(self.method.loads), mode=mode, length=c.length,
-                          crop=c.crop, split="train", rgb_mean=c.rgb_mean, means={"flow": c.flow_mean},
-                          seed=seed, flip=c.flip, ids=ids, static=static)
+        return ShardClips.from_config(self.run.shards, "+".join(self.method.loads), self.run.clips, mode=mode,
+                                      split="train", seed=seed, ids=ids, static=static)
 
     def _datasets(self) -> None:
         full = self._dataset("test", None)
