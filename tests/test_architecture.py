@@ -22,7 +22,7 @@ ALLOWED = {
               "report"},
     "data": {"core", "media", "flow", "shards", "compressed", "resframe"},
     "layouts": {"core", "media", "shards"},
-    "report": {"core", "media", "flow", "shards", "compressed"},
+    "report": {"core", "media", "flow", "shards", "compressed", "data"},
     "models": {"core"},
     "train": {"core", "models", "data"},
     "evaluate": {"core", "media", "flow", "shards", "data", "models", "train"},

@@ -100,7 +100,7 @@ def toy(tmp_path):
     m.write(tmp_path / "toy.tsv")
     cfg = {"results": str(tmp_path / "results"), "videos_per_shard": 10, "dataset": "toy",
            "datasets": {"toy": {"format": "csv", "root": str(root)}},
-           "reencode": {"size": [W, H]}}
+           "reencode": {"size": [W, H]}, "extract_mv": {"storage": "arrays"}}
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     return resolve(cfg), read_manifest(tmp_path / "toy.tsv")
 

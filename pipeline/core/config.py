@@ -197,7 +197,8 @@ class ExtractMvConfig:
     backend: str            # pyav | mvextractor
     mv_bound: float         # storage clip of the vectors (CoViAR)
     iframe_jpeg_quality: int
-    compression: int        # gzip level of the mv and residual arrays; 0 = none (fastest)
+    storage: str            # bitstream (the MPEG-4 packets; arrays decoded on read) | arrays
+    compression: int | str  # storage: arrays only: 0 = none, 1-9 = gzip level, "lzf", "zstd"
 
 
 @_section("resframe")

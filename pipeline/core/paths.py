@@ -7,6 +7,7 @@ A stage ``S`` of dataset ``D`` writes under ``<results>/S/D/`` (its *stage folde
     shard-00003.failures.json   the failure report beside it: [{video_id, stage, error}, ...]
     shard-00003.iframes.h5      extract_mv: the I-frames, one JPEG per GOP
     shard-00003/                reencode: the MPEG-4 files, <video file name>.avi
+    shard-00003.index.h5        reencode: where each file's packets and GOPs are (an mv shard, mpeg4-index)
     shard-00003.done.json       reencode: the done-marker (files, frame counts, parameters), written last
 
 The Snakemake rules (``stages/common.smk``) build their paths from the ``*_PATTERN`` strings here, with
@@ -26,6 +27,7 @@ OUTPUT_PATTERNS = {
     "failures": SHARD_STEM + ".failures.json",
     "iframes": SHARD_STEM + ".iframes.h5",
     "folder": SHARD_STEM,
+    "index": SHARD_STEM + ".index.h5",
     "done": SHARD_STEM + ".done.json",
 }
 SHARD_GLOB = SHARD_STEM.format(shard="*") + ".h5"     # every shard of a stage folder (side files excluded below)

@@ -38,6 +38,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..compressed.encoding import dense_mv
+from .mv_source import MvShard
 from ..flow.quantize import quantize
 from ..core.config import ClipsConfig
 from ..shards import MODALITIES as SHARD_MODALITIES
@@ -91,6 +92,18 @@ class VideoEntry:
     num_frames: int
     offsets: Mapping[str, int]
     frames: Mapping[str, int]
+    rows: Mapping[str, int] = None     # its row in each source's shard
+
+
+def _mv_stream_infos(shard: MvShard, names: Sequence[str]) -> list[_StreamInfo]:
+    """The streams of an mv shard of any storage (:mod:`.mv_source`): stored or decoded on read."""
+    out = []
+    for n in names:
+        attrs = shard.stream_attrs(n)
+        grid = int(attrs.get("grid", 0))
+        dense_hw = tuple(int(x) for x in attrs["dense_shape"][-2:]) if grid > 1 else ()
+        out.append(_StreamInfo(n, "array", False, False, grid, dense_hw))
+    return out
 
 
 def _stream_infos(group: h5py.Group, names: Sequence[str], path) -> list[_StreamInfo]:
@@ -175,6 +188,7 @@ class ShardClips(Dataset):
         self.rgb_mean = tuple(float(x) for x in rgb_mean)
         self.means = {**DEFAULT_MEANS, **(means or {})}
         self.streams: dict[str, list[_StreamInfo]] = {}     # per requested modality
+        self._mv: dict[int, MvShard] = {}                   # mv shards (any storage), by shard index
         self.classes: list[str] = []
         self.videos: list[VideoEntry] = self._index(split)
         if "resframe" in self.streams and not (means or {}).get("resframe") \
@@ -205,10 +219,13 @@ class ShardClips(Dataset):
             for src in self.sources:
                 with ShardReader(self.paths[src][k]) as reader:      # format and version checked
                     f = reader.file
+                    if src == "mv":
+                        self._mv[k] = MvShard(self.paths[src][k])
                     for mod in self.modalities:
                         if SOURCE[mod][0] == src and mod not in self.streams:
-                            self.streams[mod] = _stream_infos(f["frames"], self.stream_names[mod],
-                                                              self.paths[src][k])
+                            self.streams[mod] = (_mv_stream_infos(self._mv[k], self.stream_names[mod]) if src == "mv"
+                                                 else _stream_infos(f["frames"], self.stream_names[mod],
+                                                                    self.paths[src][k]))
                     if not self.classes:
                         self.classes = [c.decode() if isinstance(c, bytes) else c for c in f["classes"][()]]
                     v = f["videos"]
@@ -225,15 +242,15 @@ class ShardClips(Dataset):
                     continue
                 if not all(vid in tables[s] for s in self.sources):
                     continue
-                offsets, frames = {}, {}
+                offsets, frames, rows = {}, {}, {}
                 for s in self.sources:
                     j = tables[s][vid]
                     off = tables[s + "/offset"]
-                    offsets[s], frames[s] = int(off[j]), int(off[j + 1] - off[j])
+                    offsets[s], frames[s], rows[s] = int(off[j]), int(off[j + 1] - off[j]), j
                 n = min(frames.values())
                 if n < 1:
                     continue
-                entries.append(VideoEntry(k, vid, int(labels[i]), splits[i], n, offsets, frames))
+                entries.append(VideoEntry(k, vid, int(labels[i]), splits[i], n, offsets, frames, rows))
         return entries
 
     # -- pickling / lazy open -----------------------------------------------------------------------------
@@ -260,6 +277,8 @@ class ShardClips(Dataset):
         return ds
 
     def close(self) -> None:
+        for m in self._mv.values():
+            m.close()
         for key, h in list(self._handles.items()):
             if isinstance(h, h5py.File):
                 h.close()
@@ -275,7 +294,10 @@ class ShardClips(Dataset):
         return np.random.default_rng(int(torch.randint(0, 2 ** 62, ()).item()))
 
     def _stored(self, src: str, entry: VideoEntry, stream: str, lo: int, hi: int):
-        """Frames ``lo:hi`` of one video's stream as stored: JPEG byte arrays or a uint8 array."""
+        """Frames ``lo:hi`` of one video's stream as stored: JPEG byte arrays or a uint8 array (for an mv shard
+        of any storage, the arrays a ``coviar-uint8`` shard stores)."""
+        if src == "mv":
+            return self._mv[entry.shard].arrays(entry.rows[src], lo, hi, (stream,))[stream]
         a = entry.offsets[src]
         ds = self._dataset(src, entry.shard, stream)
         if h5py.check_vlen_dtype(ds.dtype) is None:

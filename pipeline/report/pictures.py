@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from ..compressed.encoding import decode_mv, dense_mv
+from ..data.mv_source import MvShard
 from ..compressed.viz import draw_arrows, label, motion_to_rgb, residual_to_rgb, write_png
 from ..core.paths import (FLOW_PICTURE, FLOW_STRIP, MV_OVERVIEW, MV_PICTURE, output_name, shard_index,
                            stage_dir, video_stem)
@@ -111,12 +112,16 @@ def visualize_shard_video(shard: str | Path, video_id: str | None, out_dir: Path
         if video_id not in ids:
             raise ShardError(f"{shard}: video {video_id!r} is not in the shard")
         v = ids.index(video_id)
-        bound = float(_attr(r, "mv", "bound"))
         n = min(count, r.frame_range(v)[1] - r.frame_range(v)[0])
+    src = MvShard(shard)                          # any storage: stored arrays, or decoded from the packets
+    try:
+        bound = float(src.stream_attrs("mv")["bound"])
         keys = ("frame_type", "gop_index", "gop_pos", "mv", "mv_acc", "residual", "residual_acc")
-        get = {k: r.raw(v, k, 0, n) for k in keys}
-        h, w = get["mv_acc"].shape[2:]
-        get["mv"] = dense_mv(get["mv"], int(_attr(r, "mv", "grid")), h, w)
+        get = src.arrays(v, 0, n, keys) if n else {k: np.zeros((0, *src.stream_shape(k)), np.uint8) for k in keys}
+    finally:
+        src.close()
+    h, w = src.stream_shape("mv_acc")[1:]
+    get["mv"] = dense_mv(get["mv"], int(src.stream_attrs("mv")["grid"]), h, w)
     iframes = None
     if iframes_path is not None and iframes_path.exists():
         with ShardReader(iframes_path) as ri:

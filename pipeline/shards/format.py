@@ -12,7 +12,7 @@ Layout (version 1, documented in docs/shard-format.md)::
     /videos/fps          (N,)   float64
     /videos/height, width (N,)  int32
     /videos/offset       (N+1,) int64: video i is frames[offset[i]:offset[i+1]] in every stream
-    /frames/<stream>     (T,)   vlen uint8 (JPEG bytes) or (T, ...) fixed uint8/int arrays, chunked
+    /frames/<stream>     (T,)   vlen uint8 (JPEG bytes, MPEG-4 packets) or (T, ...) fixed uint8/int arrays, chunked
 
 All streams of a shard share ``offset``.
 """
@@ -38,6 +38,8 @@ class Stream:
     """One per-frame dataset of a shard.
 
     ``kind="jpeg"``: each frame is a JPEG (vlen uint8); ``color`` is "rgb" or "gray".
+    ``kind="bytes"``: each frame is a byte string (vlen uint8) of the format named by ``attrs["encoding"]``
+    (``"mpeg4-packet"``: one MPEG-4 Part 2 packet).
     ``kind="array"``: each frame is a fixed ``shape`` array of ``dtype``; ``compression``: None or 0 (none),
     1-9 (gzip level) or ``"lzf"`` (:func:`pipeline.shards.writer.compression_filter`).
     ``attrs``: extra attributes recorded on the dataset (quantization, normalization, ...).

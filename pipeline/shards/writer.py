@@ -71,11 +71,14 @@ class ShardWriter:
         f.create_dataset("classes", data=np.array(list(classes), dtype=object), dtype=_STR)
         frames = f.create_group("frames")
         for s in streams:
-            if s.kind == "jpeg":
+            if s.kind in ("jpeg", "bytes"):
                 ds = frames.create_dataset(s.name, shape=(0,), maxshape=(None,), dtype=_VLEN_U8,
                                            chunks=(chunk_frames,))
-                ds.attrs["encoding"] = "jpeg"
-                ds.attrs["color"] = s.color
+                if s.kind == "jpeg":
+                    ds.attrs["encoding"] = "jpeg"
+                    ds.attrs["color"] = s.color
+                elif not (s.attrs or {}).get("encoding"):
+                    raise ShardError(f"stream {s.name}: a bytes stream needs an 'encoding' attribute")
             elif s.kind == "array":
                 ds = frames.create_dataset(s.name, shape=(0, *s.shape), maxshape=(None, *s.shape),
                                            dtype=s.dtype, chunks=(min(chunk_frames, 16), *s.shape),
@@ -90,7 +93,7 @@ class ShardWriter:
     def add_video(self, video_id: str, label: int, split: str, fps: float, height: int, width: int,
                   frames: Mapping[str, Sequence[Any]], **fields: Any) -> None:
         """Append one video. ``frames`` maps every stream name to its per-frame values (all the same length):
-        JPEG bytes for jpeg streams, arrays of the stream's shape for array streams."""
+        JPEG bytes for jpeg streams, bytes for bytes streams, arrays of the stream's shape for array streams."""
         if set(frames) != set(self.streams):
             raise ShardError(f"video {video_id}: streams {sorted(frames)} != shard streams {sorted(self.streams)}")
         counts = {len(v) for v in frames.values()}
@@ -103,7 +106,7 @@ class ShardWriter:
             ds.resize((start + n, *ds.shape[1:]))
             if n == 0:
                 continue
-            if self.streams[name].kind == "jpeg":
+            if self.streams[name].kind in ("jpeg", "bytes"):
                 blobs = [np.frombuffer(b, dtype=np.uint8) for b in values]
                 if len({len(b) for b in blobs}) == 1:
                     for i, b in enumerate(blobs):  # h5py would read equal-length blobs as one 2-D array
