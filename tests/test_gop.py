@@ -74,6 +74,13 @@ def test_every_storage_gives_the_stored_arrays_bit_for_bit(shards):
                 part = src.arrays(v, lo, hi, ("mv", "residual_acc", "gop_pos"))   # first / last GOP, across GOPs
                 for k, a in part.items():
                     np.testing.assert_array_equal(a, ref[k][lo:hi], err_msg=f"{src.encoding} {lo}:{hi} {k}")
+    for src in (MvShard(shards["bitstream"]), MvShard(shards["index"])):    # one frame at a time, no cache:
+        for v, frames in enumerate(n):                                      # the DMC-Net sample's fast path
+            ref = arrays.arrays(v, 0, frames, ("mv", "residual"))
+            for t in range(frames):
+                got = src.arrays(v, t, t + 1, ("mv", "residual"))
+                for k in ("mv", "residual"):
+                    np.testing.assert_array_equal(got[k], ref[k][t:t + 1], err_msg=f"{src.encoding} {v} {t} {k}")
     for src in (bitstream, index):          # the decoded streams carry the stored streams' attributes
         assert src.stream_attrs("mv")["grid"] == 8 and list(src.stream_attrs("mv")["dense_shape"]) == [2, H, W]
         assert src.stream_shape("residual") == (H, W, 3)

@@ -15,7 +15,9 @@ encoding            what the shard holds                                 reading
 
 :class:`MvShard` gives all three one interface, and the decoded ones are bit-identical to the stored ones
 (tests compare every frame). The last GOPs decoded are kept (:data:`GOP_CACHE` of them), so a clip's
-motion vectors and residuals, read one after the other, cost one decode.
+motion vectors and residuals, read one after the other, cost one decode. A single frame's ``mv`` and
+``residual`` (a DMC-Net sample) are computed from the frame and the one before it alone
+(:func:`pipeline.compressed.gop.extract_frame`).
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..compressed.gop import (ARRAY_STREAMS, IndexMismatchError, PacketIndex, extract_gop, gop_bounds,
-                              read_packets)
+from ..compressed.gop import (ARRAY_STREAMS, PREVIOUS_ONLY, IndexMismatchError, PacketIndex, extract_frame,
+                              extract_gop, gop_bounds, read_packets)
 from ..core.errors import ShardError
 from ..shards import ShardReader
 
@@ -64,12 +66,13 @@ class MvShard:
         self._infos = self._stream_infos(f)
         self._cache: OrderedDict = OrderedDict()
         self._files: dict = {}
+        self._videos: dict[int, dict] = {}
         self._pid = os.getpid()
         self.reader.close()
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_cache"], state["_files"] = OrderedDict(), {}
+        state["_cache"], state["_files"], state["_videos"] = OrderedDict(), {}, {}
         return state
 
     def __setstate__(self, state):
@@ -125,7 +128,10 @@ class MvShard:
             return {s: f["frames"][s][a + lo:a + hi] for s in streams}
         out = {s: f["frames"][s][a + lo:a + hi] for s in streams if s in STRUCTURE}
         decoded = [s for s in streams if s not in STRUCTURE]
-        if decoded:
+        if decoded and hi - lo == 1 and set(decoded) <= set(PREVIOUS_ONLY) and not self._cached(video, lo):
+            out.update(extract_frame(lambda a, b: self._packets(video, a, b), self._extradata(video),
+                                     self._frame_type(video), lo, self.bound))
+        elif decoded:
             frame_type = self._frame_type(video)
             bounds = gop_bounds(frame_type)
             first = int(np.searchsorted(bounds, lo, "right") - 1)
@@ -140,9 +146,32 @@ class MvShard:
             out.update({s: v[0].copy() if len(v) == 1 else np.concatenate(v) for s, v in parts.items()})
         return {s: out[s] for s in streams}
 
+    def _cached(self, video: int, t: int) -> bool:
+        """Whether a cached GOP of ``video`` already holds frame ``t``."""
+        for (v, _g), frames in self._cache.items():
+            if v == video and frames["first"] <= t < frames["first"] + len(frames["frame_type"]):
+                return True
+        return False
+
+    def _meta(self, video: int) -> dict:
+        """A video's picture types, codec header and (index storage) packet index, read once."""
+        m = self._videos.get(video)
+        if m is None:
+            f = self.reader.file
+            a, b = int(self.offset[video]), int(self.offset[video + 1])
+            m = {"frame_type": f["frames/frame_type"][a:b],
+                 "extradata": bytes.fromhex(_text(f["videos/extradata"][video]))}
+            if self.encoding == INDEX:
+                fr, v = f["frames"], f["videos"]
+                m["index"] = PacketIndex("mpeg4", int(v["width"][video]), int(v["height"][video]), m["extradata"],
+                                         int(v["file_size"][video]), fr["packet_pos"][a:b], fr["packet_size"][a:b],
+                                         fr["packet_crc32"][a:b], m["frame_type"])
+                m["file"] = self.video_root / _text(v["file"][video])
+            self._videos[video] = m
+        return m
+
     def _frame_type(self, video: int) -> np.ndarray:
-        a, b = int(self.offset[video]), int(self.offset[video + 1])
-        return self.reader.file["frames/frame_type"][a:b]
+        return self._meta(video)["frame_type"]
 
     def _gop(self, video: int, g: int, stop: int, frame_type: np.ndarray) -> dict[str, np.ndarray]:
         """The arrays of GOP ``g`` up to at least frame ``stop``, from the cache or decoded."""
@@ -155,35 +184,32 @@ class MvShard:
             return hit
         frames = extract_gop(lambda a, b: self._packets(video, a, b), self._extradata(video), frame_type, g,
                              stop, self.bound)
-        self._cache[key] = {k: frames[k] for k in (*ARRAY_STREAMS, "frame_type")}
+        self._cache[key] = {**{k: frames[k] for k in (*ARRAY_STREAMS, "frame_type")}, "first": int(bounds[g])}
         while len(self._cache) > GOP_CACHE:
             self._cache.popitem(last=False)
         return self._cache[key]
 
     def _extradata(self, video: int) -> bytes:
-        return bytes.fromhex(_text(self.reader.file["videos/extradata"][video]))
+        return self._meta(video)["extradata"]
 
     def _packets(self, video: int, lo: int, hi: int) -> list[bytes]:
         f = self.reader.file
         a = int(self.offset[video])
         if self.encoding == BITSTREAM:
             return [p.tobytes() for p in f["frames/packet"][a + lo:a + hi]]
-        path = self.video_root / _text(f["videos/file"][video])
-        return read_packets(path, self.index(video), lo, hi, fd=self._fd(path))
+        m = self._meta(video)
+        return read_packets(m["file"], m["index"], lo, hi, fd=self._fd(m["file"]))
 
     def index(self, video: int) -> PacketIndex:
         """The packet index of one video of an ``mpeg4-index`` shard."""
-        f = self.reader.file
-        a, b = int(self.offset[video]), int(self.offset[video + 1])
-        fr, v = f["frames"], f["videos"]
-        return PacketIndex("mpeg4", int(v["width"][video]), int(v["height"][video]), self._extradata(video),
-                           int(v["file_size"][video]), fr["packet_pos"][a:b], fr["packet_size"][a:b],
-                           fr["packet_crc32"][a:b], fr["frame_type"][a:b])
+        if self.encoding != INDEX:
+            raise ShardError(f"{self.path} is an {self.encoding} shard, not a packet index")
+        return self._meta(video)["index"]
 
     def _own_handles(self) -> None:
         """After a fork, forget the parent's HDF5 handle and file descriptors (never shared)."""
         if self._pid != os.getpid():
-            self._files, self._pid, self._cache = {}, os.getpid(), OrderedDict()
+            self._files, self._pid, self._cache, self._videos = {}, os.getpid(), OrderedDict(), {}
             self.reader = ShardReader(self.path)
 
     def _fd(self, path: Path) -> int:
