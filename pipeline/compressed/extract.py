@@ -213,8 +213,8 @@ class _Extractor:
         self.acc, self.iref = _p_frame_opencv(img, self.prev_img, self.iframe, grid, g, self.scale, self.bound,
                                               self.acc, self.iref, a, k)
 
-    def finish(self, codec: str) -> CompressedVideo:
-        if self.n_p and self.out.p_frames_with_vectors == 0:
+    def finish(self, codec: str, require_vectors: bool = True) -> CompressedVideo:
+        if require_vectors and self.n_p and self.out.p_frames_with_vectors == 0:
             raise NoMotionVectorsError(f"codec {codec!r}: {self.n_p} P-frames but no motion vectors were "
                                        "exported")
         self.out.frames = self.buf.result()
@@ -223,7 +223,7 @@ class _Extractor:
 
 def extract(decoded: Iterable[DecodedFrame], bound: float = BOUND, scale: int = 2,
             codec: str = "mpeg4", expected_frames: int | None = None, fused: bool | None = None,
-            pool: ArrayPool | None = None) -> CompressedVideo:
+            pool: ArrayPool | None = None, require_vectors: bool = True) -> CompressedVideo:
     """Run the decoder output of one video through dense maps, accumulation, compensation and encodings.
 
     ``expected_frames`` (a hint, e.g. the container's frame count) sizes the output arrays up front; they
@@ -231,7 +231,9 @@ def extract(decoded: Iterable[DecodedFrame], bound: float = BOUND, scale: int = 
     (:mod:`.fused`; None: whenever it is built) or with the OpenCV functions that define them (False); both
     give identical arrays. ``pool``: reuse output arrays across calls (see :class:`ArrayPool`). Raises
     :class:`GopError` for B-frames (or other non-I/P pictures) and a first frame that is not an I-frame,
-    :class:`NoMotionVectorsError` when P-frames exist but the decoder exported no vector at all, and
+    :class:`NoMotionVectorsError` when P-frames exist but the decoder exported no vector at all (unless
+    ``require_vectors`` is False: a part of a video whose P-frames are all intra-coded, read after the whole
+    video was checked; such a frame has no vectors, i.e. zero motion, in either case), and
     :class:`GopError` for an empty video.
     """
     built, why = _fused.available()
@@ -248,7 +250,7 @@ def extract(decoded: Iterable[DecodedFrame], bound: float = BOUND, scale: int = 
         state.add(i, fr, img)
     if state is None:
         raise GopError("the video has no frames")
-    return state.finish(codec)
+    return state.finish(codec, require_vectors)
 
 
 def extract_file(path: str | Path, bound: float, backend: str = "pyav", pool: ArrayPool | None = None

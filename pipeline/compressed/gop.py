@@ -191,7 +191,8 @@ def extract_gop(packets: Callable[[int, int], list[bytes]], extradata: bytes, fr
         raise ValueError(f"GOP {g} outside a video of {len(bounds) - 1} GOPs")
     a, end = int(bounds[g]), int(bounds[g + 1])
     b = end if stop is None else min(max(stop, a + 1), end)
-    video = extract(decode_packets(packets(a, b), extradata), bound=bound, expected_frames=b - a, pool=pool)
+    video = extract(decode_packets(packets(a, b), extradata), bound=bound, expected_frames=b - a, pool=pool,
+                    require_vectors=False)          # the whole video was checked when it was stored
     got = video.frames["frame_type"]
     if len(got) != b - a or not np.array_equal(got, frame_type[a:b]):
         raise IndexMismatchError(f"GOP {g} (frames {a}:{b}) decodes to {len(got)} frames of types "
@@ -221,7 +222,7 @@ def extract_frame(packets: Callable[[int, int], list[bytes]], extradata: bytes, 
         raise IndexMismatchError(f"frames {t - 1}:{t + 1} decode to {len(pair)} frames of types "
                                  f"{[f.pict_type for f in pair]}, the index says a P-frame at {t}")
     pair[0].pict_type = "I"                     # as the reference of frame t: only its pixels are used
-    video = extract(iter(pair), bound=bound, expected_frames=2)
+    video = extract(iter(pair), bound=bound, expected_frames=2, require_vectors=False)
     return {k: video.frames[k][1:].copy() for k in PREVIOUS_ONLY}
 
 
