@@ -7,7 +7,6 @@ import os
 
 import numpy as np
 import pytest
-import yaml
 
 from pipeline.compressed.extract import extract_file
 from pipeline.compressed.gop import (IndexMismatchError, decode_packets, extract_range, index_file, read_packets,

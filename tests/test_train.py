@@ -302,7 +302,7 @@ def _global_bn_grads(world: World, ddp: bool) -> dict[str, torch.Tensor]:
     if ddp:
         net = torch.nn.parallel.DistributedDataParallel(net)
     x, y = _bn_batch()
-    _, logits = net(x[world.rank::world.size])
+    _, logits, _ = net(x[world.rank::world.size])
     F.cross_entropy(logits, y[world.rank::world.size]).backward()
     return {n: p.grad.clone() for n, p in model.named_parameters()}
 

@@ -32,8 +32,9 @@ def list_cmd() -> None:
 
 @models_group.command("summary")
 @click.argument("arch")
-@click.option("--in-channels", default=3, show_default=True, type=click.IntRange(min=1),
-              help="Input channels (3 RGB or residual frames, 2 flow).")
+@click.option("--in-channels", default=None, type=click.IntRange(min=1),
+              help="Input channels (3 RGB or residual frames, 2 flow). [default: the architecture's own: 3; "
+                   "5 for dmcnet]")
 @click.option("--classes", default=400, show_default=True, type=click.IntRange(min=1),
               help="Classifier outputs.")
 @click.option("--frames", default=16, show_default=True, type=click.IntRange(min=1),

@@ -222,6 +222,8 @@ class TrainConfig:
     arch: str                       # 3D network of the flow / RGB / MERS / MARS / D3D streams
     resframe_arch: str              # network of the residual-frame motion path
     appearance_arch: str            # 2D network of the appearance path
+    coviar_arch: str                # 2D network of the mv and residual streams and of DMC-Net's classifier
+    iframe_arch: str                # 2D network of the I-frame stream
     width: int | None               # first-stage channels (None: the architecture's own)
     layers: tuple[int, ...] | None  # blocks per stage (None: the depth's own)
     epochs: int                     # epochs of each method (each MERS step)
@@ -235,6 +237,11 @@ class TrainConfig:
     lr_factor: float                # plateau drop factor
     mars_alpha: float               # MARS feature-MSE weight
     d3d_lambda: float               # D3D logit-MSE weight
+    dmc_lr: float                   # DMC-Net: Adam learning rate
+    dmc_alpha: float                # DMC-Net: flow-MSE weight
+    dmc_lambda: float               # DMC-Net: adversarial weight
+    dmc_generator_epochs: int       # DMC-Net step 1: the generator alone
+    dmc_adversarial_epochs: int     # DMC-Net step 3: with the adversarial loss
     val_fraction: float             # held-out part of train for validation
     finetune: str                   # none | last | all
     pretrained: str | None          # checkpoint to start from

@@ -52,6 +52,34 @@ def test_clip_starts(num_frames: int, length: int) -> list[int]:
     return list(range(0, max(num_frames - length, 0) + 1, length))
 
 
+#: test frames per video of the single-frame methods (CoViAR and DMC-Net test on 25 frames a video)
+ANCHORED_TEST_FRAMES = 25
+
+
+def anchored_starts(num_frames: int, length: int, anchor: str, gop: int) -> list[int]:
+    """Starts of the clips of ``length`` frames inside the video whose last frame is an I-frame
+    (``anchor="i"``: frame index a multiple of ``gop``) or a P-frame (``"p"``), for the re-encoded video's
+    picture structure (I-frames exactly every ``gop`` frames: ``reencode`` checks it). May be empty."""
+    if anchor not in ("i", "p"):
+        raise ValueError(f"anchor must be 'i' or 'p', got {anchor!r}")
+    last = np.arange(length - 1, num_frames)
+    keep = (last % gop == 0) if anchor == "i" else (last % gop != 0)
+    return (last[keep] - (length - 1)).tolist()
+
+
+def anchored_test_starts(num_frames: int, length: int, anchor: str, gop: int,
+                         count: int = ANCHORED_TEST_FRAMES) -> list[int]:
+    """Up to ``count`` anchored starts spread evenly over the video (all of them when there are fewer);
+    ``[0]`` when the video has none (too short: its clip is looped)."""
+    starts = anchored_starts(num_frames, length, anchor, gop)
+    if not starts:
+        return [0]
+    if len(starts) <= count:
+        return starts
+    pick = np.linspace(0, len(starts) - 1, count).round().astype(int)
+    return [starts[i] for i in pick]
+
+
 def clip_indices(start: int, length: int, num_frames: int) -> np.ndarray:
     """Frame indices ``start .. start+length-1``, wrapped modulo ``num_frames`` (int64, shape (length,))."""
     return (start + np.arange(length, dtype=np.int64)) % num_frames

@@ -40,7 +40,7 @@ from torch.utils.data import Dataset
 from ..compressed.encoding import dense_mv
 from .mv_source import MvShard
 from ..flow.quantize import quantize
-from ..core.config import ClipsConfig
+from ..core.config import ClipsConfig, ReencodeConfig
 from ..shards import MODALITIES as SHARD_MODALITIES
 from ..shards import ShardReader
 from . import clips as C
@@ -51,6 +51,7 @@ SOURCE = {"rgb": ("rgb", ("rgb",)), "frame": ("rgb", ("rgb",)), "flow": ("flow",
           "mv": ("mv", ("mv",)), "residual": ("mv", ("residual",)), "resframe": ("resframe", ("resframe",))}
 INPUTS = tuple(SOURCE)
 _CLIPS = ClipsConfig()       # clip length, crop, means: the config's clips defaults
+_GOP = ReencodeConfig().gop  # I-frames every 12 frames in the re-encoded videos
 assert {src for src, _ in SOURCE.values()} <= set(SHARD_MODALITIES)
 # Zero level subtracted per modality (RGB uses a per-channel mean; resframe: 128 when the stream is signed).
 DEFAULT_MEANS = {"flow": C.FLOW_MEAN, "mv": 128.0, "residual": 128.0, "resframe": 0.0}
@@ -79,6 +80,7 @@ class _StreamInfo:
     signed: bool = False
     grid: int = 0                      # array stored per grid x grid cells (mv of extract_mv), 0: per pixel
     dense_hw: tuple = ()               # (H, W) of the dense map when ``grid``
+    pixels: float = 0.0                # pixels per stored unit of a motion stream (flow, mv), 0: not motion
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,8 @@ def _mv_stream_infos(shard: MvShard, names: Sequence[str]) -> list[_StreamInfo]:
         attrs = shard.stream_attrs(n)
         grid = int(attrs.get("grid", 0))
         dense_hw = tuple(int(x) for x in attrs["dense_shape"][-2:]) if grid > 1 else ()
-        out.append(_StreamInfo(n, "array", False, False, grid, dense_hw))
+        pixels = float(attrs["bound"]) / 127.5 if "bound" in attrs else 0.0      # CoViAR: (q - 128) * bound / 127.5
+        out.append(_StreamInfo(n, "array", False, False, grid, dense_hw, pixels))
     return out
 
 
@@ -115,8 +118,9 @@ def _stream_infos(group: h5py.Group, names: Sequence[str], path) -> list[_Stream
         kind = "jpeg" if ds.attrs.get("encoding") == "jpeg" else "array"
         grid = int(ds.attrs.get("grid", 0))
         dense_hw = tuple(int(x) for x in ds.attrs["dense_shape"][-2:]) if grid > 1 else ()
+        pixels = 2 * float(ds.attrs["bound"]) / 255 if ds.attrs.get("quantization") == "linear_clip" else 0.0
         out.append(_StreamInfo(n, kind, ds.attrs.get("color") == "gray", bool(ds.attrs.get("signed", False)),
-                               grid, dense_hw))
+                               grid, dense_hw, pixels))
     return out
 
 
@@ -157,6 +161,9 @@ class ShardClips(Dataset):
     video ids (a validation part of the train split, for instance). ``static``: MARS' "static clip" test (§5.4):
     every clip becomes its middle frame repeated, so appearance streams see one frame ``length`` times and
     motion streams the zero motion of such a clip (flow of quantized 0, vectors 0, residuals 0).
+    ``anchor``: clips end on an I-frame (``"i"``) or a P-frame (``"p"``) of the re-encoded video (I-frames
+    every ``gop`` frames), for the single-frame methods (CoViAR, DMC-Net); in test mode up to 25 such clips a
+    video, spread evenly (:func:`clips.anchored_test_starts`).
     """
 
     def __init__(self, shards: Mapping[str, Sequence[str | Path]] | Sequence[str | Path],
@@ -164,7 +171,8 @@ class ShardClips(Dataset):
                  crop: int = _CLIPS.crop, split: str | None = None, rgb_mean: Sequence[float] = _CLIPS.rgb_mean,
                  means: Mapping[str, float] | None = None, seed: int | None = None,
                  streams: Mapping[str, Sequence[str]] | None = None, flip: bool = _CLIPS.flip,
-                 ids: Collection[str] | None = None, static: bool = False):
+                 ids: Collection[str] | None = None, static: bool = False, anchor: str | None = None,
+                 gop: int = _GOP):
         if mode not in ("train", "test"):
             raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
         self.modalities = parse_modalities(modalities)
@@ -194,8 +202,12 @@ class ShardClips(Dataset):
         if "resframe" in self.streams and not (means or {}).get("resframe") \
                 and any(st.signed for st in self.streams["resframe"]):
             self.means["resframe"] = 128.0                   # signed residual frames are stored around 128
+        self.anchor, self.gop = anchor, int(gop)
         if mode == "train":
             self.items = [(v, 0) for v in range(len(self.videos))]
+        elif anchor is not None:
+            self.items = [(v, s) for v, e in enumerate(self.videos)
+                          for s in C.anchored_test_starts(e.num_frames, self.length, anchor, self.gop)]
         else:
             self.items = [(v, s) for v, e in enumerate(self.videos)
                           for s in C.test_clip_starts(e.num_frames, self.length)]
@@ -207,7 +219,8 @@ class ShardClips(Dataset):
     def from_config(cls, shards, modalities: str | Sequence[str], clips: ClipsConfig, **kwargs) -> "ShardClips":
         """A dataset with the clip settings of a ``clips`` config section (length, crop, means, mirroring);
         ``kwargs``: the other parameters (mode, split, ids, seed, static, ...)."""
-        return cls(shards, modalities, length=clips.length, crop=clips.crop, rgb_mean=clips.rgb_mean,
+        length = kwargs.pop("length", None) or clips.length
+        return cls(shards, modalities, length=length, crop=clips.crop, rgb_mean=clips.rgb_mean,
                    means={"flow": clips.flow_mean}, flip=clips.flip, **kwargs)
 
     # -- index --------------------------------------------------------------------------------------------
@@ -358,7 +371,10 @@ class ShardClips(Dataset):
         entry = self.videos[v]
         rng = self._rng(index)
         if self.mode == "train":
-            start = C.train_clip_start(entry.num_frames, self.length, rng)
+            starts = (C.anchored_starts(entry.num_frames, self.length, self.anchor, self.gop)
+                      if self.anchor is not None else None)
+            start = (starts[int(rng.integers(len(starts)))] if starts
+                     else C.train_clip_start(entry.num_frames, self.length, rng))
             fy, fx = C.random_crop_fraction(rng)
             flip = bool(rng.random() < 0.5) and self.flip
         else:
@@ -384,6 +400,13 @@ class ShardClips(Dataset):
         sample["video"] = torch.tensor(v, dtype=torch.int64)
         sample["start"] = torch.tensor(start, dtype=torch.int64)
         return sample
+
+    def pixels_per_unit(self, mod: str) -> float:
+        """Pixels per unit of a motion modality's sample values (``flow``: 2 * bound / 255, the stored
+        quantization; ``mv``: bound / 127.5, CoViAR's): a sample times this is motion in pixels."""
+        if mod not in self.streams or not self.streams[mod][0].pixels:
+            raise ValueError(f"{mod!r} is not a motion modality of this dataset ({list(self.streams)})")
+        return self.streams[mod][0].pixels
 
     def _zero_motion(self, mod: str) -> float:
         """The normalized value of a motion modality when nothing moves: the stored value of zero motion

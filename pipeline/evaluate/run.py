@@ -28,7 +28,9 @@ from ..data.dataset import ShardClips, worker_init
 from ..flow import tvl1_batch
 from ..flow.params import tvl1_params_of
 from ..shards import ShardReader
-from ..train.trainer import load_model, resolve_device, use_bf16
+from ..train.inputs import network_input, scales_of
+from ..train.methods import Method, get as get_method
+from ..train.trainer import load_model, method_clips, resolve_device, use_bf16
 from . import metrics as M
 
 
@@ -49,16 +51,17 @@ class StreamResult:
     classes: list[str] = field(default_factory=list)                            # the label names
 
 
-def _clip_scores(model: torch.nn.Module, data: ShardClips, modality: str, batch_size: int,
+def _clip_scores(model: torch.nn.Module, data: ShardClips, method: Method, batch_size: int,
                  device: torch.device, bf16: bool, workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Scores of every item of a test-mode dataset: (K, C) float32 and the forward seconds of each item
     (a batch's time shared equally among its clips)."""
     loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers,
                         worker_init_fn=worker_init)
     scores, seconds = [], []
+    scales = scales_of(data)
     with torch.inference_mode():
         for batch in loader:
-            x = batch[modality].to(device)
+            x = network_input(method, batch, scales).to(device)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             t = time.perf_counter()
@@ -77,10 +80,12 @@ def test_stream(name: str, model_path: str | Path, shards: Mapping[str, Sequence
     device = resolve_device(cfg.device)
     bf16 = use_bf16("auto", device)
     model, data = load_model(model_path, device)
+    method = get_method(data["method"])
     modality = data["input"]
 
     def dataset(static: bool) -> ShardClips:
-        return ShardClips.from_config(shards, modality, clips, mode="test", split=split, static=static)
+        return ShardClips.from_config(shards, "+".join(method.inputs), clips, mode="test", split=split,
+                                      static=static, **method_clips(method, int(data.get("gop", 12))))
 
     ds = dataset(False)
     if not ds.videos:
@@ -88,13 +93,13 @@ def test_stream(name: str, model_path: str | Path, shards: Mapping[str, Sequence
     if list(ds.classes) != list(data["classes"]):
         raise ValueError(f"stream {name}: {model_path} was trained on other classes than the shards hold")
     n = len(ds.videos)
-    raw, secs = _clip_scores(model, ds, modality, cfg.batch_size, device, bf16, workers)
+    raw, secs = _clip_scores(model, ds, method, cfg.batch_size, device, bf16, workers)
     scores = M.video_scores(raw, ds.item_video, n, cfg.average)
     per_video = np.bincount(ds.item_video, weights=secs, minlength=n)
     static = None
     if cfg.static:
         st = dataset(True)
-        raw_s, _ = _clip_scores(model, st, modality, cfg.batch_size, device, bf16, workers)
+        raw_s, _ = _clip_scores(model, st, method, cfg.batch_size, device, bf16, workers)
         static = M.video_scores(raw_s, st.item_video, n, cfg.average)
     return StreamResult(name, modality, [v.video_id for v in ds.videos], np.array([v.label for v in ds.videos]),
                         scores, static, per_video, len(ds), np.array([_pairs(v, modality) for v in ds.videos]), list(ds.classes))

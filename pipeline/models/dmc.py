@@ -279,5 +279,66 @@ class DMCDiscriminator(nn.Module):
         return self.fc(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
-__all__ = ["DMCDiscriminator", "DMCDiscriminatorConfig", "DMCGenerator", "DMCGeneratorConfig", "FAKE", "REAL",
+@dataclass(frozen=True)
+class DMCNetConfig:
+    """DMC-Net's test-time network: the generator, then a 2D classifier on the (N, 2, H, W) cue."""
+
+    classifier: str = "resnet2d-18"              # DMC-Net 3.1: ResNet-18 on the DMC
+    num_classes: int = 400
+    in_channels: int = 5                         # must be the generator's: 2 MV + 3 residual channels
+    width: int | None = None                     # classifier's first-stage channels (None: its own)
+    layers: tuple[int, ...] | None = None        # classifier's blocks per stage (None: its own)
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.in_channels != DMCGeneratorConfig().in_channels:
+            raise ValueError(f"DMC-Net takes {DMCGeneratorConfig().in_channels} input channels (2 MV + 3 "
+                             f"residual), not {self.in_channels}")
+
+
+class DMCNet(nn.Module):
+    """Generator + classifier with the interface of :class:`pipeline.models.base.Classifier`:
+    ``forward_features(x)`` is the classifier's pooled feature of the DMC of ``x`` (N, 5, H, W), ``classify``
+    and ``fc`` are the classifier's; :meth:`forward_parts` also returns the DMC itself (N, 2, H, W) in
+    pixels, for the flow MSE and the discriminator."""
+
+    input_dims = 2
+
+    def __init__(self, config: DMCNetConfig | None = None) -> None:
+        super().__init__()
+        from . import build                       # the registry imports this module
+
+        self.config = config or DMCNetConfig()
+        self.generator = DMCGenerator()
+        self.classifier = build(self.config.classifier, in_channels=2, num_classes=self.config.num_classes,
+                                width=self.config.width, layers=self.config.layers, dropout=self.config.dropout)
+        if self.classifier.input_dims != 2:
+            raise ValueError(f"DMC-Net's classifier must be a 2D network, not {self.config.classifier}")
+        self.feature_dim = self.classifier.feature_dim
+
+    @property
+    def fc(self) -> nn.Linear:
+        """The classifier's last layer (a view, not a second registration: state dicts name it once)."""
+        return self.classifier.fc
+
+    @property
+    def last_block(self) -> nn.Module:
+        return self.classifier.last_block
+
+    def forward_parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features (N, feature_dim), DMC (N, 2, H, W)) of the stacked input (N, 5, H, W)."""
+        cue = self.generator(x)
+        return self.classifier.forward_features(cue), cue
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_parts(x)[0]
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier.classify(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.forward_features(x))
+
+
+__all__ = ["DMCNet", "DMCNetConfig", "DMCDiscriminator", "DMCDiscriminatorConfig", "DMCGenerator", "DMCGeneratorConfig", "FAKE", "REAL",
            "stack_input"]

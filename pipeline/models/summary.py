@@ -85,14 +85,15 @@ def default_size(arch: str) -> int:
     return 224 if input_dims_of(arch) == 2 else 112
 
 
-def describe(arch: str, in_channels: int = 3, classes: int = 400, frames: int = 16, size: int | None = None,
-             **overrides: Any) -> dict[str, Any]:
-    """:func:`summarize` of ``build(arch, in_channels=..., num_classes=classes, **overrides)`` on its batch-1
+def describe(arch: str, in_channels: int | None = None, classes: int = 400, frames: int = 16,
+             size: int | None = None, **overrides: Any) -> dict[str, Any]:
+    """:func:`summarize` of ``build(arch, in_channels=..., num_classes=classes, **overrides)`` (``in_channels``
+    None: the architecture's own, 3, or 5 for DMC-Net) on its batch-1
     input ((1, C, T, S, S) for 3D, (1, C, S, S) for 2D; ``size`` None = 112 for 3D, 224 for 2D), built on
     the ``meta`` device (no memory, no compute). Adds ``arch`` and ``feature_dim`` to the summary."""
     if size is None:
         size = default_size(arch)
     with torch.device("meta"):
         model = build(arch, in_channels=in_channels, num_classes=classes, **overrides)
-    out = summarize(model, input_shape_of(model, in_channels, frames, size))
+    out = summarize(model, input_shape_of(model, model.config.in_channels, frames, size))
     return {"arch": arch, **out, "feature_dim": model.feature_dim}

@@ -32,9 +32,11 @@ from .pictures import visualize_shard_video, visualize_video
 
 #: metrics.json stream name -> the name the report (and the MARS paper) gives it, in the table's order
 DISPLAY = {"rgb": "RGB", "flow": "Flow", "mers": "MERS", "mars": "MARS", "d3d": "D3D",
-           "resframe": "Residual frames", "appearance": "Appearance"}
+           "resframe": "Residual frames", "appearance": "Appearance", "iframe": "I-frame", "mv": "MV",
+           "residual": "Residual", "dmc": "DMC-Net"}
 #: the fusions in the table's order (others follow in the order metrics.json lists them)
-FUSION_ORDER = ("rgb+flow", "mers+rgb", "mars+rgb", "mars+rgb+flow", "resframe+appearance")
+FUSION_ORDER = ("rgb+flow", "mers+rgb", "mars+rgb", "mars+rgb+flow", "resframe+appearance", "iframe+mv+residual",
+                "iframe+dmc", "iframe+residual+dmc")
 FIGURES = paths.REPORT_FIGURES
 MISSING = "–"
 _SAVE = {"format": "png", "dpi": 100, "metadata": {"Software": None}}     # no version, no time: stable bytes

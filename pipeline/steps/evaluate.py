@@ -43,7 +43,7 @@ def run(job: DatasetJob) -> dict:
         if not model.exists():
             raise StageError(f"evaluate: stream {name} has no trained model {model}; run "
                              f"`prep-cli train --method {name} --dataset {s.dataset.name}` first")
-        shards = source_shards(s, (get_method(name).input,))
+        shards = source_shards(s, get_method(name).inputs)
         r = test_stream(name, model, shards, s.clips, cfg)
         results.append(r)
     classes = results[0].classes

@@ -69,7 +69,7 @@ def run(job: DatasetJob) -> dict:
             raise StageError(f"train {method.name}: the {method.teacher} teacher {teacher} does not exist; run "
                              f"`prep-cli train --method {method.teacher} --dataset {s.dataset.name}` first")
     summary = train(TrainRun(method=method.name, train=job.config, clips=s.clips, shards=shards, out_dir=out,
-                             teacher=teacher, progress=job.options.get("progress", True),
+                             teacher=teacher, progress=job.options.get("progress", True), gop=s.reencode.gop,
                              provenance={"dataset": s.dataset.name, **shard_provenance(shards)}),
                     resume=job.options.get("resume", False))
     acc = summary.get("val_acc")
@@ -81,9 +81,9 @@ def run(job: DatasetJob) -> dict:
 
 STAGE = Stage(
     name="train",
-    summary="Train one method (flow teacher, RGB, MERS, MARS, D3D, residual-frame or appearance path) on the "
-            "dataset's shards.",
-    reads=None, writes=(), uses=("train", "clips"), run=run, per_shard=False,
+    summary="Train one method (flow teacher, RGB, MERS, MARS, D3D, residual-frame or appearance path, CoViAR's "
+            "I-frame, motion-vector and residual streams, DMC-Net) on the dataset's shards.",
+    reads=None, writes=(), uses=("train", "clips", "reencode.gop"), run=run, per_shard=False,
     options=(
         Option("--method", "method", config=False, type=None, default=None,
                help=f"What to train: {', '.join(METHODS)}."),

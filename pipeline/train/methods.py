@@ -11,7 +11,17 @@ mars           rgb + flow            rgb         ``arch``        cross-entropy +
 d3d            rgb + flow            rgb         ``arch``        cross-entropy + lambda * logit MSE
 resframe       resframe              resframe    resframe_arch   cross-entropy (the two-path motion path)
 appearance     frame                 frame       appearance_arch cross-entropy (the two-path appearance path)
+iframe         frame (at I-frames)   frame       iframe_arch     cross-entropy (CoViAR's I-frame stream)
+mv             mv (one P-frame)      mv          coviar_arch     cross-entropy (CoViAR's motion-vector stream)
+residual       residual (a P-frame)  residual    coviar_arch     cross-entropy (CoViAR's residual stream)
+dmc            mv + residual + flow  mv +        dmcnet          1: flow MSE, generator only; 2: CE + alpha MSE;
+                                     residual                    3: + lambda adversarial (DMC-Net 7.2, Adam)
 =============  ====================  ==========  ==============  =================================================
+
+The single-frame methods (iframe, mv, residual, dmc) read clips of ``length`` frames anchored at an
+``anchor`` frame: the I-frames (``i``, frames ``k * gop``) or the P-frames (``p``) of the re-encoded video;
+mv and residual see the anchor frame alone (the P-frame's vectors against the frame before it), dmc the
+anchor's vectors and residual and the TV-L1 flow from the frame before it to the anchor (its target).
 """
 
 from __future__ import annotations
@@ -32,8 +42,8 @@ class Phase:
     ``epochs`` the train-config key of its length."""
 
     name: str
-    loss: str           # ce | mars | d3d | feature
-    trains: str         # all | backbone | classifier
+    loss: str           # ce | mars | d3d | feature | dmc_flow | dmc | dmc_adversarial
+    trains: str         # all | backbone | classifier | generator
     epochs: str = "epochs"
 
 
@@ -44,11 +54,26 @@ class Method:
     arch_key: str               # the train-config key naming its architecture
     phases: tuple[Phase, ...]
     teacher: str | None = None  # the method whose frozen network teaches it (on flow)
+    #: single-frame methods: clip length (None: clips.length), the frame the clip ends on (``p``: a P-frame,
+    #: ``i``: an I-frame; None: any) and the modalities read at test time when not ``input`` alone
+    length: int | None = None
+    anchor: str | None = None
+    test_inputs: tuple[str, ...] | None = None
+    extra_loads: tuple[str, ...] = ()          # read for training only (dmc: the TV-L1 target flow)
+    optimizer: str = "sgd"                     # sgd | adam (DMC-Net)
+    network: str | None = None                 # a composite network whose classifier is ``arch_key``'s
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Modalities the network's input is made of (at test time too)."""
+        return self.test_inputs or (self.input,)
 
     @property
     def loads(self) -> tuple[str, ...]:
-        """Modalities read for training: the input, plus the teacher's input when there is a teacher."""
-        return (self.input, METHODS[self.teacher].input) if self.teacher else (self.input,)
+        """Modalities read for training: the inputs, the teacher's input when there is a teacher, and any
+        training-only target."""
+        extra = (METHODS[self.teacher].input,) if self.teacher else ()
+        return tuple(dict.fromkeys((*self.inputs, *extra, *self.extra_loads)))
 
 
 _CE = (Phase("main", "ce", "all"),)
@@ -61,6 +86,15 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("d3d", "rgb", "arch", (Phase("main", "d3d", "all"),), "flow"),
     Method("resframe", "resframe", "resframe_arch", _CE),
     Method("appearance", "frame", "appearance_arch", _CE),
+    Method("iframe", "frame", "iframe_arch", _CE, length=1, anchor="i"),
+    Method("mv", "mv", "coviar_arch", _CE, length=1, anchor="p"),
+    Method("residual", "residual", "coviar_arch", _CE, length=1, anchor="p"),
+    Method("dmc", "dmc", "coviar_arch",
+           (Phase("generator", "dmc_flow", "generator", "dmc_generator_epochs"),
+            Phase("joint", "dmc", "all"),
+            Phase("adversarial", "dmc_adversarial", "all", "dmc_adversarial_epochs")),
+           length=2, anchor="p", test_inputs=("mv", "residual"), extra_loads=("flow",), optimizer="adam",
+           network="dmcnet"),
 )}
 
 

@@ -40,9 +40,12 @@ from ..core.errors import CheckpointError, ConfigError, StageError
 from ..core.paths import TRAIN_FILES
 from ..data.dataset import ShardClips, worker_init
 from ..models import build
+from ..models.dmc import DMCDiscriminator
 from . import checkpoint as ckpt
 from . import distributed as D
+from . import dmc as DMC
 from . import losses as L
+from .inputs import dmc_target, network_input, scales_of
 from .methods import Method, Phase, get as get_method
 
 log = logging.getLogger("motionprep")
@@ -83,6 +86,16 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[i
     return batches
 
 
+def method_clips(method: Method, gop: int) -> dict[str, Any]:
+    """The clip settings a method overrides: single-frame methods' length and anchor (and the GOP)."""
+    out: dict[str, Any] = {}
+    if method.length is not None:
+        out["length"] = method.length
+    if method.anchor is not None:
+        out.update(anchor=method.anchor, gop=gop)
+    return out
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> CUDA when present, else the CPU; ``cuda`` without a GPU is a :class:`ConfigError`."""
     if name == "auto":
@@ -115,23 +128,30 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn
 
 
 class _Both(nn.Module):
-    """``x -> (features, logits)`` through one forward pass (so DDP sees a single call)."""
+    """``x -> (features, logits, cue)`` through one forward pass (so DDP sees a single call); ``cue`` is
+    DMC-Net's generated motion cue (None for the other networks)."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f = self.model.forward_features(x)
-        return f, self.model.classify(f)
+    def forward(self, x: torch.Tensor):
+        if hasattr(self.model, "forward_parts"):
+            f, cue = self.model.forward_parts(x)
+        else:
+            f, cue = self.model.forward_features(x), None
+        return f, self.model.classify(f), cue
 
 
 def trainable_names(model: nn.Module, trains: str, finetune: str) -> set[str]:
-    """Names of the parameters one phase trains: ``all``, ``backbone`` (all but ``fc``) or ``classifier``
-    (``fc`` alone), narrowed by ``finetune == "last"`` to the last block and ``fc``."""
-    fc = {f"fc.{n}" for n, _ in model.fc.named_parameters()}
+    """Names of the parameters one phase trains: ``all``, ``backbone`` (all but ``fc``), ``classifier``
+    (``fc`` alone) or ``generator`` (DMC-Net's generator), narrowed by ``finetune == "last"`` to the last block
+    and ``fc``."""
+    fc = {n for n, p in model.named_parameters() if any(p is q for q in model.fc.parameters())}
     names = {n for n, _ in model.named_parameters()}
-    if trains == "classifier":
+    if trains == "generator":                 # DMC-Net step 1: the generator alone
+        chosen = {n for n in names if n.startswith("generator.")}
+    elif trains == "classifier":
         chosen = fc
     elif trains == "backbone":
         chosen = names - fc
@@ -169,6 +189,7 @@ class TrainRun:
     teacher: Path | None = None
     progress: bool = True
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    gop: int = 12                 # I-frames every gop frames in the re-encoded videos (anchored methods)
 
     def path(self, kind: str) -> Path:
         return Path(self.out_dir) / TRAIN_FILES[kind]
@@ -203,7 +224,8 @@ class Trainer:
     # -- set-up -------------------------------------------------------------------------------------------
     def _dataset(self, mode: str, ids: Iterable[str], seed: int | None = None, static: bool = False) -> ShardClips:
         return ShardClips.from_config(self.run.shards, "+".join(self.method.loads), self.run.clips, mode=mode,
-                                      split="train", seed=seed, ids=ids, static=static)
+                                      split="train", seed=seed, ids=ids, static=static, **method_clips(
+                                          self.method, self.run.gop))
 
     def _datasets(self) -> None:
         full = self._dataset("test", None)
@@ -213,6 +235,7 @@ class Trainer:
         self.train_ids, self.val_ids = split_ids([(v.video_id, v.label) for v in full.videos],
                                                  self.cfg.val_fraction, self.cfg.seed)
         self.train_set = self._dataset("train", self.train_ids, seed=self.cfg.seed)
+        self.scales = scales_of(self.train_set)
         self.val_set = self._dataset("test", self.val_ids) if self.val_ids else None
         bs = self.cfg.batch_size
         if bs % self.world.size:
@@ -222,14 +245,16 @@ class Trainer:
             raise ConfigError(f"train {self.method.name}: {len(self.train_set)} training videos for "
                               f"{self.world.size} processes")
 
-    def _in_channels(self, modality: str) -> int:
-        return int(self.train_set[0][modality].shape[0])
+    def _in_channels(self) -> int:
+        sample = {k: v[None] for k, v in self.train_set[0].items()}
+        return int(network_input(self.method, sample, self.scales).shape[1])
 
     def _networks(self) -> None:
         cfg = self.cfg
-        spec: dict[str, Any] = {"arch": getattr(cfg, self.method.arch_key),
-                                "in_channels": self._in_channels(self.method.input),
-                                "num_classes": len(self.classes)}
+        arch = getattr(cfg, self.method.arch_key)
+        spec: dict[str, Any] = {"arch": arch, "in_channels": self._in_channels(), "num_classes": len(self.classes)}
+        if self.method.network:                 # DMC-Net: the generator, then the arch_key's network
+            spec = {**spec, "arch": self.method.network, "classifier": arch}
         if cfg.width is not None:
             spec["width"] = cfg.width
         if cfg.layers is not None:
@@ -254,6 +279,14 @@ class Trainer:
                 p.requires_grad_(False)
             self.teacher = teacher.eval()
             self.teacher_source = str(self.run.teacher)
+        self.disc = self.disc_opt = None
+        if any(ph.loss == "dmc_adversarial" for ph in self.method.phases):     # DMC-Net's discriminator
+            torch.manual_seed(cfg.seed + 1)
+            self.disc_module = DMCDiscriminator().to(self.device)
+            self.disc_opt = torch.optim.Adam(self.disc_module.parameters(), lr=cfg.dmc_lr)
+            self.disc = self.disc_module if self.world.size == 1 else nn.parallel.DistributedDataParallel(
+                D.convert_batchnorm(self.disc_module, self.device),
+                device_ids=[self.device.index] if self.device.type == "cuda" else None)
 
     def _load_pretrained(self, model: nn.Module, path: str) -> None:
         data = ckpt.load(path)
@@ -278,8 +311,13 @@ class Trainer:
         for n, prm in self.model.named_parameters():
             prm.requires_grad_(n in names)
         params = [prm for n, prm in self.model.named_parameters() if n in names]
-        self.optimizer = torch.optim.SGD(params, lr=self.cfg.lr, momentum=self.cfg.momentum,
-                                         weight_decay=self.cfg.weight_decay)
+        if self.method.optimizer == "adam":        # DMC-Net 7.2: Adam; the classifier but its last layer at 1/100
+            groups = [{**g, "params": [q for q in g["params"] if q.requires_grad]}
+                      for g in DMC.param_groups(self.model.generator, self.model.classifier, self.cfg.dmc_lr)]
+            self.optimizer = torch.optim.Adam([g for g in groups if g["params"]])
+        else:
+            self.optimizer = torch.optim.SGD(params, lr=self.cfg.lr, momentum=self.cfg.momentum,
+                                             weight_decay=self.cfg.weight_decay)
         epochs = int(getattr(self.cfg, ph.epochs))
         if self.cfg.schedule == "plateau":
             self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -295,11 +333,19 @@ class Trainer:
         self.net = net
         self.phase = p
 
-    def _loss(self, ph: Phase, batch: Mapping[str, torch.Tensor], feats: torch.Tensor, logits: torch.Tensor):
+    def _loss(self, ph: Phase, batch: Mapping[str, torch.Tensor], feats: torch.Tensor, logits: torch.Tensor,
+              cue: torch.Tensor | None = None, train: bool = True):
         y = batch["label"]
         if ph.loss == "ce":
             loss = L.cross_entropy(logits, y)
             return loss, {"ce": loss.detach().item()}
+        if ph.loss.startswith("dmc"):
+            target = dmc_target(batch, self.scales)
+            if ph.loss == "dmc_flow":
+                loss = DMC.flow_mse(cue.float(), target)
+                return loss, {"mse": loss.detach().item()}
+            d_fake = self.disc(cue.float()) if ph.loss == "dmc_adversarial" and train else None
+            return DMC.dmc_loss(logits, y, cue.float(), target, d_fake, self.cfg.dmc_alpha, self.cfg.dmc_lambda)
         with torch.no_grad(), self._autocast():
             t_feats = self.teacher.forward_features(batch[get_method(self.method.teacher).input])
             t_logits = self.teacher.classify(t_feats)
@@ -345,10 +391,14 @@ class Trainer:
         for batch in self._loader(self.train_set, batches):
             wait += time.perf_counter() - t0
             batch = self._to_device(batch)
-            x = batch[self.method.input]
+            x = network_input(self.method, batch, self.scales)
             with self._autocast():
-                feats, logits = self.net(x)
-                loss, parts = self._loss(ph, batch, feats, logits)
+                feats, logits, cue = self.net(x)
+                if ph.loss == "dmc_adversarial":
+                    parts_d = self._discriminator_step(cue, batch)
+                loss, parts = self._loss(ph, batch, feats, logits, cue)
+                if ph.loss == "dmc_adversarial":
+                    parts = {**parts, **parts_d}
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -377,6 +427,16 @@ class Trainer:
             out["gpu_mem_mb"] = torch.cuda.max_memory_allocated(self.device) / 2 ** 20
         return out
 
+    def _discriminator_step(self, cue: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """One update of DMC-Net's discriminator: TV-L1 flow is real, the (detached) DMC generated; the
+        generator's adversarial term is then computed against the updated discriminator."""
+        self.disc.train()
+        loss = DMC.discriminator_loss(self.disc(dmc_target(batch, self.scales)), self.disc(cue.detach().float()))
+        self.disc_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.disc_opt.step()
+        return {"disc": loss.detach().item()}
+
     @torch.no_grad()
     def _validate(self) -> dict:
         if self.val_set is None:
@@ -390,9 +450,8 @@ class Trainer:
         for batch in self._loader(self.val_set, batches):
             batch = self._to_device(batch)
             with self._autocast():
-                feats = self.model.forward_features(batch[self.method.input])
-                logits = self.model.classify(feats)
-                loss, _ = self._loss(ph, batch, feats, logits)
+                feats, logits, cue = _Both(self.model)(network_input(self.method, batch, self.scales))
+                loss, _ = self._loss(ph, batch, feats, logits, cue, train=False)
             n = len(logits)
             stats += torch.tensor([loss.item() * n, float((logits.argmax(1) == batch["label"]).sum()), n],
                                   dtype=torch.float64)
@@ -403,7 +462,7 @@ class Trainer:
     # -- checkpoints --------------------------------------------------------------------------------------
     def _payload(self) -> dict:
         return {"method": self.method.name, "model_spec": self.spec, "model": self.model.state_dict(),
-                "classes": self.classes, "input": self.method.input, "seed": self.cfg.seed,
+                "classes": self.classes, "input": self.method.input, "seed": self.cfg.seed, "gop": self.run.gop,
                 "settings": json.loads(json.dumps(self.settings()))}
 
     def settings(self) -> dict:
@@ -418,7 +477,9 @@ class Trainer:
         ckpt.save(self.run.path("checkpoint"), {
             **self._payload(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
-            "phase": self.phase, "epoch": epoch, "rng": ckpt.rng_state(), "history": self.history})
+            "phase": self.phase, "epoch": epoch, "rng": ckpt.rng_state(), "history": self.history,
+            **({"discriminator": self.disc_module.state_dict(), "discriminator_optimizer": self.disc_opt.state_dict()}
+               if self.disc is not None else {})})
 
     def _resume(self) -> int:
         path = self.run.path("checkpoint")
@@ -434,6 +495,9 @@ class Trainer:
         if self.scheduler is not None:
             self.scheduler.load_state_dict(data["scheduler"])
         ckpt.set_rng_state(data["rng"])
+        if self.disc is not None:
+            self.disc_module.load_state_dict(data["discriminator"])
+            self.disc_opt.load_state_dict(data["discriminator_optimizer"])
         self.history = list(data.get("history", []))
         log.info("resumed %s from %s after epoch %d", self.method.name, path, int(data["epoch"]) + 1)
         return int(data["epoch"]) + 1
@@ -495,4 +559,4 @@ def train(run: TrainRun, resume: bool = False) -> dict:
 
 
 __all__ = ["TrainRun", "Trainer", "train", "split_ids", "epoch_batches", "resolve_device", "build_model",
-           "load_model", "trainable_names"]
+           "load_model", "trainable_names", "method_clips"]
