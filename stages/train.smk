@@ -10,8 +10,9 @@ def shard_files_of(stage, name):
 def train_inputs(wildcards):
     method = METHODS[wildcards.method]
     files = [f for mod in method.loads for f in shard_files_of(SOURCE_STAGE[mod], wildcards.dataset)]
-    if method.teacher:
-        files.append(train_output(method.teacher, wildcards.dataset))
+    for before in (method.teacher, method.init):
+        if before:
+            files.append(train_output(before, wildcards.dataset))
     return sorted(set(files))
 
 

@@ -158,3 +158,68 @@ def test_dmcnet_is_a_classifier_on_the_generated_cue():
     assert torch.equal(cue, x[:, :2])          # the last generator layer starts at zero: DMC = MV at first
     with pytest.raises(ValueError, match="5 input channels"):
         build("dmcnet", in_channels=3)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Hidden Two-Stream: MotionNet, then the stacked temporal stream three ways
+
+
+def hts_cfg(**kw) -> TrainConfig:
+    return cfg(**{**dict(arch="resnet3d-18", hts_motionnet_epochs=2, hts_motionnet_width=4, hts_scales=3,
+                         hts_lr=0.002, epochs=1), **kw})
+
+
+def test_hidden_trains_motionnet_then_the_temporal_stream(shards, tmp_path):
+    run = TrainRun(method="hidden", train=hts_cfg(), clips=CLIPS, shards=shards, out_dir=tmp_path, progress=False)
+    t = Trainer(run)
+    assert type(t.model).__name__ == "HiddenTwoStream" and t.spec["temporal"] == "resnet3d-18"
+    assert t.spec["frames"] == CLIPS.length and t.spec["scales"] == 3
+    before = state_of(t.model)
+    t.fit(stop_after=2)
+    mid = state_of(t.model)
+    t.fit(resume=True)
+    after = state_of(t.model)
+    t.close()
+    moved1 = {k for k in before if not torch.equal(before[k], mid[k])}
+    moved2 = {k for k in mid if not torch.equal(mid[k], after[k])}
+    assert moved1 and all(k.startswith("motionnet.") for k in moved1)       # step 1: MotionNet alone
+    assert moved2 and all(k.startswith("temporal.") for k in moved2)        # step 2: MotionNet frozen
+    rows = t.history
+    assert [r["phase"] for r in rows] == ["motionnet", "motionnet", "temporal"]
+    assert {"train_unsup", "train_pixel", "train_smooth", "train_ssim"} <= set(rows[0])
+    assert isinstance(t.optimizer, torch.optim.SGD)                         # step 2: SGD as the others
+    # end to end, from the trained hidden: everything moves; with the unsupervised losses beside the CE
+    for method, parts in (("hidden_e2e", {"train_ce"}), ("hidden_e2e_unsup", {"train_ce", "train_unsup"})):
+        out = tmp_path / method
+        e2e = Trainer(TrainRun(method=method, train=hts_cfg(), clips=CLIPS, shards=shards, out_dir=out,
+                               progress=False, init=tmp_path / "model.pt"))
+        start = state_of(e2e.model)
+        assert all(torch.equal(start[k], after[k]) for k in after)          # starts from hidden's model.pt
+        e2e.fit()
+        e2e.close()
+        moved = {k for k in start if not torch.equal(start[k], state_of(e2e.model)[k])}
+        assert any(k.startswith("motionnet.") for k in moved) and any(k.startswith("temporal.") for k in moved)
+        assert parts <= set(e2e.history[-1])
+    r = run_test_stream("hidden_e2e_unsup", tmp_path / "hidden_e2e_unsup" / "model.pt", {"rgb": shards["rgb"]}, CLIPS,
+                        dataclasses.replace(EvaluateConfig(), device="cpu", batch_size=8))
+    assert r.scores.shape == (4, 2) and r.input == "rgb"
+
+
+def test_hidden_refuses_a_crop_motionnet_cannot_stride(shards, tmp_path):
+    from pipeline.core.errors import ConfigError
+    with pytest.raises(ConfigError, match="not a multiple of 2\\*\\*hts_scales"):
+        Trainer(TrainRun(method="hidden", train=hts_cfg(hts_scales=4), clips=CLIPS, shards=shards, out_dir=tmp_path,
+                         progress=False))
+    with pytest.raises(ConfigError, match="starts from the trained hidden"):
+        Trainer(TrainRun(method="hidden_e2e", train=hts_cfg(), clips=CLIPS, shards=shards, out_dir=tmp_path,
+                         progress=False))
+
+
+def test_weighted_fusion_and_its_config_syntax():
+    from pipeline.evaluate.metrics import fuse
+    from pipeline.steps.evaluate import parse_fusion
+    a, b = np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])
+    np.testing.assert_allclose(fuse([a, b], [1, 1.5]), [[0.4, 0.6]])        # spatial : temporal = 1 : 1.5
+    np.testing.assert_allclose(fuse([a, b]), [[0.5, 0.5]])
+    assert parse_fusion(["rgb", "hidden:1.5"]) == (["rgb", "hidden"], [1.0, 1.5])
+    assert parse_fusion(["rgb", "flow"]) == (["rgb", "flow"], None)

@@ -28,8 +28,9 @@ EXACT = {"resnet3d-18": 33_235_280, "resnet3d-34": 63_544_912, "resnet3d-50": 47
          "resnet2d-18": 11_381_712, "resnet2d-34": 21_489_872, "resnet2d-50": 24_327_632}
 
 
-#: the classifiers of one input (DMC-Net, a generator + classifier, has its tests in test_compressed_methods.py)
-CLASSIFIERS = [a for a in ARCHS if a != "dmcnet"]
+#: the classifiers of one input (DMC-Net and the stacked temporal stream, a generator + classifier, have their
+#: tests in test_compressed_methods.py and test_hidden_two_stream.py)
+CLASSIFIERS = [a for a in ARCHS if a not in ("dmcnet", "hidden")]
 
 
 def tiny(arch: str, in_channels: int = 3, num_classes: int = 5, **kw) -> nn.Module:

@@ -25,9 +25,9 @@ datasets:
       decode: {short_side: 32}
       reencode: {size: [32, 32]}
       clips: {length: 4, crop: 24, flip: false}
-      train: {arch: resnet3d-18, iframe_arch: resnet2d-18, width: 4, layers: [1, 1, 1, 1], epochs: 4, mers_classifier_epochs: 1, batch_size: 2, lr: 0.01, workers: 0, dmc_adversarial_epochs: 1}
+      train: {arch: resnet3d-18, iframe_arch: resnet2d-18, width: 4, layers: [1, 1, 1, 1], epochs: 4, mers_classifier_epochs: 1, batch_size: 2, lr: 0.01, workers: 0, dmc_adversarial_epochs: 1, hts_motionnet_epochs: 1, hts_motionnet_width: 4, hts_scales: 3}
 make_demo: {classes: 2, train_per_class: 2, test_per_class: 1, frames: 8, width: 32, height: 32}
-evaluate: {tvl1_pairs: 2}
+evaluate: {tvl1_pairs: 2, probe_steps: 5, probe_layers: [stem, layer4]}
 """
 
 
@@ -99,22 +99,29 @@ def test_snakemake_runs_the_workflow_on_a_tiny_demo(tmp_path):
     assert np.mean(errors) < 0.6 * np.mean(zeros), (np.mean(errors), np.mean(zeros))
     # the training half: every method trained (students after their teacher), evaluated, reported
     from pipeline.train.checkpoint import load
-    methods = ("flow", "rgb", "mers", "mars", "d3d", "resframe", "appearance", "iframe", "mv", "residual", "dmc")
+    methods = ("flow", "rgb", "mers", "mars", "d3d", "resframe", "appearance", "iframe", "mv", "residual", "dmc",
+               "hidden", "hidden_e2e", "hidden_e2e_unsup")
     for m in methods:
         run_dir = tmp_path / "results" / "train" / "demo" / m
         ck = load(run_dir / "model.pt")
         assert ck["method"] == m and ck["classes"] == ["translate_right", "translate_left"]
         split = json.loads((run_dir / "split.json").read_text())
         assert len(split["train"]) == 2 and len(split["val"]) == 2          # one of each class held out
-        assert (run_dir / "log.jsonl").read_text().count("\n") == {"mers": 5, "dmc": 6}.get(m, 4)
+        assert (run_dir / "log.jsonl").read_text().count("\n") == {"mers": 5, "dmc": 6, "hidden": 5}.get(m, 4)
         assert (tmp_path / "logs" / "train" / "demo" / f"{m}.log").exists()
     metrics = json.loads((tmp_path / "results" / "evaluate" / "demo" / "metrics.json").read_text())
     assert set(metrics["streams"]) == set(methods)
     assert all(v["videos"] == 2 for v in metrics["streams"].values())     # the test split: one per class
     assert metrics["streams"]["flow"]["flow_seconds_per_video"] > 0 == metrics["streams"]["rgb"]["flow_seconds_per_video"]
     assert "mars+rgb" in metrics["fusions"] and "iframe+residual+dmc" in metrics["fusions"]
+    assert metrics["fusions"]["rgb+hidden:1.5"]["weights"] == [1.0, 1.5]
+    assert metrics["motion"]["dmc"]["epe_zero_tvl1"] > 0 and "epe_dmc_true" in metrics["motion"]["dmc"]
+    assert "epe_motionnet_true" in metrics["motion"]["hidden_e2e"]
+    assert set(metrics["probe"]["networks"]) == {"rgb", "mars", "d3d"}
+    assert set(metrics["probe"]["networks"]["mars"]) == {"stem", "layer4"}
     report = (tmp_path / "results" / "report" / "demo" / "report.md").read_text()
-    assert "| MARS |" in report and "accuracy_vs_time.png" in report
+    assert "| MARS |" in report and "accuracy_vs_time.png" in report and "## Learned motion" in report
+    assert "probe_epe.png" in report
     # a second run has nothing to do: every output is up to date
     again = _snakemake(tmp_path, "all", "--dry-run")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

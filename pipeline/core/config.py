@@ -242,6 +242,11 @@ class TrainConfig:
     dmc_lambda: float               # DMC-Net: adversarial weight
     dmc_generator_epochs: int       # DMC-Net step 1: the generator alone
     dmc_adversarial_epochs: int     # DMC-Net step 3: with the adversarial loss
+    hts_motionnet_epochs: int       # Hidden Two-Stream: MotionNet's unsupervised epochs
+    hts_lr: float                   # Hidden Two-Stream: MotionNet's Adam learning rate
+    hts_motionnet_width: int        # MotionNet's conv1 channels
+    hts_scales: int                 # MotionNet's flow scales
+    hts_gamma: float                # weight of the unsupervised losses end to end
     val_fraction: float             # held-out part of train for validation
     finetune: str                   # none | last | all
     pretrained: str | None          # checkpoint to start from
@@ -260,6 +265,10 @@ class EvaluateConfig:
     batch_size: int                         # test clips per forward pass
     tvl1_pairs: int                         # pairs timed for the flow streams' TV-L1 time
     device: str                             # auto | cpu | cuda | cuda:N
+    probe: tuple[str, ...]                  # D3D's motion probe: the RGB-input networks probed
+    probe_layers: tuple[str, ...]           # the layers probed
+    probe_kind: str                         # simple | spatial | pwc
+    probe_steps: int                        # Adam steps per decoder
 
 
 #: config section -> its dataclass (``<CamelName>Config``), in file order

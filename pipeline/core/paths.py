@@ -53,7 +53,7 @@ EVALUATE_FILES = {"metrics": "metrics.json", "scores": "scores.h5"}
 REPORT_FILE = "report.md"
 #: the report's own figures, beside report.md
 REPORT_FIGURES = {"accuracy_time": "accuracy_vs_time.png", "training": "training_curves.png",
-                  "static": "static_drop.png"}
+                  "static": "static_drop.png", "probe": "probe_epe.png"}
 
 
 def train_dir(results: str | Path, dataset: str, method: str) -> Path:

@@ -41,12 +41,17 @@ def video_scores(clip_scores: np.ndarray, clip_video: Sequence[int], num_videos:
     return out / counts[:, None]
 
 
-def fuse(scores: Sequence[np.ndarray]) -> np.ndarray:
-    """The mean of several streams' (V, C) video scores (same videos, same order)."""
+def fuse(scores: Sequence[np.ndarray], weights: Sequence[float] | None = None) -> np.ndarray:
+    """The (weighted) mean of several streams' (V, C) video scores (same videos, same order); ``weights``
+    None: equal (Hidden Two-Stream fuses spatial : temporal as 1 : 1.5)."""
     shapes = {np.shape(s) for s in scores}
     if len(shapes) != 1:
         raise ValueError(f"streams to fuse must score the same videos and classes, got shapes {shapes}")
-    return np.mean(np.stack([np.asarray(s, np.float64) for s in scores]), axis=0)
+    w = np.ones(len(scores)) if weights is None else np.asarray(weights, np.float64)
+    if len(w) != len(scores) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"fusion weights {list(w)} for {len(scores)} streams")
+    stacked = np.stack([np.asarray(s, np.float64) for s in scores])
+    return np.tensordot(w / w.sum(), stacked, axes=1)
 
 
 def topk_accuracy(scores: np.ndarray, labels: Sequence[int], k: int = 1) -> float:

@@ -151,14 +151,18 @@ def stream_metrics(r: StreamResult, num_classes: int, tvl1_pair_seconds: float |
     return out
 
 
-def fusion_metrics(results: Sequence[StreamResult], num_classes: int, tvl1_pair_seconds: float | None) -> dict:
-    """Metrics of the average of several streams' video scores (and of their static scores)."""
+def fusion_metrics(results: Sequence[StreamResult], num_classes: int, tvl1_pair_seconds: float | None,
+                   weights: Sequence[float] | None = None) -> dict:
+    """Metrics of the (weighted) average of several streams' video scores (and of their static scores)."""
     ids, rows, labels = _aligned(results)
-    fused = M.fuse([r.scores[i] for r, i in zip(results, rows)])
+    fused = M.fuse([r.scores[i] for r, i in zip(results, rows)], weights)
     out = {**M.summary(fused, labels, num_classes), "videos": len(ids), "chance": 1.0 / num_classes,
            "streams": [r.name for r in results]}
+    if weights is not None:
+        out["weights"] = [float(w) for w in weights]
     if all(r.static is not None for r in results):
-        out["static_top1"] = M.topk_accuracy(M.fuse([r.static[i] for r, i in zip(results, rows)]), labels, 1)
+        out["static_top1"] = M.topk_accuracy(M.fuse([r.static[i] for r, i in zip(results, rows)], weights),
+                                             labels, 1)
     model_s = sum(float(r.model_seconds[i].mean()) for r, i in zip(results, rows))
     flows = [(r, i) for r, i in zip(results, rows) if r.input == "flow"]
     flow_s = float(np.mean(flows[0][0].frames[flows[0][1]]) * tvl1_pair_seconds) \

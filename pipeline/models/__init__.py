@@ -20,6 +20,7 @@ from torch import nn
 
 from .base import Classifier
 from .dmc import DMCNet, DMCNetConfig
+from .motionnet import HiddenTwoStream, HiddenTwoStreamConfig
 from .resnet2d import ResNet2d, ResNet2dConfig
 from .resnet3d import ResNet3d, ResNet3dConfig
 from .resnet18_3d import ResNet18Elu3d, ResNet18Elu3dConfig
@@ -37,6 +38,7 @@ ARCHS: dict[str, tuple[type, type[Classifier], dict[str, Any]]] = {
     "resnet2d-34": (ResNet2dConfig, ResNet2d, {"depth": 34}),
     "resnet2d-50": (ResNet2dConfig, ResNet2d, {"depth": 50}),      # torchvision's v1.5 stride placement
     "dmcnet": (DMCNetConfig, DMCNet, {}),                          # DMC-Net: generator + 2D ResNet-18
+    "hidden": (HiddenTwoStreamConfig, HiddenTwoStream, {}),        # MotionNet + a 3D temporal stream
 }
 
 
@@ -80,6 +82,6 @@ def _entry(arch: str) -> tuple[type, type[Classifier], dict[str, Any]]:
     return ARCHS[arch]
 
 
-__all__ = ["ARCHS", "Classifier", "DMCNet", "DMCNetConfig", "ResNet2d", "ResNet2dConfig", "ResNet3d", "ResNet3dConfig", "ResNet18Elu3d",
+__all__ = ["ARCHS", "Classifier", "DMCNet", "DMCNetConfig", "HiddenTwoStream", "HiddenTwoStreamConfig", "ResNet2d", "ResNet2dConfig", "ResNet3d", "ResNet3dConfig", "ResNet18Elu3d",
            "ResNet18Elu3dConfig", "build", "config_fields", "input_dims_of",
            "make_config"]

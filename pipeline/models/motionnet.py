@@ -338,5 +338,77 @@ class FlowNormalization(nn.Module):
         return f"bound={self.bound}, mean={self.mean}"
 
 
-__all__ = ["MotionNet", "MotionNetConfig", "FlowNormalization", "flows_to_clip", "clip_to_flows",
+@dataclass(frozen=True)
+class HiddenTwoStreamConfig:
+    """The stacked temporal stream (Hidden Two-Stream §3.2): MotionNet on the RGB clip, its finest flow
+    upsampled to the clip's size and normalized like TV-L1 flow (:class:`FlowNormalization`), then a 3D
+    network on the (N, 2, T - 1, H, W) flow clip."""
+
+    temporal: str = "resnet3d-18"            # the flow network (a 3D classifier on 2 channels)
+    num_classes: int = 400
+    in_channels: int = 3                     # RGB
+    frames: int = 16                         # clip length T (the paper: 11); MotionNet gives T - 1 flows
+    motionnet_width: int = 64                # MotionNet's conv1 channels (the paper's: 64)
+    scales: int = 4                          # MotionNet's flow scales: H, W multiples of 2**scales
+    width: int | None = None                 # the temporal network's first-stage channels (None: its own)
+    layers: tuple[int, ...] | None = None    # the temporal network's blocks per stage
+    flow_bound: float = FLOW_BOUND           # the flow quantization of the TV-L1 streams (extract_flow.bound)
+    flow_mean: float = FLOW_MEAN             # the zero level of flow samples (clips.flow_mean)
+    rgb_mean: tuple[float, ...] = tuple(RGB_MEAN)
+
+    def __post_init__(self) -> None:
+        if self.in_channels != 3:
+            raise ValueError(f"the stacked temporal stream takes RGB clips (3 channels), not {self.in_channels}")
+
+
+class HiddenTwoStream(nn.Module):
+    """MotionNet + flow normalization + a 3D temporal network, with the classifier interface
+    (``forward_features``, ``classify``, ``fc``, ``last_block``); :meth:`forward_parts` also returns
+    MotionNet's flows (coarse to fine, input pixels) and its input, for the unsupervised losses.
+
+    Input: the data pipeline's RGB clip (N, 3, T, H, W), ``q - rgb_mean`` on the 0-255 scale."""
+
+    input_dims = 3
+
+    def __init__(self, config: HiddenTwoStreamConfig | None = None) -> None:
+        super().__init__()
+        from . import build                       # the registry imports this module
+
+        self.config = c = config or HiddenTwoStreamConfig()
+        self.motionnet = MotionNet(MotionNetConfig(frames=c.frames, scales=c.scales, width=c.motionnet_width))
+        self.normalize = FlowNormalization(c.flow_bound, c.flow_mean)
+        self.temporal = build(c.temporal, in_channels=2, num_classes=c.num_classes, width=c.width, layers=c.layers)
+        self.feature_dim = self.temporal.feature_dim
+
+    @property
+    def fc(self) -> nn.Linear:
+        return self.temporal.fc
+
+    @property
+    def last_block(self) -> nn.Module:
+        return self.temporal.last_block
+
+    def flow(self, rgb: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """(MotionNet's flows, its input (N, 3T, H, W) in [0, 1], the finest flow upsampled to (H, W) as a
+        clip (N, 2, T - 1, H, W) in pixels)."""
+        frames = motionnet_input(rgb, self.config.rgb_mean)
+        flows = self.motionnet(frames)
+        return flows, frames, flows_to_clip(upsample_flow(flows[-1], rgb.shape[-2:]))
+
+    def forward_parts(self, rgb: torch.Tensor):
+        """(features (N, feature_dim), (MotionNet's flows, its input)) of an RGB clip."""
+        flows, frames, clip = self.flow(rgb)
+        return self.temporal.forward_features(self.normalize(clip)), (flows, frames)
+
+    def forward_features(self, rgb: torch.Tensor) -> torch.Tensor:
+        return self.forward_parts(rgb)[0]
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.temporal.classify(features)
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.forward_features(rgb))
+
+
+__all__ = ["HiddenTwoStream", "HiddenTwoStreamConfig", "MotionNet", "MotionNetConfig", "FlowNormalization", "flows_to_clip", "clip_to_flows",
            "motionnet_input", "stack_frames", "upsample_flow", "FLOW_BOUND", "FLOW_MEAN", "RGB_MEAN"]

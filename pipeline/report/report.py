@@ -33,10 +33,11 @@ from .pictures import visualize_shard_video, visualize_video
 #: metrics.json stream name -> the name the report (and the MARS paper) gives it, in the table's order
 DISPLAY = {"rgb": "RGB", "flow": "Flow", "mers": "MERS", "mars": "MARS", "d3d": "D3D",
            "resframe": "Residual frames", "appearance": "Appearance", "iframe": "I-frame", "mv": "MV",
-           "residual": "Residual", "dmc": "DMC-Net"}
+           "residual": "Residual", "dmc": "DMC-Net", "hidden": "Stacked temporal (MotionNet frozen)",
+           "hidden_e2e": "Stacked temporal (end to end)", "hidden_e2e_unsup": "Stacked temporal (end to end + unsup.)"}
 #: the fusions in the table's order (others follow in the order metrics.json lists them)
 FUSION_ORDER = ("rgb+flow", "mers+rgb", "mars+rgb", "mars+rgb+flow", "resframe+appearance", "iframe+mv+residual",
-                "iframe+dmc", "iframe+residual+dmc")
+                "iframe+dmc", "iframe+residual+dmc", "rgb+hidden:1.5", "rgb+hidden_e2e:1.5", "rgb+hidden_e2e_unsup:1.5")
 FIGURES = paths.REPORT_FIGURES
 MISSING = "–"
 _SAVE = {"format": "png", "dpi": 100, "metadata": {"Software": None}}     # no version, no time: stable bytes
@@ -86,8 +87,12 @@ def read_log(path: Path) -> list[dict]:
 
 # -- pure builders ------------------------------------------------------------------------------------------
 def display_name(key: str) -> str:
-    """``"mars+rgb"`` -> ``"MARS+RGB"``; an unknown name is shown as it is."""
-    return "+".join(DISPLAY.get(part, part) for part in key.split("+"))
+    """``"mars+rgb"`` -> ``"MARS+RGB"``, ``"rgb+hidden:1.5"`` -> ``"RGB+... ×1.5"``; an unknown name is shown as
+    it is."""
+    def one(part: str) -> str:
+        name, _, w = part.partition(":")
+        return DISPLAY.get(name, name) + (f" ×{w}" if w else "")
+    return "+".join(one(part) for part in key.split("+"))
 
 
 def accuracy_rows(metrics: Mapping[str, Any]) -> list[Row]:
@@ -161,6 +166,36 @@ def training_table(logs: Mapping[str, list[dict]]) -> list[str]:
                    f"| {pct(val[-1] if val else None)} | {pct(max(val) if val else None)} "
                    f"| {f'{sum(speed) / len(speed):.1f}' if speed else MISSING} | {total:.1f} |")
     return out
+
+
+def motion_lines(motion: Mapping[str, Any]) -> list[str]:
+    """The learned motion (DMC-Net's cue, MotionNet's flow): end-point errors and times, as a table."""
+    if not motion:
+        return []
+    md = ["| stream | cue | EPE vs TV-L1 (px) | baseline vs TV-L1 | EPE vs true flow | TV-L1 vs true | zero vs true "
+          "| ms per frame (cue; with the classifier) |", "|---|---|---|---|---|---|---|---|"]
+    for name, m in motion.items():
+        t = m.get("seconds_per_frame", {})
+        if "epe_dmc_tvl1" in m:
+            cue, base = m["epe_dmc_tvl1"], f"MV {m['epe_mv_tvl1']:.3f}, zero {m['epe_zero_tvl1']:.3f}"
+            true = (f"{m['epe_dmc_true']:.3f} (MV {m['epe_mv_true']:.3f})" if "epe_dmc_true" in m else MISSING)
+            times = f"{t.get('generator', 0) * 1e3:.3f}; {t.get('generator_classifier', 0) * 1e3:.3f}"
+            label = "DMC (generator)"
+        else:
+            cue, base = m["epe_motionnet_tvl1"], f"zero {m['epe_zero_tvl1']:.3f}"
+            true = f"{m['epe_motionnet_true']:.3f}" if "epe_motionnet_true" in m else MISSING
+            times = f"{t.get('motionnet', 0) * 1e3:.3f}; {t.get('motionnet_temporal', 0) * 1e3:.3f}"
+            label = "MotionNet flow"
+        tv = f"{m['epe_tvl1_true']:.3f}" if "epe_tvl1_true" in m else MISSING
+        zt = f"{m['epe_zero_true']:.3f}" if "epe_zero_true" in m else MISSING
+        md.append(f"| {display_name(name)} | {label} | {cue:.3f} | {base} | {true} | {tv} | {zt} | {times} |")
+    dmc = motion.get("dmc", {}).get("seconds_per_frame", {})
+    big = [k for k in dmc if k.startswith("generator_") and k[10:].isdigit()]
+    if big:
+        md += ["", f"DMC-Net at {big[0][10:]}x{big[0][10:]}: generator {dmc[big[0]] * 1e3:.2f} ms a frame, with the "
+               f"classifier {dmc.get('generator_classifier_' + big[0][10:], 0) * 1e3:.2f} ms (DMC-Net reports 0.106 ms "
+               "for the generator on a GPU)."]
+    return md
 
 
 def measured_lines(metrics: Mapping[str, Any]) -> list[str]:
@@ -332,6 +367,16 @@ def build_markdown(dataset: str, metrics: Mapping[str, Any], rows: Sequence[Row]
     if logs:
         md += training_table(logs) + ["", f"![Training curves]({figures['training']})"]
     md += [""] + list(log_notes) + ([""] if log_notes else [])
+    if metrics.get("motion"):
+        md += ["## Learned motion", "", "End-point error in pixels on the test clips' centre crops; DMC-Net's cue "
+               "is compared with the negated TV-L1 flow into its P-frame (the vectors' orientation), MotionNet's "
+               "finest flow, upsampled, with TV-L1 flow; \"true flow\" is the demo's own.", ""]
+        md += motion_lines(metrics["motion"]) + [""]
+    if metrics.get("probe", {}).get("networks"):
+        from .probe_plot import probe_lines
+        md += ["## Where motion is: D3D's probe", ""] + probe_lines(metrics["probe"]) + [""]
+        if figures.get("probe"):
+            md += [f"![Probe end-point error per layer]({figures['probe']})", ""]
     md += ["## Pictures", ""]
     for title, where, target in pictures:
         md += [f"### {title}", "", f"First video of `{where}`:", "", f"![{title}]({target})", ""]
@@ -370,6 +415,9 @@ def write_report(results: Path, dataset: str, out_dir: Path, methods: Sequence[s
     if static_drops(rows):
         chance = next((float(r.m["chance"]) for r in rows if "chance" in r.m), None)
         written["static"] = plot_static(static_drops(rows), out_dir / FIGURES["static"], chance)
+    if metrics.get("probe", {}).get("networks"):
+        from .probe_plot import plot_probe
+        written["probe"] = plot_probe(metrics["probe"], out_dir / FIGURES["probe"])
     pictures, picture_notes = stage_pictures(results, dataset, out_dir)
     text = build_markdown(dataset, metrics, rows, logs, log_notes,
                           {k: link(p, out_dir) for k, p in written.items()},

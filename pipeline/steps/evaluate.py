@@ -22,12 +22,32 @@ def fusion_name(streams) -> str:
     return "+".join(streams)
 
 
+def parse_fusion(fusion) -> tuple[list[str], list[float] | None]:
+    """``["rgb", "hidden:1.5"]`` -> (["rgb", "hidden"], [1.0, 1.5]); no weight anywhere: (names, None)."""
+    names, weights = [], []
+    for item in fusion:
+        name, _, w = str(item).partition(":")
+        try:
+            weights.append(float(w) if w else 1.0)
+        except ValueError:
+            raise ConfigError(f"evaluate.fusions: {item!r}: a weight after ':' must be a number") from None
+        names.append(name)
+    return names, (weights if any(":" in str(i) for i in fusion) else None)
+
+
 def check_fusions(streams, fusions) -> None:
     for f in fusions:
-        missing = [s for s in f if s not in streams]
+        names, _ = parse_fusion(f)
+        missing = [s for s in names if s not in streams]
         if missing:
             raise ConfigError(f"evaluate.fusions: {fusion_name(f)} names {missing}, which evaluate.streams "
                               f"({list(streams)}) does not test")
+
+
+def true_flow_of(settings) -> Path | None:
+    """The dataset's true optical flow (the demo's ``true_flow.h5``), or None."""
+    p = Path(settings.dataset.root) / paths.DEMO_FILES["true_flow"]
+    return p if settings.dataset.format == "demo" and p.is_file() else None
 
 
 def run(job: DatasetJob) -> dict:
@@ -60,8 +80,33 @@ def run(job: DatasetJob) -> dict:
         "device": str(resolve_device(cfg.device)), "machine": f"{platform.machine()} {platform.processor()}".strip(),
         "settings": {"evaluate": section_values(cfg), "clips": section_values(s.clips)},
         "streams": {r.name: stream_metrics(r, k, tvl1) for r in results},
-        "fusions": {fusion_name(f): fusion_metrics([by_name[n] for n in f], k, tvl1) for f in cfg.fusions},
+        "fusions": {fusion_name(f): fusion_metrics([by_name[n] for n in parse_fusion(f)[0]], k, tvl1,
+                                                   parse_fusion(f)[1]) for f in cfg.fusions},
     }
+    motion = {}
+    if "dmc" in cfg.streams:                 # DMC-Net's cue against TV-L1 (and the demo's true flow), times
+        from ..evaluate.motion import dmc_motion
+        motion["dmc"] = dmc_motion(paths.train_dir(s.results, s.dataset.name, "dmc") / paths.TRAIN_FILES["model"],
+                                   source_shards(s, ("mv", "flow")), s.clips, true_flow_of(s),
+                                   resolve_device(cfg.device), cfg.batch_size)
+    hidden = [n for n in cfg.streams if n.startswith("hidden")]
+    if hidden:                               # MotionNet's flow of each stacked temporal stream, times
+        from ..evaluate.motion import motionnet_motion
+        for name in hidden:
+            motion[name] = motionnet_motion(paths.train_dir(s.results, s.dataset.name, name) /
+                                            paths.TRAIN_FILES["model"], source_shards(s, ("rgb", "flow")),
+                                            s.clips, true_flow_of(s), resolve_device(cfg.device), cfg.batch_size)
+    if motion:
+        metrics["motion"] = motion
+    if cfg.probe:                            # D3D's motion probe of the RGB-input networks, per layer
+        from ..evaluate.probe import probe_networks
+        missing = [n for n in cfg.probe if n not in cfg.streams]
+        if missing:
+            raise ConfigError(f"evaluate.probe: {missing} are not in evaluate.streams ({list(cfg.streams)})")
+        metrics["probe"] = probe_networks(
+            {n: paths.train_dir(s.results, s.dataset.name, n) / paths.TRAIN_FILES["model"] for n in cfg.probe},
+            source_shards(s, ("rgb", "flow")), s.clips, cfg.probe_layers, kind=cfg.probe_kind,
+            steps=cfg.probe_steps, device=str(resolve_device(cfg.device)), seed=0, threads=1)
     write_scores(out / paths.EVALUATE_FILES["scores"], results, classes)
     write_text_atomic(out / paths.EVALUATE_FILES["metrics"], json.dumps(metrics, indent=1) + "\n")
     line = ", ".join(f"{n} {m['top1'] * 100:.1f}" for n, m in {**metrics["streams"], **metrics["fusions"]}.items())
@@ -75,5 +120,5 @@ STAGE = Stage(
             "fusions, static clips, seconds per video).",
     reads=None, writes=(), uses=("evaluate", "clips", "extract_flow"), run=run, per_shard=False,
     options=(Option("--average", "average"), Option("--device", "device"), Option("--batch-size", "batch_size"),
-             Option("--tvl1-pairs", "tvl1_pairs")),
+             Option("--tvl1-pairs", "tvl1_pairs"), Option("--probe-steps", "probe_steps")),
 )

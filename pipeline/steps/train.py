@@ -68,8 +68,15 @@ def run(job: DatasetJob) -> dict:
         if not teacher.exists():
             raise StageError(f"train {method.name}: the {method.teacher} teacher {teacher} does not exist; run "
                              f"`prep-cli train --method {method.teacher} --dataset {s.dataset.name}` first")
+    init = None
+    if method.init:
+        init = paths.train_dir(s.results, s.dataset.name, method.init) / paths.TRAIN_FILES["model"]
+        if not init.exists():
+            raise StageError(f"train {method.name}: it starts from the trained {method.init} {init}, which does not "
+                             f"exist; run `prep-cli train --method {method.init} --dataset {s.dataset.name}` first")
     summary = train(TrainRun(method=method.name, train=job.config, clips=s.clips, shards=shards, out_dir=out,
                              teacher=teacher, progress=job.options.get("progress", True), gop=s.reencode.gop,
+                             init=init,
                              provenance={"dataset": s.dataset.name, **shard_provenance(shards)}),
                     resume=job.options.get("resume", False))
     acc = summary.get("val_acc")

@@ -16,6 +16,11 @@ mv             mv (one P-frame)      mv          coviar_arch     cross-entropy (
 residual       residual (a P-frame)  residual    coviar_arch     cross-entropy (CoViAR's residual stream)
 dmc            mv + residual + flow  mv +        dmcnet          1: flow MSE, generator only; 2: CE + alpha MSE;
                                      residual                    3: + lambda adversarial (DMC-Net 7.2, Adam)
+hidden         rgb                   rgb         hidden (arch)   1: MotionNet alone, unsupervised (Adam); 2: the
+                                                                 temporal stream, cross-entropy, MotionNet frozen
+hidden_e2e     rgb                   rgb         hidden (arch)   from hidden: end to end, cross-entropy
+hidden_e2e_    rgb                   rgb         hidden (arch)   from hidden: end to end, cross-entropy + gamma
+unsup                                                            unsupervised (Hidden Two-Stream 3.2, 4.3)
 =============  ====================  ==========  ==============  =================================================
 
 The single-frame methods (iframe, mv, residual, dmc) read clips of ``length`` frames anchored at an
@@ -42,9 +47,10 @@ class Phase:
     ``epochs`` the train-config key of its length."""
 
     name: str
-    loss: str           # ce | mars | d3d | feature | dmc_flow | dmc | dmc_adversarial
-    trains: str         # all | backbone | classifier | generator
+    loss: str           # ce | mars | d3d | feature | dmc_flow | dmc | dmc_adversarial | unsupervised | ce_unsupervised
+    trains: str         # all | backbone | classifier | generator | motionnet | temporal
     epochs: str = "epochs"
+    optimizer: str | None = None    # sgd | adam; None: the method's
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,7 @@ class Method:
     extra_loads: tuple[str, ...] = ()          # read for training only (dmc: the TV-L1 target flow)
     optimizer: str = "sgd"                     # sgd | adam (DMC-Net)
     network: str | None = None                 # a composite network whose classifier is ``arch_key``'s
+    init: str | None = None                    # the method whose trained model.pt this one starts from
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -95,6 +102,11 @@ METHODS: dict[str, Method] = {m.name: m for m in (
             Phase("adversarial", "dmc_adversarial", "all", "dmc_adversarial_epochs")),
            length=2, anchor="p", test_inputs=("mv", "residual"), extra_loads=("flow",), optimizer="adam",
            network="dmcnet"),
+    Method("hidden", "rgb", "arch", (Phase("motionnet", "unsupervised", "motionnet", "hts_motionnet_epochs", "adam"),
+                                     Phase("temporal", "ce", "temporal")), network="hidden"),
+    Method("hidden_e2e", "rgb", "arch", (Phase("end_to_end", "ce", "all"),), network="hidden", init="hidden"),
+    Method("hidden_e2e_unsup", "rgb", "arch", (Phase("end_to_end", "ce_unsupervised", "all"),), network="hidden",
+           init="hidden"),
 )}
 
 

@@ -45,6 +45,8 @@ from . import checkpoint as ckpt
 from . import distributed as D
 from . import dmc as DMC
 from . import losses as L
+from . import unsupervised as U
+from .unsupervised import SCALE_WEIGHTS
 from .inputs import dmc_target, network_input, scales_of
 from .methods import Method, Phase, get as get_method
 
@@ -145,12 +147,12 @@ class _Both(nn.Module):
 
 def trainable_names(model: nn.Module, trains: str, finetune: str) -> set[str]:
     """Names of the parameters one phase trains: ``all``, ``backbone`` (all but ``fc``), ``classifier``
-    (``fc`` alone) or ``generator`` (DMC-Net's generator), narrowed by ``finetune == "last"`` to the last block
-    and ``fc``."""
+    (``fc`` alone) or one part of a composite network (``generator`` of DMC-Net, ``motionnet`` or ``temporal``
+    of the stacked temporal stream), narrowed by ``finetune == "last"`` to the last block and ``fc``."""
     fc = {n for n, p in model.named_parameters() if any(p is q for q in model.fc.parameters())}
     names = {n for n, _ in model.named_parameters()}
-    if trains == "generator":                 # DMC-Net step 1: the generator alone
-        chosen = {n for n in names if n.startswith("generator.")}
+    if trains in ("generator", "motionnet", "temporal"):   # one part of a composite network
+        chosen = {n for n in names if n.startswith(trains + ".")}
     elif trains == "classifier":
         chosen = fc
     elif trains == "backbone":
@@ -190,6 +192,7 @@ class TrainRun:
     progress: bool = True
     provenance: Mapping[str, Any] = field(default_factory=dict)
     gop: int = 12                 # I-frames every gop frames in the re-encoded videos (anchored methods)
+    init: Path | None = None      # the model.pt a method with ``init`` starts from
 
     def path(self, kind: str) -> Path:
         return Path(self.out_dir) / TRAIN_FILES[kind]
@@ -253,15 +256,24 @@ class Trainer:
         cfg = self.cfg
         arch = getattr(cfg, self.method.arch_key)
         spec: dict[str, Any] = {"arch": arch, "in_channels": self._in_channels(), "num_classes": len(self.classes)}
-        if self.method.network:                 # DMC-Net: the generator, then the arch_key's network
-            spec = {**spec, "arch": self.method.network, "classifier": arch}
+        if self.method.network == "dmcnet":     # DMC-Net: the generator, then the arch_key's network
+            spec = {**spec, "arch": "dmcnet", "classifier": arch}
+        elif self.method.network == "hidden":   # MotionNet, then the arch_key's network on its flow
+            if self.run.clips.crop % 2 ** cfg.hts_scales:
+                raise ConfigError(f"train {self.method.name}: clips.crop {self.run.clips.crop} is not a multiple of "
+                                  f"2**hts_scales = {2 ** cfg.hts_scales} (MotionNet's strides)")
+            spec = {**spec, "arch": "hidden", "temporal": arch, "frames": self.train_set.length,
+                    "motionnet_width": cfg.hts_motionnet_width, "scales": cfg.hts_scales,
+                    "flow_mean": self.run.clips.flow_mean, "rgb_mean": list(self.run.clips.rgb_mean)}
         if cfg.width is not None:
             spec["width"] = cfg.width
         if cfg.layers is not None:
             spec["layers"] = list(cfg.layers)
         torch.manual_seed(cfg.seed)
         model = build_model(spec)
-        if cfg.pretrained:
+        if self.method.init:
+            self._load_init(model)
+        elif cfg.pretrained:
             self._load_pretrained(model, cfg.pretrained)
         elif cfg.finetune != "none":
             raise ConfigError(f"train.finetune {cfg.finetune!r} needs train.pretrained (a checkpoint)")
@@ -288,6 +300,18 @@ class Trainer:
                 D.convert_batchnorm(self.disc_module, self.device),
                 device_ids=[self.device.index] if self.device.type == "cuda" else None)
 
+    def _load_init(self, model: nn.Module) -> None:
+        """Start from the trained ``init`` method (the stacked temporal stream fine-tuned end to end)."""
+        path = self.run.init
+        if path is None:
+            raise ConfigError(f"method {self.method.name} starts from the trained {self.method.init} (its model.pt)")
+        data = ckpt.load(path)
+        if data.get("method") != self.method.init or list(data.get("classes", [])) != self.classes:
+            raise CheckpointError(f"{path} is not a {self.method.init} model of these classes (method "
+                                  f"{data.get('method')!r})")
+        model.load_state_dict(data["model"])
+        log.info("started from %s", path)
+
     def _load_pretrained(self, model: nn.Module, path: str) -> None:
         data = ckpt.load(path)
         state = model.state_dict()
@@ -311,7 +335,10 @@ class Trainer:
         for n, prm in self.model.named_parameters():
             prm.requires_grad_(n in names)
         params = [prm for n, prm in self.model.named_parameters() if n in names]
-        if self.method.optimizer == "adam":        # DMC-Net 7.2: Adam; the classifier but its last layer at 1/100
+        optimizer = ph.optimizer or self.method.optimizer
+        if optimizer == "adam" and self.method.network == "hidden":     # MotionNet's unsupervised training
+            self.optimizer = torch.optim.Adam(params, lr=self.cfg.hts_lr)
+        elif optimizer == "adam":                  # DMC-Net 7.2: Adam; the classifier but its last layer at 1/100
             groups = [{**g, "params": [q for q in g["params"] if q.requires_grad]}
                       for g in DMC.param_groups(self.model.generator, self.model.classifier, self.cfg.dmc_lr)]
             self.optimizer = torch.optim.Adam([g for g in groups if g["params"]])
@@ -339,6 +366,15 @@ class Trainer:
         if ph.loss == "ce":
             loss = L.cross_entropy(logits, y)
             return loss, {"ce": loss.detach().item()}
+        if ph.loss in ("unsupervised", "ce_unsupervised"):       # Hidden Two-Stream: cue = (flows, frames)
+            flows, frames = cue
+            weights = SCALE_WEIGHTS[-len(flows):]
+            unsup, parts = U.motionnet_loss(frames.float(), [f.float() for f in flows], weights=weights)
+            parts = {k: parts[k] for k in ("pixel", "smooth", "ssim")}
+            if ph.loss == "unsupervised":
+                return unsup, {"unsup": unsup.detach().item(), **parts}
+            ce = L.cross_entropy(logits, y)
+            return ce + self.cfg.hts_gamma * unsup, {"ce": ce.detach().item(), "unsup": unsup.detach().item()}
         if ph.loss.startswith("dmc"):
             target = dmc_target(batch, self.scales)
             if ph.loss == "dmc_flow":
