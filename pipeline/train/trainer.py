@@ -51,6 +51,9 @@ from .inputs import dmc_target, network_input, scales_of
 from .methods import Method, Phase, get as get_method
 
 log = logging.getLogger("motionprep")
+#: the stacked temporal stream end to end: MotionNet's SGD rate relative to the temporal stream's (at the full
+#: rate its unsupervised pre-training is lost, and the demo's run diverged to NaN with the losses beside)
+HIDDEN_MOTIONNET_LR = 0.01
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -342,6 +345,12 @@ class Trainer:
             groups = [{**g, "params": [q for q in g["params"] if q.requires_grad]}
                       for g in DMC.param_groups(self.model.generator, self.model.classifier, self.cfg.dmc_lr)]
             self.optimizer = torch.optim.Adam([g for g in groups if g["params"]])
+        elif self.method.network == "hidden":      # end to end: the pre-trained MotionNet at 1/100 of the rate
+            slow = [q for n, q in self.model.named_parameters() if n in names and n.startswith("motionnet.")]
+            fast = [q for n, q in self.model.named_parameters() if n in names and not n.startswith("motionnet.")]
+            groups = [{"params": fast, "lr": self.cfg.lr}, {"params": slow, "lr": self.cfg.lr * HIDDEN_MOTIONNET_LR}]
+            self.optimizer = torch.optim.SGD([g for g in groups if g["params"]], lr=self.cfg.lr,
+                                             momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay)
         else:
             self.optimizer = torch.optim.SGD(params, lr=self.cfg.lr, momentum=self.cfg.momentum,
                                              weight_decay=self.cfg.weight_decay)
