@@ -223,3 +223,14 @@ def test_weighted_fusion_and_its_config_syntax():
     np.testing.assert_allclose(fuse([a, b]), [[0.5, 0.5]])
     assert parse_fusion(["rgb", "hidden:1.5"]) == (["rgb", "hidden"], [1.0, 1.5])
     assert parse_fusion(["rgb", "flow"]) == (["rgb", "flow"], None)
+
+
+def test_dmc_refuses_flow_of_another_frame_size(shards, tmp_path):
+    from pipeline.core.errors import StageError
+    from pipeline.steps.train import check_same_geometry
+
+    from .shard_fixtures import write_shards
+    check_same_geometry(shards)                                   # 32x32 flow, 32x32 re-encoded frames
+    other = write_shards(tmp_path, [5, 5], h=48, w=64)            # flow at 64x48
+    with pytest.raises(StageError, match="flow is 64x48 and the re-encoded frames 32x32.*decode.size"):
+        check_same_geometry({"flow": [other["flow"]], "mv": shards["mv"]})

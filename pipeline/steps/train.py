@@ -53,6 +53,20 @@ def shard_provenance(shards: dict[str, list[Path]]) -> dict:
     return {"manifest_sha256": shas.pop() if shas else "", "shards": {s: [str(p) for p in v] for s, v in shards.items()}}
 
 
+def check_same_geometry(shards: dict[str, list[Path]]) -> None:
+    """DMC-Net's target is the TV-L1 flow of the frames its vectors belong to: the flow (decode stage) and
+    the re-encoded frames (mv shards) must have one size, or pixel p of one is not pixel p of the other."""
+    sizes = {}
+    for src in ("flow", "mv"):
+        with ShardReader(shards[src][0]) as r:
+            t = r.table()
+            sizes[src] = (int(t["width"][0]), int(t["height"][0])) if len(t["width"]) else None
+    if None not in sizes.values() and sizes["flow"] != sizes["mv"]:
+        raise StageError(f"train: the flow is {sizes['flow'][0]}x{sizes['flow'][1]} and the re-encoded frames "
+                         f"{sizes['mv'][0]}x{sizes['mv'][1]}; DMC-Net's target needs one size: set decode.size to "
+                         "reencode.size (e.g. [340, 256]) and rerun decode and extract_flow")
+
+
 def run(job: DatasetJob) -> dict:
     from ..train.trainer import TrainRun, train     # torch: imported when a run starts, not by every prep-cli call
     if not job.options.get("method"):
@@ -68,6 +82,8 @@ def run(job: DatasetJob) -> dict:
         if not teacher.exists():
             raise StageError(f"train {method.name}: the {method.teacher} teacher {teacher} does not exist; run "
                              f"`prep-cli train --method {method.teacher} --dataset {s.dataset.name}` first")
+    if "mv" in method.loads and "flow" in method.loads:
+        check_same_geometry(shards)
     init = None
     if method.init:
         init = paths.train_dir(s.results, s.dataset.name, method.init) / paths.TRAIN_FILES["model"]
