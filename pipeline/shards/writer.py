@@ -8,7 +8,8 @@ from typing import Any, Mapping, Sequence
 import h5py
 import numpy as np
 
-from ..core.atomic import atomic_path
+from ..core.atomic import atomic_path, discard_temporary, disk_full_error, is_disk_full
+from ..core.faults import fault_point
 from .format import FORMAT, FORMAT_VERSION, MODALITIES, PRODUCER, ShardError, Stream, _json
 
 _STR = h5py.string_dtype("utf-8")
@@ -100,6 +101,25 @@ class ShardWriter:
         if len(counts) != 1:
             raise ShardError(f"video {video_id}: streams have different frame counts {counts}")
         n = counts.pop()
+        try:
+            self._append(frames, n)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise disk_full_error(self.path, f"video {video_id}") from exc
+            raise
+        start = self._offset[-1]
+        self._offset.append(start + n)
+        row = dict(video_id=video_id, label=int(label), split=split, num_frames=n, fps=float(fps),
+                   height=int(height), width=int(width))
+        missing = set(self.video_fields) - set(fields)
+        if missing:
+            raise ShardError(f"video {video_id}: missing per-video fields {sorted(missing)}")
+        row.update(fields)
+        for key in self._rows:
+            self._rows[key].append(row[key])
+        fault_point("shard.video")
+
+    def _append(self, frames: Mapping[str, Sequence[Any]], n: int) -> None:
         start = self._offset[-1]
         for name, values in frames.items():
             ds = self._f["frames"][name]
@@ -117,15 +137,6 @@ class ShardWriter:
                     ds[start:start + n] = arr
             else:
                 _write_array(ds, start, np.asarray(values, dtype=ds.dtype))
-        self._offset.append(start + n)
-        row = dict(video_id=video_id, label=int(label), split=split, num_frames=n, fps=float(fps),
-                   height=int(height), width=int(width))
-        missing = set(self.video_fields) - set(fields)
-        if missing:
-            raise ShardError(f"video {video_id}: missing per-video fields {sorted(missing)}")
-        row.update(fields)
-        for key in self._rows:
-            self._rows[key].append(row[key])
 
     def add_failure(self, video_id: str, stage: str, error: str) -> None:
         """Record a video that could not be processed (it is not in the shard)."""
@@ -143,6 +154,7 @@ class ShardWriter:
         """Write the per-video table and attributes, close and rename to the final name."""
         if self._closed:
             return
+        fault_point("shard.close")
         self._closed = True
         try:
             v = self._f.create_group("videos")
@@ -165,8 +177,9 @@ class ShardWriter:
             self._f.attrs["failures"] = _json(self._failures)
             self._f.close()
         except BaseException as exc:
-            self._f.close()
-            self._ctx.__exit__(type(exc), exc, exc.__traceback__)
+            self._discard()
+            if is_disk_full(exc):
+                raise disk_full_error(self.path) from exc
             raise
         self._ctx.__exit__(None, None, None)
         self.committed = True
@@ -175,9 +188,18 @@ class ShardWriter:
         """Discard the shard: the temporary file is removed, the final name is untouched."""
         if not self._closed:
             self._closed = True
+            self._discard()
+
+    def _discard(self) -> None:
+        # Empty the temporary first: on a full disk HDF5 cannot flush, its close fails and it keeps the file
+        # open, so only truncating gives the space back. Then close (errors of a doomed file are moot).
+        discard_temporary(self._tmp)
+        try:
             self._f.close()
-            err = RuntimeError("shard aborted")
-            self._ctx.__exit__(RuntimeError, err, None)
+        except Exception:       # noqa: BLE001 - HDF5 reports the failed flush of a file being discarded
+            pass
+        err = RuntimeError("shard aborted")
+        self._ctx.__exit__(RuntimeError, err, None)
 
     def __enter__(self) -> "ShardWriter":
         return self

@@ -15,6 +15,7 @@ and refuses any file that would need more, or that a newer format version wrote.
 
 from __future__ import annotations
 
+import io
 import pickle
 from pathlib import Path
 from typing import Any, Mapping
@@ -31,8 +32,10 @@ VERSION = 1
 def save(path: str | Path, payload: Mapping[str, Any]) -> None:
     """Write ``payload`` (plus format and version) to ``path`` under a temporary name, then rename."""
     data = {"format": FORMAT, "version": VERSION, **payload}
+    buf = io.BytesIO()
+    torch.save(data, buf)   # in memory first: torch's own file writer turns a full disk into a bare RuntimeError
     with atomic_path(path) as tmp:
-        torch.save(data, tmp)
+        tmp.write_bytes(buf.getbuffer())
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
