@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 
 from . import LayoutError, VideoFrames, VideoRef, encode_rgb, to_bytes
+from ..shards.limits import check_frames, check_read
 
 NAME = "av2hdf5"
 _FRAME = re.compile(r"^frame\d{5,}$")
@@ -47,8 +48,11 @@ def scan(path: Path, root: Path) -> list[VideoRef]:
 def read(ref: VideoRef, jpeg_quality: int) -> VideoFrames:
     out = []
     with h5py.File(ref.path, "r") as f:
-        for k in _frames(f):
+        keys = _frames(f)
+        check_frames(len(keys), ref.path, "the frame datasets")
+        for k in keys:
             ds = f[k]
+            check_read(ds, ds.shape[0] if ds.ndim else 1, ref.path, k)
             enc = _text(ds.attrs.get("encoding", "raw"))
             if enc == "jpeg":
                 out.append(to_bytes(ds[()]))

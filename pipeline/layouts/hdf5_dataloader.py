@@ -16,6 +16,7 @@ from pathlib import Path
 import h5py
 
 from . import LayoutError, VideoFrames, VideoRef, encode_rgb
+from ..shards.limits import check_frames, read_checked
 
 NAME = "hdf5_dataloader"
 
@@ -44,7 +45,9 @@ def scan(path: Path, root: Path) -> list[VideoRef]:
 def read(ref: VideoRef, jpeg_quality: int) -> VideoFrames:
     with h5py.File(ref.path, "r") as f:
         n = int(f["len"][ref.key][()])
+        check_frames(n, ref.path, f"len/{ref.key}")
         group = f[ref.key]
         if len(group) != n:
             raise LayoutError(f"{ref.path}: len/{ref.key} says {n} frames, group {ref.key} has {len(group)}")
-        return VideoFrames([encode_rgb(group[str(i)][()], jpeg_quality) for i in range(n)])
+        return VideoFrames([encode_rgb(read_checked(group[str(i)], ref.path, what=f"{ref.key}/{i}"),
+                                       jpeg_quality) for i in range(n)])

@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 
 from . import LayoutError, VideoFrames, VideoRef, is_vlen_uint8, safe_name, to_bytes
+from ..shards.limits import check_frames, read_checked
 
 NAME = "kenshohara"
 UNLABELED_DIR = "test"
@@ -39,11 +40,14 @@ def scan(path: Path, root: Path) -> list[VideoRef]:
 
 def read(ref: VideoRef, jpeg_quality: int) -> VideoFrames:
     with h5py.File(ref.path, "r") as f:
-        rgb = [to_bytes(b) for b in f["video"][()]]
+        names = ["video"] + (["video_u", "video_v"] if "video_u" in f and "video_v" in f else [])
+        for name in names:           # declared sizes first: a crafted file is refused, not allocated
+            check_frames(f[name].shape[0] if f[name].ndim else 1, ref.path, f"/{name}")
+        rgb = [to_bytes(b) for b in read_checked(f["video"], ref.path)]
         fx = fy = None
-        if "video_u" in f and "video_v" in f:
-            fx = [to_bytes(b) for b in f["video_u"][()]]
-            fy = [to_bytes(b) for b in f["video_v"][()]]
+        if len(names) > 1:
+            fx = [to_bytes(b) for b in read_checked(f["video_u"], ref.path)]
+            fy = [to_bytes(b) for b in read_checked(f["video_v"], ref.path)]
     return VideoFrames(rgb, fx, fy)
 
 

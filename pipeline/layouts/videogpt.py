@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 
 from . import LayoutError, VideoFrames, VideoRef, encode_rgb
+from ..shards.limits import check_count, check_frames, max_videos_per_file, read_checked
 
 NAME = "videogpt"
 
@@ -32,7 +33,10 @@ def detect(path: Path) -> bool:
 
 
 def _bounds(f: h5py.File, split: str) -> np.ndarray:
-    idx = np.asarray(f[f"{split}_idx"][()], dtype=np.int64)
+    path = f.filename
+    check_count(f[f"{split}_idx"].size, max_videos_per_file(), path, f"the length of {split}_idx",
+                "MAX_VIDEOS_PER_FILE")
+    idx = np.asarray(read_checked(f[f"{split}_idx"], path), dtype=np.int64).reshape(-1)
     total = f[f"{split}_data"].shape[0]
     bounds = np.append(idx, total)
     if np.any(np.diff(bounds) < 0) or (len(idx) and (idx[0] < 0 or idx[-1] > total)):
@@ -53,5 +57,7 @@ def read(ref: VideoRef, jpeg_quality: int) -> VideoFrames:
     split, i = ref.key.rsplit(":", 1)
     with h5py.File(ref.path, "r") as f:
         bounds = _bounds(f, split)
-        data = f[f"{split}_data"][bounds[int(i)]:bounds[int(i) + 1]]
+        a, b = int(bounds[int(i)]), int(bounds[int(i) + 1])
+        check_frames(b - a, ref.path, f"video {i} of {split}_data")
+        data = read_checked(f[f"{split}_data"], ref.path, a, b, f"video {i} of {split}_data")
     return VideoFrames([encode_rgb(frame, jpeg_quality) for frame in data])

@@ -11,14 +11,20 @@ import numpy as np
 
 from ..media import jpeg
 from .format import FORMAT, FORMAT_VERSION, ShardError
+from .limits import check_read, check_shard
 
 
 class ShardReader:
-    """Read a shard lazily: the file is opened on first use (and again after unpickling in a worker)."""
+    """Read a shard lazily: the file is opened on first use (and again after unpickling in a worker).
+
+    On open the format, its version and every declared size are checked (:func:`.limits.check_shard`), so a
+    file from elsewhere claiming more frames than it could hold is refused before anything is allocated.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._f: h5py.File | None = None
+        self._offset: np.ndarray | None = None
 
     @property
     def file(self) -> h5py.File:
@@ -33,15 +39,21 @@ class ShardReader:
             if version > FORMAT_VERSION:
                 raise ShardError(f"{self.path}: format_version {version} is newer than this reader "
                                  f"({FORMAT_VERSION})")
+            try:
+                self._offset = check_shard(self._f, self.path)
+            except ShardError:
+                self.close()
+                raise
         return self._f
 
     def __getstate__(self):
-        return {"path": self.path, "_f": None}
+        return {"path": self.path, "_f": None, "_offset": None}
 
     def close(self) -> None:
         if self._f is not None:
             self._f.close()
             self._f = None
+            self._offset = None
 
     def __enter__(self) -> "ShardReader":
         return self
@@ -86,8 +98,10 @@ class ShardReader:
         return out
 
     def frame_range(self, video: int) -> tuple[int, int]:
-        off = self.file["videos/offset"]
-        return int(off[video]), int(off[video + 1])
+        self.file
+        if not 0 <= video < len(self._offset) - 1:
+            raise ShardError(f"{self.path}: no video {video} (the shard has {len(self._offset) - 1})")
+        return int(self._offset[video]), int(self._offset[video + 1])
 
     def raw(self, video: int, stream: str, start: int = 0, stop: int | None = None) -> list | np.ndarray:
         """Frames ``start:stop`` of one video as stored (JPEG bytes arrays, or a fixed array)."""
@@ -96,7 +110,9 @@ class ShardReader:
         if not 0 <= start <= stop <= b - a:
             raise ShardError(f"{self.path}: frames {start}:{stop} out of range for video {video} "
                              f"with {b - a} frames")
-        return self.file["frames"][stream][a + start:a + stop]
+        ds = self.file["frames"][stream]
+        check_read(ds, stop - start, self.path, f"frames {start}:{stop} of video {video}, stream {stream}")
+        return ds[a + start:a + stop]
 
     def decode(self, video: int, stream: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Decoded frames: (n, H, W, 3) RGB or (n, H, W) gray uint8 for JPEG streams; the array otherwise."""
