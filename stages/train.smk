@@ -34,4 +34,4 @@ rule train:
         method="|".join(METHODS),
     shell:
         "prep-cli train --config {params.config} --dataset {wildcards.dataset} --method {wildcards.method}"
-        " --no-progress > {log} 2>&1"
+        " --resume --no-progress > {log} 2>&1"

@@ -97,6 +97,7 @@ def run(job: DatasetJob) -> dict:
                     resume=job.options.get("resume", False))
     acc = summary.get("val_acc")
     summary["message"] = (f"{method.name}: {summary['epochs']} epochs on {summary['train_videos']} videos"
+                          + (f", resumed after epoch {summary['resumed_after']}" if summary.get("resumed_after") else "")
                           + (f", validation clip accuracy {acc:.3f}" if acc is not None else "")
                           + f" -> {summary['model']}")
     return summary
@@ -111,7 +112,7 @@ STAGE = Stage(
         Option("--method", "method", config=False, type=None, default=None,
                help=f"What to train: {', '.join(METHODS)}."),
         Option("--resume", "resume", config=False, is_flag=True,
-               help="Continue from the run folder's last.pt (the same next step as an uninterrupted run)."),
+               help="Continue from the run folder's last.pt when it was written with the same settings (the same next step as an uninterrupted run); otherwise start over. The workflow always passes it, so a killed or preempted job resumes."),
         Option("--teacher", "teacher", config=False, type=str, default=None,
                help="The flow teacher's model.pt for mers/mars/d3d (default: <results>/train/<dataset>/flow/model.pt)."),
         Option("--progress/--no-progress", "progress", config=False, default=True, help="Show progress bars."),

@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..core.atomic import write_text_atomic
+from ..core.faults import fault_point
 from ..core.config import ClipsConfig, TrainConfig, section_values
 from ..core.errors import CheckpointError, ConfigError, StageError
 from ..core.paths import TRAIN_FILES
@@ -447,6 +448,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            fault_point("train.step")
             n = len(x)
             total += n
             loss_sum += loss.detach().item() * n
@@ -534,6 +536,11 @@ class Trainer:
         if data.get("method") != self.method.name or data.get("model_spec") != self.spec:
             raise CheckpointError(f"{path} belongs to another run (method {data.get('method')!r}, network "
                                   f"{data.get('model_spec')}); remove it or use another --out")
+        changed = settings_diff(data.get("settings", {}), json.loads(json.dumps(self.settings())))
+        if changed:         # the workflow always asks to resume: a run of other settings starts over
+            log.warning("%s: %s was written with other settings (%s); training starts from epoch 1 and "
+                        "replaces it", self.method.name, path, ", ".join(changed[:8]))
+            return 0
         self.model.load_state_dict(data["model"])
         self._enter_phase(int(data["phase"]))
         self.optimizer.load_state_dict(data["optimizer"])
@@ -564,6 +571,7 @@ class Trainer:
                          "held out; from the train split only", "seed": self.cfg.seed,
                  "train": self.train_ids, "val": self.val_ids}, indent=1) + "\n")
         start = self._resume() if resume else 0
+        self.resumed_after = start
         for epoch in range(start, len(self.plan)):
             if stop_after is not None and epoch >= stop_after:
                 return {"stopped_after": epoch}
@@ -588,10 +596,32 @@ class Trainer:
         last = self.history[-1] if self.history else {}
         return {"method": self.method.name, "model": str(self.run.path("model")), "epochs": len(self.plan),
                 "train_videos": len(self.train_ids), "val_videos": len(self.val_ids),
-                "val_acc": last.get("val_acc"), "train_acc": last.get("train_acc")}
+                "val_acc": last.get("val_acc"), "train_acc": last.get("train_acc"),
+                "resumed_after": self.resumed_after}
 
     def close(self) -> None:
         D.teardown(self.world)
+
+
+#: settings that may change between an interrupted run and its resumption (where it runs, not what it learns)
+RESUMABLE_CHANGES = ("device", "train.device", "train.workers")
+
+
+def _flat(d: Mapping, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def settings_diff(old: Mapping, new: Mapping) -> list[str]:
+    """Dotted keys whose values differ between two runs' :meth:`Trainer.settings` (``train.lr``, ...),
+    except :data:`RESUMABLE_CHANGES`."""
+    a, b = _flat(old), _flat(new)
+    return sorted(k for k in set(a) | set(b) if k not in RESUMABLE_CHANGES and a.get(k) != b.get(k))
 
 
 def train(run: TrainRun, resume: bool = False) -> dict:
