@@ -95,27 +95,34 @@ def is_unsafe_relpath(path: str) -> bool:
     return not parts or path.startswith(("/", "\\")) or (len(path) > 1 and path[1] == ":") or ".." in parts
 
 
-def check_entries(m: Manifest) -> None:
-    """Refuse duplicate ids, unsafe paths (absolute, or escaping the root with ``..``), bad labels/splits."""
-    seen: set[str] = set()
-    dups = []
-    for e in m.entries:
-        if e.video_id in seen:
-            dups.append(e.video_id)
-        seen.add(e.video_id)
+def check_entries(m: Manifest, origins: Sequence[str] | None = None) -> None:
+    """Refuse duplicate ids (naming every entry of each), unsafe paths (absolute, or escaping the root with
+    ``..``), bad labels/splits. ``origins``: where each entry comes from (``file:line``), for the messages."""
+    def at(i: int) -> str:
+        return f"{origins[i]} ({m.entries[i].path})" if origins else repr(m.entries[i].path)
+
+    first: dict[str, int] = {}
+    dups: dict[str, list[int]] = {}
+    for i, e in enumerate(m.entries):
+        where = f"{origins[i]}: video" if origins else f"{m.dataset}: video"
+        if e.video_id in first:
+            dups.setdefault(e.video_id, [first[e.video_id]]).append(i)
+        first.setdefault(e.video_id, i)
         if is_unsafe_relpath(e.path):
-            raise ManifestError(f"{m.dataset}: video {e.video_id!r} has an unsafe path {e.path!r} "
+            raise ManifestError(f"{where} {e.video_id!r} has an unsafe path {e.path!r} "
                                 "(absolute or escaping the root)")
         if any(c in x for x in (e.video_id, e.path, e.label) for c in "\t\n"):
-            raise ManifestError(f"{m.dataset}: video {e.video_id!r} has a tab or newline in a field")
+            raise ManifestError(f"{where} {e.video_id!r} has a tab or newline in a field")
         if e.split not in SPLITS:
-            raise ManifestError(f"{m.dataset}: video {e.video_id!r} has split {e.split!r}; allowed: {SPLITS}")
+            raise ManifestError(f"{where} {e.video_id!r} has split {e.split!r}; allowed: {SPLITS}")
         if e.label_index >= len(m.classes) or e.label_index < -1 or \
                 (e.label_index >= 0 and m.classes[e.label_index] != e.label):
-            raise ManifestError(f"{m.dataset}: video {e.video_id!r} has label {e.label!r} with index "
+            raise ManifestError(f"{where} {e.video_id!r} has label {e.label!r} with index "
                                 f"{e.label_index}, which does not match the class list")
     if dups:
-        raise ManifestError(f"{m.dataset}: {len(dups)} duplicate video ids, first: {dups[:5]}")
+        ids = list(dups)
+        detail = "; ".join(f"{vid!r} at " + " and ".join(at(i) for i in dups[vid]) for vid in ids[:5])
+        raise ManifestError(f"{m.dataset}: {len(ids)} duplicate video ids, first: {ids[:5]} ({detail})")
 
 
 def check_files(m: Manifest, root: str | Path | None = None) -> None:
@@ -135,6 +142,7 @@ def read_manifest(path: str | Path) -> Manifest:
     data = path.read_bytes()
     meta: dict[str, str] = {}
     rows = []
+    origins = []
     header_seen = False
     for n, line in enumerate(data.decode("utf-8").splitlines(), 1):
         if not line.strip():
@@ -158,6 +166,7 @@ def read_manifest(path: str | Path) -> Manifest:
             raise ManifestError(f"{path}:{n}: expected {len(COLUMNS)} tab-separated columns, got {len(cols)}")
         try:
             rows.append(Entry(cols[0], cols[1], cols[2], int(cols[3]), cols[4]))
+            origins.append(f"{path}:{n}")
         except ValueError as exc:
             raise ManifestError(f"{path}:{n}: label_index must be an integer ({exc})") from None
     for key in ("dataset", "format", "root", "classes"):
@@ -165,7 +174,7 @@ def read_manifest(path: str | Path) -> Manifest:
             raise ManifestError(f"{path}: header line '# {key}: ...' is missing")
     m = Manifest(meta["dataset"], meta["format"], meta["root"], tuple(json.loads(meta["classes"])),
                  tuple(rows), meta.get("kind", "video"), hashlib.sha256(data).hexdigest())
-    check_entries(m)
+    check_entries(m, origins)
     return m
 
 

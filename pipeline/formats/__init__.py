@@ -65,10 +65,18 @@ def build_manifest(fmt: str, root: str | Path, splits: str | Path | None = None,
 
     ``split`` (1-3) picks the official split where a dataset has several. With ``check_files``, entries
     missing on disk are refused with their count and first names, or, with ``allow_missing``, dropped
-    with a logged warning giving how many (deleted YouTube clips make this common for Kinetics).
+    with a logged warning giving how many (deleted YouTube clips make this common for Kinetics). Every
+    :class:`ManifestError` message starts with ``manifest:`` (the stage) and names the file, line or video.
     """
+    try:
+        return _build(fmt, Path(root), splits, split, dataset, check_files, allow_missing)
+    except ManifestError as exc:        # every refusal names the stage, then the file, line and video
+        raise ManifestError(f"manifest: {exc}") from None
+
+
+def _build(fmt: str, root: Path, splits: str | Path | None, split: int, dataset: str | None, check_files: bool,
+           allow_missing: bool) -> Manifest:
     parse = get_parser(fmt)
-    root = Path(root)
     if not root.is_dir():
         raise ManifestError(f"{dataset or fmt}: dataset root {root} is not a folder")
     splits_path = Path(splits) if splits is not None else None
@@ -81,7 +89,7 @@ def build_manifest(fmt: str, root: str | Path, splits: str | Path | None = None,
         if allow_missing:
             m, dropped = drop_missing(m)
             if dropped:
-                log.warning("%s: dropped %d of %d entries missing under %s, first: %s", m.dataset,
+                log.warning("manifest: %s: dropped %d of %d entries missing under %s, first: %s", m.dataset,
                             len(dropped), len(m.entries) + len(dropped), root, dropped[:5])
             if not m.entries:
                 raise ManifestError(f"{m.dataset}: every entry is missing under {root}")
