@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -34,8 +35,8 @@ from tqdm import tqdm
 from ..core import paths
 from ..core.atomic import write_text_atomic
 from ..core.config import Settings, section_values
-from ..core.errors import InputError, ShardError, StageError
-from ..core.manifest import Entry, Manifest, num_shards, shard_entries
+from ..core.errors import InputError, ManifestError, ShardError, StageError
+from ..core.manifest import Entry, Manifest, is_unsafe_relpath, num_shards, shard_entries
 from ..shards import ShardReader
 
 log = logging.getLogger("motionprep")
@@ -136,6 +137,7 @@ class ShardJob:
     progress: bool = True
     options: dict = field(default_factory=dict)
     upstream_attrs: dict | None = None   # root attributes of the upstream shard, once opened
+    _entries: list[Entry] | None = field(default=None, repr=False)     # this shard's, once checked
 
     @property
     def num_shards(self) -> int:
@@ -150,10 +152,20 @@ class ShardJob:
         return self.upstream_attrs
 
     def entries(self) -> list[Entry]:
-        """The manifest entries of this shard, in storage order."""
+        """The manifest entries of this shard, in storage order. An entry whose path is absolute or leaves
+        the root with ``..`` is refused (:class:`ManifestError`): :func:`read_manifest` refuses such a
+        manifest already, this holds for a :class:`Manifest` built any other way too."""
         if self.manifest is None:
             raise StageError(f"{self.stage.name}: needs the dataset's manifest (--manifest)")
-        return shard_entries(self.manifest, self.shard, self.settings.videos_per_shard)
+        if self._entries is None:
+            entries = shard_entries(self.manifest, self.shard, self.settings.videos_per_shard)
+            for e in entries:
+                if is_unsafe_relpath(e.path):
+                    raise ManifestError(f"{self.stage.name}: video {e.video_id!r} of {self.manifest.dataset} has "
+                                        f"the unsafe path {e.path!r} (absolute or escaping the dataset root); "
+                                        "refused, nothing was read or written")
+            self._entries = entries
+        return list(self._entries)
 
     def output(self, kind: str = "shard") -> Path:
         return self.out_dir / paths.output_name(kind, self.shard)
@@ -251,7 +263,7 @@ def shard_job(stage: Stage, settings: Settings, shard: int, *, manifest: Manifes
                          f"{num_shards(len(manifest), settings.videos_per_shard)} shards of "
                          f"{settings.videos_per_shard} videos")
     up = stage.upstream
-    return ShardJob(
+    job = ShardJob(
         stage=stage, settings=settings, config=config if config is not None else getattr(settings, stage.section),
         manifest=manifest, shard=shard,
         input_dir=Path(input_dir) if input_dir else (settings.stage_dir(up) if up else None),
@@ -259,6 +271,9 @@ def shard_job(stage: Stage, settings: Settings, shard: int, *, manifest: Manifes
         strict=settings.strict if strict is None else strict,
         root=root or (manifest.root if manifest is not None else ""), progress=progress,
         options={**option_defaults(stage), **(options or {})})
+    if manifest is not None:
+        job.entries()                   # an unsafe entry is refused before the stage creates anything
+    return job
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -287,12 +302,30 @@ class VideoResult:
 
 @dataclass
 class VideoFailure:
+    """One video that a stage could not process: its id, the stage, and the error (``Type: message``)."""
+
     video_id: str
     stage: str
     error: str
 
+    @classmethod
+    def of(cls, video_id: str, stage: str, exc: BaseException) -> "VideoFailure":
+        return cls(video_id, stage, error_text(exc))
+
     def record(self) -> dict:
         return {"video_id": self.video_id, "stage": self.stage, "error": self.error}
+
+
+#: FFmpeg's log prefixes carry the address of the object that logged (``[in#0 @ 0x55d06fbae040]``): a
+#: different text on every run. Removed, so that the same inputs give the same failure reports and shards.
+_ADDRESS = re.compile(r"(\[[^\[\]@]*) @ 0x[0-9a-fA-F]+\]")
+
+
+def error_text(exc: BaseException) -> str:
+    """The failure report's text of an input error: ``Type: message``, on one line, without the memory
+    addresses of FFmpeg's log prefixes."""
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return _ADDRESS.sub(r"\1]", re.sub(r"\s*[\r\n]+\s*", " ", text))
 
 
 def input_errors() -> tuple[type[BaseException], ...]:
@@ -313,8 +346,7 @@ def _call_guarded(stage: str, fn: Callable[..., Any], item: Any, *args, **kwargs
     try:
         return fn(item, *args, **kwargs)
     except input_errors() as exc:
-        msg = f"{type(exc).__name__}: {exc}".strip()
-        return VideoFailure(getattr(item, "video_id", str(item)), stage, msg)
+        return VideoFailure.of(getattr(item, "video_id", str(item)), stage, exc)
 
 
 def run_videos(results: Iterable[VideoResult | VideoFailure | Any], *, stage: str, strict: bool,
@@ -392,5 +424,5 @@ def write_report(path: Path, failures: Sequence[Mapping]) -> None:
 
 
 __all__ = ["Stage", "Option", "ShardJob", "DatasetJob", "shard_job", "option_defaults", "VideoResult", "VideoFailure",
-           "StageError", "InputError", "guarded", "run_videos", "write_shard", "write_report", "input_errors",
+           "StageError", "InputError", "guarded", "run_videos", "write_shard", "write_report", "input_errors", "error_text",
            "used_params", "dataset_params"]
