@@ -4,7 +4,8 @@ For every video of ``results/decode/<dataset>/shard-K.h5`` (same order), the N f
 grayscale and the N-1 flows ``frame i -> frame i+1`` are computed, clipped to ``±bound``, quantized to
 uint8 (round half up, zero flow = 128) and stored as two grayscale JPEG streams ``x`` and ``y`` in
 ``results/extract_flow/<dataset>/shard-K.h5`` (modality "flow"). Videos that failed upstream stay in the
-failure report; a video with fewer than two frames is recorded there too.
+failure report (with the stage that refused them); a video with fewer than two frames, or with frames
+smaller than 3x3, is recorded there too.
 
 Backends: ``opencv`` spreads videos over worker processes (joblib, one OpenCV thread each); ``torch``
 batches frame pairs (across videos of the same size) on one device (:mod:`pipeline.flow.torch_tvl1`). With ``--device
@@ -76,14 +77,23 @@ def result(item: FlowItem, flows: np.ndarray, cfg: ExtractFlowConfig) -> VideoRe
                        encode_flows(flows, cfg.bound, cfg.jpeg_quality))
 
 
+#: the smallest frame side TV-L1 is computed for (the torch port's limit, held for both backends, so that
+#: a shard has the same videos whichever computed it)
+MIN_SIDE = 3
+
+
 def check_frames(item: FlowItem, frames: np.ndarray) -> None:
-    """An input error (recorded, the others go on) for a video without a frame pair, or whose frames do
-    not have the size its RGB shard records."""
+    """An input error (recorded with the video and the stage, the others go on) for a video without a frame
+    pair, with frames narrower or lower than :data:`MIN_SIDE`, or whose frames do not have the size its RGB
+    shard records."""
     if len(frames) < 2:
-        raise InputError(f"{NAME}: video {item.video_id} has {len(frames)} frame(s); flow needs at least 2")
+        raise InputError(f"{item.video_id} has {len(frames)} frame(s); flow needs at least 2 (one pair)")
     if frames.shape[1:] != (item.height, item.width):
-        raise InputError(f"{NAME}: video {item.video_id}: frames are {frames.shape[2]}x{frames.shape[1]}, "
+        raise InputError(f"{item.video_id}: frames are {frames.shape[2]}x{frames.shape[1]}, "
                          f"the RGB shard records {item.width}x{item.height}")
+    if min(frames.shape[1:]) < MIN_SIDE:
+        raise InputError(f"{item.video_id}: frames of {frames.shape[2]}x{frames.shape[1]} are too small for "
+                         f"TV-L1 (at least {MIN_SIDE}x{MIN_SIDE}; decode.short_side or decode.size sets the size)")
 
 
 _READERS: dict[str, ShardReader] = {}
@@ -210,8 +220,7 @@ class _TorchBatches:
                 try:
                     frames = fut.result()
                 except input_errors() as exc:       # one unreadable video is recorded, the others go on
-                    self.pending.append([item, VideoFailure(item.video_id, NAME, f"{type(exc).__name__}: {exc}"),
-                                         0])
+                    self.pending.append([item, VideoFailure.of(item.video_id, NAME, exc), 0])
                     yield from self.ready()
                     continue
                 yield from self.add(item, frames)
@@ -322,4 +331,4 @@ STAGE = Stage(
 )
 
 __all__ = ["STAGE", "run", "run_many", "split_shards", "opencv_video", "gray_frames", "encode_flows",
-           "flow_streams", "video_items", "FlowItem", "check_frames", "result", "torch_results"]
+           "flow_streams", "video_items", "FlowItem", "check_frames", "result", "torch_results", "MIN_SIDE"]

@@ -50,7 +50,7 @@ def resframe_video(item: _Item, cfg: ResframeConfig, table: dict) -> VideoResult
     else:
         frames, fn = item.reader.decode(v, "rgb"), resframes_from_rgb
     if len(frames) < 2:
-        raise InputError(f"{len(frames)} frame(s): residual frames need at least 2")
+        raise InputError(f"{item.video_id} has {len(frames)} frame(s); residual frames need at least 2 (one pair)")
     res = fn(frames, tuple(cfg.size), cfg.signed)
     w, h = cfg.size
     return VideoResult(item.video_id, int(table["label"][v]), str(table["split"][v]), float(table["fps"][v]),
