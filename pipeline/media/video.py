@@ -5,6 +5,15 @@ The rate conversion follows ffmpeg's ``fps`` filter (rounding "near"): every inp
 same slot are dropped, gaps are filled by repeating); the last frame lasts until ``round(end * fps)``, where
 ``end`` is its timestamp plus its duration. A 10 s clip at 30 fps gives 250 frames; a 12.5 fps clip shows
 every frame twice.
+
+This is the one resampling rule of the package: the decode stage (RGB shards) and the reencode stage (the
+MPEG-4 files that motion vectors and residuals come from) both take their frames from :class:`VideoReader`
+(:meth:`VideoReader.jpeg_frames`, :meth:`VideoReader.yuv420_frames`) and frame folders from
+:func:`frame_folder_indices`, so frame ``i`` of every modality of a video is the same instant and every
+modality has the same number of frames. (ffmpeg's own ``fps`` filter, behind ``ffmpeg -vf fps=25``, sees
+other timestamps: the ffmpeg command line shifts them by the file's start time, glues timestamp
+discontinuities and keeps the later of two frames with one timestamp, so on irregular files it picks other
+frames and other counts; nothing uses it.)
 """
 
 from __future__ import annotations
@@ -166,6 +175,18 @@ class VideoReader:
                                                   self.cfg.interpolation, quality)
             yield index, data
 
+    def yuv420_frames(self) -> Iterator[tuple[int, bytes]]:
+        """``(source_index, yuv420p bytes)`` per output frame, for an encoder's raw input: planar Y, U, V
+        (I420) of the output size (both sides even), BT.601 limited range (:func:`frame_to_yuv420`). The
+        frames are those of iteration and :meth:`jpeg_frames` (the same rate conversion, rotation and
+        resizing); a repeated source frame reuses its bytes."""
+        last, data = -1, b""
+        for index, frame in self.av_frames():
+            if index != last:
+                last, data = index, frame_to_yuv420(frame, self._set_size(frame), self.rotation,
+                                                    self.cfg.interpolation)
+            yield index, data
+
     def av_frames(self) -> Iterator[tuple[int, av.VideoFrame]]:
         """``(source_index, decoded frame)`` per output frame, after rate conversion, before any conversion."""
         if not self.path.exists():
@@ -256,6 +277,50 @@ def frame_to_jpeg(frame: av.VideoFrame, size: tuple[int, int], rotation: int, in
     return jpeg.encode(np.ascontiguousarray(resize(img, (w, h), interpolation)), quality, bgr=True)
 
 
+# Full-range (JPEG) to limited-range (MPEG) lookup tables for BT.601 YCbCr (the inverse of the above).
+_Y_LIMITED = np.clip(np.round(np.arange(256) * 219 / 255 + 16), 0, 255).astype(np.uint8)
+_C_LIMITED = np.clip(np.round((np.arange(256) - 128) * 224 / 255 + 128), 0, 255).astype(np.uint8)
+
+
+def rgb_to_yuv420(img: np.ndarray) -> bytes:
+    """(H, W, 3) uint8 RGB with H, W even -> yuv420p bytes (I420: Y, then U and V at half size), BT.601
+    limited range (OpenCV's ``COLOR_RGB2YUV_I420``, what swscale gives for the same pixels)."""
+    if img.shape[0] % 2 or img.shape[1] % 2:
+        raise ValueError(f"yuv420p needs even sides, got {img.shape[1]}x{img.shape[0]}")
+    return cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2YUV_I420).tobytes()
+
+
+def frame_to_yuv420(frame: av.VideoFrame, size: tuple[int, int], rotation: int, interpolation: str) -> bytes:
+    """Rotate and resize one decoded frame to ``size`` = (width, height), both even, as yuv420p bytes
+    (I420, BT.601 limited range: what an MPEG-4 encoder is fed).
+
+    8-bit 4:2:0 frames (``yuv420p``, ``yuvj420p``) are resized plane by plane with :func:`resize`, as
+    :func:`frame_to_jpeg` does: no colour conversion, the source's YCbCr kept (full range is mapped to
+    limited range by lookup tables). Other frames (RGB and palettes such as Cinepak's, 4:2:2/4:4:4, 10-bit)
+    go through RGB (:func:`rgb_to_yuv420`).
+    """
+    w, h = size
+    if w % 2 or h % 2:
+        raise ValueError(f"yuv420p needs an even size, got {w}x{h}")
+    fmt = frame.format.name
+    if fmt in ("yuv420p", "yuvj420p"):
+        fw, fh = frame.width, frame.height
+        cw, ch = (fw + 1) // 2, (fh + 1) // 2
+        planes = [_plane(frame, 0, fh, fw), _plane(frame, 1, ch, cw), _plane(frame, 2, ch, cw)]
+        if rotation:
+            planes = [np.rot90(p, k=rotation // 90) for p in planes]
+        y = resize(planes[0], (w, h), interpolation)
+        u = resize(planes[1], (w // 2, h // 2), interpolation)
+        v = resize(planes[2], (w // 2, h // 2), interpolation)
+        if fmt == "yuvj420p" or int(getattr(frame, "color_range", 0)) == 2:
+            y, u, v = cv2.LUT(y, _Y_LIMITED), cv2.LUT(u, _C_LIMITED), cv2.LUT(v, _C_LIMITED)
+        return b"".join(np.ascontiguousarray(p).tobytes() for p in (y, u, v))
+    img = frame.to_ndarray(format="rgb24", threads=1)
+    if rotation:
+        img = np.rot90(img, k=rotation // 90)
+    return rgb_to_yuv420(resize(img, (w, h), interpolation))
+
+
 def decode_video(path: str | Path, cfg: DecodeConfig) -> DecodedVideo:
     """Decode a whole video to memory (see :class:`VideoReader`; for tests and small clips)."""
     reader = VideoReader(path, cfg)
@@ -272,6 +337,30 @@ def list_frame_files(folder: str | Path) -> list[Path]:
     if not files:
         raise VideoError(f"frame folder {folder.name} has no image files")
     return files
+
+
+def folder_frames(folder: str | Path, folder_fps: float,
+                  fps: float | None) -> Iterator[tuple[int, np.ndarray]]:
+    """``(file index, (H, W, 3) uint8 RGB image)`` per output frame of a frame folder read at ``folder_fps``
+    and shown at ``fps`` (:func:`frame_folder_indices`, the decode stage's rule); each file is decoded once.
+    Raises :class:`VideoError` for a file that cannot be read or decoded, or whose size is not the first's."""
+    from . import jpeg
+
+    folder = Path(folder)
+    files = list_frame_files(folder)
+    first, last, img = None, -1, None
+    for i in frame_folder_indices(len(files), folder_fps, fps):
+        if i != last:
+            try:
+                img = jpeg.decode(files[i].read_bytes())
+            except (OSError, ValueError) as exc:
+                raise VideoError(f"frame {files[i].name} of {folder.name} cannot be read: {exc}") from None
+            first = img.shape if first is None else first
+            if img.shape != first:
+                raise VideoError(f"frame {files[i].name} of {folder.name} is {img.shape[1]}x{img.shape[0]}, "
+                                 f"the first is {first[1]}x{first[0]}")
+            last = i
+        yield i, img
 
 
 def frame_folder_indices(n: int, source_fps: float, fps: float | None) -> list[int]:
