@@ -72,7 +72,7 @@ def test_reencode_odd_size_short_video(tmp_path):
         assert (s.width, s.height, s.codec_context.name) == (W, H, "mpeg4")
     with pytest.raises(ReencodeError, match="even"):
         reencode_file(src, tmp_path / "x.avi", small_cfg(width=33, height=27))
-    with pytest.raises(ReencodeError, match="ffmpeg failed"):
+    with pytest.raises(ReencodeError, match="cannot open junk.mp4"):
         (tmp_path / "junk.mp4").write_bytes(b"not a video at all")
         reencode_file(tmp_path / "junk.mp4", tmp_path / "junk.avi", small_cfg())
     assert not (tmp_path / "junk.avi").exists()
@@ -115,7 +115,7 @@ def test_stages_end_to_end_with_failures(tmp_path, monkeypatch, caplog):
     assert done["params"]["reencode"]["gop"] == 12
     fails = json.loads((re_dir / "shard-00000.failures.json").read_text())
     assert fails[0]["video_id"] == "d" and fails[0]["stage"] == "reencode"
-    assert "ffmpeg failed" in fails[0]["error"]
+    assert "cannot open d.avi" in fails[0]["error"]
     # a file whose codec exports no motion vectors
     write_video(re_dir / output_name("folder", 0) / video_filename("c"), translation_frames(4, 1, 0), 25, "ffv1")
     out = tmp_path / "results" / "extract_mv" / "toy"

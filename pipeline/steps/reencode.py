@@ -12,6 +12,11 @@ type, GOP number and position, and where its packet lies in the file (``packet_p
 straight from the MPEG-4 files, decoding only from the I-frame of its GOP, for users who keep the re-encoded
 videos and no extract_mv shards. ``prep-cli reencode SRC DST`` converts one file with the config's ``reencode``
 section (340x256, GOP 12, no B-frames, q 1, 25 fps by default) and no dataset's overrides.
+
+The frames are the decode stage's (:func:`pipeline.compressed.mpeg4.source_frames`: the same reader, rate
+conversion and resize, ``decode.folder_fps`` for frame folders, ``decode.interpolation``), so frame ``i`` of a
+re-encoded file, and of the motion vectors and residuals extracted from it, is frame ``i`` of the video's RGB
+frames at the same ``fps``.
 """
 
 from __future__ import annotations
@@ -42,8 +47,8 @@ class _Item:
         self.video_id, self.src, self.dst = video_id, src, dst
 
 
-def _one(item: _Item, cfg: ReencodeConfig, folder_fps: float) -> dict:
-    info = reencode_file(item.src, item.dst, cfg, folder_fps)
+def _one(item: _Item, cfg: ReencodeConfig, folder_fps: float, interpolation: str) -> dict:
+    info = reencode_file(item.src, item.dst, cfg, folder_fps, interpolation)
     index = index_file(item.dst)
     if index.num_frames != info["frames"] or int((index.frame_type == 0).sum()) != info["gops"]:
         raise ReencodeError(f"{item.src.name}: the file's {index.num_frames} packets with "
@@ -96,12 +101,12 @@ def run(job: ShardJob) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     items = [_Item(e.video_id, Path(job.root) / e.path, folder / video_filename(e.video_id)) for e in job.entries()]
     fn = guarded(NAME, _one)
-    fps = job.settings.decode.folder_fps
+    args = (cfg, job.settings.decode.folder_fps, job.settings.decode.interpolation)
     if job.options["workers"] > 1:
         results = joblib.Parallel(n_jobs=job.options["workers"], return_as="generator")(
-            joblib.delayed(fn)(i, cfg, fps) for i in items)
+            joblib.delayed(fn)(i, *args) for i in items)
     else:
-        results = (fn(i, cfg, fps) for i in items)
+        results = (fn(i, *args) for i in items)
     done: list[dict] = []
     s = run_videos(results, stage=NAME, strict=job.strict, keep=lambda d: done.append(d) or d["frames"],
                    total=len(items), progress=job.progress, name=folder.name)
@@ -121,7 +126,7 @@ def run(job: ShardJob) -> dict:
 
 def run_file(src: str, dst: str, settings: Settings, cfg: ReencodeConfig) -> dict:
     """``prep-cli reencode SRC DST``: one file (a frame folder is read at ``decode.folder_fps``)."""
-    info = reencode_file(src, dst, cfg, settings.decode.folder_fps)
+    info = reencode_file(src, dst, cfg, settings.decode.folder_fps, settings.decode.interpolation)
     w, h = cfg.size
     info["message"] = (f"{dst}: {info['frames']} frames, {info['gops']} GOPs ({cfg.codec}, {w}x{h}, "
                        f"{cfg.fps:g} fps, GOP {cfg.gop}, {cfg.bframes} B-frames, q {cfg.qscale})")
@@ -133,7 +138,7 @@ STAGE = Stage(
     summary=(f"Re-encode to MPEG-4 Part 2 (by default GOP {_D.gop}, {_D.bframes} B-frames, q {_D.qscale}, {_D.fps:g} fps, "
              f"{_D.size[0]}x{_D.size[1]}): a shard's videos, or SRC DST."),
     reads="manifest", writes=("folder", "index", "done", "failures"),
-    uses=(NAME, "decode.folder_fps", "extract_mv.mv_bound"), run=run,
+    uses=(NAME, "decode.folder_fps", "decode.interpolation", "extract_mv.mv_bound"), run=run,
     single_file=run_file,
     options=(Option("--workers", "workers", config=False, type=int, default=1,
                     help="Videos re-encoded in parallel."),),
