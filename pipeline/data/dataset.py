@@ -12,8 +12,12 @@ window, mirrored together. ``ShardClips(shards, "rgb+flow", mode="train")[i]`` r
      "label": int64 (), "video": int64 () index into ``dataset.videos``, "start": int64 () first frame}
 
 Only the requested modalities appear. ``T`` is ``length`` (16 by default; 11 for MotionNet windows) and ``S``
-is ``crop`` (112). Frames are aligned by index: RGB frame ``i`` and flow ``i`` (frame i -> i+1) start the
-same clip, so a video's usable length is the shortest of its modalities (N frames of RGB, N-1 of flow).
+is ``crop`` (112). Frames are aligned by index: RGB frame ``i``, motion vectors and residuals ``i`` (of the
+re-encoded video, whose frames are the decode stage's: one resampling rule) and flow ``i`` (frame i -> i+1)
+start the same clip. A video of N frames has N in ``rgb`` and ``mv`` shards and N-1 in ``flow`` and
+``resframe`` shards (pairs ``i -> i+1``); a video whose shards disagree on N is an error naming it and the
+counts (:class:`~pipeline.core.errors.ShardError`), never truncated to the shortest: frame ``i`` would not be
+the same instant in every modality. Its usable length is the shortest of its modalities (N-1 with flow).
 
 Train mode: a random clip, random crop, random mirror (flow x -> 255 - q). Test mode: centre crop and every
 non-overlapping clip of every video, one item per clip; ``item_video`` / :func:`clips.group_scores` gather
@@ -41,6 +45,7 @@ from ..compressed.encoding import dense_mv
 from .mv_source import MvShard
 from ..flow.quantize import quantize
 from ..core.config import ClipsConfig, ReencodeConfig
+from ..core.errors import ShardError
 from ..shards import MODALITIES as SHARD_MODALITIES
 from ..shards import ShardReader
 from . import clips as C
@@ -52,6 +57,9 @@ SOURCE = {"rgb": ("rgb", ("rgb",)), "frame": ("rgb", ("rgb",)), "flow": ("flow",
 INPUTS = tuple(SOURCE)
 _CLIPS = ClipsConfig()       # clip length, crop, means: the config's clips defaults
 _GOP = ReencodeConfig().gop  # I-frames every 12 frames in the re-encoded videos
+# Frames of a video of N (RGB) frames in each shard modality, as N - PAIRED[modality]: flow and residual
+# frames are pairs i -> i+1 (docs/shard-format.md); rgb and mv (the re-encoded frames) have N.
+PAIRED = {"rgb": 0, "mv": 0, "flow": 1, "resframe": 1}
 assert {src for src, _ in SOURCE.values()} <= set(SHARD_MODALITIES)
 # Zero level subtracted per modality (RGB uses a per-channel mean; resframe: 128 when the stream is signed).
 DEFAULT_MEANS = {"flow": C.FLOW_MEAN, "mv": 128.0, "residual": 128.0, "resframe": 0.0}
@@ -86,7 +94,8 @@ class _StreamInfo:
 @dataclass(frozen=True)
 class VideoEntry:
     """One video usable by every requested modality. ``offsets[src]``: its first frame in shard ``shard``
-    of that source; ``frames[src]``: its frame count there; ``num_frames``: the shortest of those."""
+    of that source; ``frames[src]``: its frame count there (N or N-1, see ``PAIRED``: the sources agree on
+    N); ``num_frames``: the shortest of those."""
     shard: int
     video_id: str
     label: int
@@ -226,6 +235,7 @@ class ShardClips(Dataset):
     # -- index --------------------------------------------------------------------------------------------
     def _index(self, split: str | None) -> list[VideoEntry]:
         entries: list[VideoEntry] = []
+        mismatched: list[str] = []
         num_shards = len(self.paths[self.sources[0]])
         for k in range(num_shards):
             tables = {}
@@ -260,11 +270,30 @@ class ShardClips(Dataset):
                     j = tables[s][vid]
                     off = tables[s + "/offset"]
                     offsets[s], frames[s], rows[s] = int(off[j]), int(off[j + 1] - off[j]), j
+                if len({frames[s] + PAIRED[s] for s in self.sources}) > 1:
+                    mismatched.append(self._mismatch(k, vid, frames))
+                    continue
                 n = min(frames.values())
                 if n < 1:
                     continue
                 entries.append(VideoEntry(k, vid, int(labels[i]), splits[i], n, offsets, frames, rows))
+        if mismatched:
+            more = f"; and {len(mismatched) - 5} more videos" if len(mismatched) > 5 else ""
+            raise ShardError(
+                f"{len(mismatched)} video(s) have different frame counts in their modalities, so frame i would "
+                f"not be the same instant in each: {'; '.join(mismatched[:5])}{more}. Every modality must come "
+                "from the same frames: decode.fps must equal reencode.fps, and MPEG-4 files re-encoded before "
+                "reencode took the decode stage's frames (ffmpeg's fps filter) must be re-encoded (`prep-cli "
+                "reencode`, then `prep-cli extract-mv`)")
         return entries
+
+    def _mismatch(self, shard: int, video_id: str, frames: Mapping[str, int]) -> str:
+        """One video's disagreement, for the error: its id, and each source's count and shard file."""
+        def one(s: str) -> str:
+            n = f"{frames[s]} pairs, so {frames[s] + PAIRED[s]} frames" if PAIRED[s] else \
+                f"{frames[s]} frames"
+            return f"{s} {n} ({self.paths[s][shard]})"
+        return f"video {video_id!r}: " + ", ".join(one(s) for s in self.sources)
 
     # -- pickling / lazy open -----------------------------------------------------------------------------
     def __getstate__(self):

@@ -107,11 +107,19 @@ def _check_size(name: str, width: int, height: int, size: tuple[int, int]) -> No
                          "(reencode.size)")
 
 
+def _check_count(video_id: str, name: str, n: int, recorded: int | None) -> None:
+    if recorded is not None and n != int(recorded):
+        raise InputError(f"video {video_id!r}: {name} has {n} frames, the reencode stage recorded "
+                         f"{int(recorded)} (the file changed since; rerun `prep-cli reencode`)")
+
+
 def extract_entry(entry: Entry, folder: Path, cfg: ExtractMvConfig, size: tuple[int, int], fps: float,
-                  pool: ArrayPool | None = None) -> VideoResult:
+                  pool: ArrayPool | None = None, num_frames: int | None = None) -> VideoResult:
     """Decode one re-encoded video into the streams of the configured storage; the I-frames go to the
     ``iframes`` side output as JPEG. With a ``pool`` the frames are valid until the next call with it. A
-    file whose frames are not ``size`` (reencode.size) is an input error."""
+    file whose frames are not ``size`` (reencode.size), or that does not hold the ``num_frames`` frames the
+    reencode stage recorded for it (the decode stage's count at that rate), is an input error naming the
+    video."""
     path = folder / video_filename(entry.video_id)
     if cfg.storage == "bitstream":
         if not path.exists():
@@ -128,6 +136,7 @@ def extract_entry(entry: Entry, folder: Path, cfg: ExtractMvConfig, size: tuple[
         frames, iframe_images = v.frames, v.iframes
         fields = {"num_gops": v.num_gops, "mv_scale": v.scale}
         height, width = v.height, v.width
+    _check_count(entry.video_id, path.name, len(frames["frame_type"]), num_frames)
     iframes = [jpeg.encode(img, cfg.iframe_jpeg_quality) for img in iframe_images]
     return VideoResult(entry.video_id, entry.label_index, entry.split, fps, height, width, frames, fields,
                        side={"iframes": {"iframe": iframes}})
@@ -160,7 +169,8 @@ def run(job: ShardJob) -> dict:
     fn = guarded(NAME, extract_entry)
     pool = ArrayPool()          # each video is written before the next is extracted into the same arrays
     folder = job.input("folder")
-    results = (fn(e, folder, cfg, size, fps, pool) for e in todo)
+    recorded = {v["video_id"]: v.get("frames") for v in marker.get("videos", [])}
+    results = (fn(e, folder, cfg, size, fps, pool, recorded.get(e.video_id)) for e in todo)
     common = dict(params=job.params(marker["params"]), video_fields=VIDEO_FIELDS, **job.shard_attrs())
     fields = BITSTREAM_FIELDS if cfg.storage == "bitstream" else VIDEO_FIELDS
     writers = {
