@@ -8,7 +8,7 @@ clean up. The crash tests (``tests/test_crash.py``) make that happen at chosen p
 The process sends itself SIGKILL the ``n``-th time (default: the first) it reaches ``<point>``. The points:
 
 ======================  ===========================================================================
-``shard.video``         a video's frames were appended to a shard being written (``ShardWriter``)
+``shard.video``         a shard being written got its n-th video (each ``ShardWriter`` counts its own)
 ``shard.close``         a shard's last video was appended, its table not yet written
 ``atomic.before_rename`` an output is complete under its temporary name, not yet renamed
 ``train.step``          one optimizer step of training was taken (mid-epoch)
@@ -36,16 +36,19 @@ def _targets(spec: str) -> dict[str, int]:
     return out
 
 
-def fault_point(name: str) -> None:
-    """Reaching point ``name``: SIGKILL this process if ``MOTIONPREP_FAULT`` asks for it (see the module)."""
+def fault_point(name: str, count: int | None = None) -> None:
+    """Reaching point ``name``: SIGKILL this process if ``MOTIONPREP_FAULT`` asks for it (see the module).
+    ``count``: which time this is, when the caller counts (a shard writer counts its own videos);
+    otherwise this process's visits of ``name`` are counted."""
     spec = os.environ.get(ENV)
     if not spec:
         return
     want = _targets(spec).get(name)
     if want is None:
         return
-    _counts[name] = _counts.get(name, 0) + 1
-    if _counts[name] == want:
+    if count is None:
+        count = _counts[name] = _counts.get(name, 0) + 1
+    if count == want:
         os.kill(os.getpid(), signal.SIGKILL)
 
 

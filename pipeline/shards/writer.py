@@ -117,7 +117,7 @@ class ShardWriter:
         row.update(fields)
         for key in self._rows:
             self._rows[key].append(row[key])
-        fault_point("shard.video")
+        fault_point("shard.video", self.num_videos)
 
     def _append(self, frames: Mapping[str, Sequence[Any]], n: int) -> None:
         start = self._offset[-1]

@@ -90,9 +90,15 @@ class Stage:
         return self.reads if self.reads not in (None, "manifest") else None
 
 
+#: keys that say how a stage runs, not what it computes (the outputs are the same bytes for any value), so
+#: they are not recorded: a shard made with 8 workers equals one made with 1
+EXECUTION_KEYS = frozenset({"workers", "threads"})
+
+
 def used_params(settings: Settings, uses: Sequence[str], own: Any = None) -> dict:
-    """``{section: {key: value}}`` of the config parts in ``uses``; ``own`` (the effective dataclass of
-    the first, after command-line overrides) replaces that section's values."""
+    """``{section: {key: value}}`` of the config parts in ``uses`` (without :data:`EXECUTION_KEYS`);
+    ``own`` (the effective dataclass of the first, after command-line overrides) replaces that section's
+    values."""
     out: dict = {}
     for i, part in enumerate(uses):
         section, _, key = part.partition(".")
@@ -101,7 +107,7 @@ def used_params(settings: Settings, uses: Sequence[str], own: Any = None) -> dic
         if key:
             out[section][key] = values[key]
         else:
-            out[section].update(values)
+            out[section].update({k: v for k, v in values.items() if k not in EXECUTION_KEYS})
     return out
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..core.config import DecodeConfig
 from ..core.manifest import Entry
+from ..core.workers import in_worker
 from .contract import Option, ShardJob, Stage, VideoResult, guarded, write_shard
 from ..media import jpeg
 from ..media.video import VideoError, VideoReader, frame_folder_indices, list_frame_files, output_size, resize
@@ -78,7 +79,7 @@ def run(job: ShardJob) -> dict:
     workers = job.options["workers"]
     if workers > 1:
         results = joblib.Parallel(n_jobs=workers, return_as="generator")(
-            joblib.delayed(fn)(e, *args) for e in entries)
+            joblib.delayed(in_worker(fn))(e, *args) for e in entries)
     else:
         results = (fn(e, *args) for e in entries)
     writer = ShardWriter(job.output(), modality="rgb", encoding="jpeg", params=job.params(), streams=[RGB_STREAM],

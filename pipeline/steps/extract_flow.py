@@ -28,6 +28,7 @@ import numpy as np
 
 from ..core.config import ExtractFlowConfig, key_of
 from ..core.errors import InputError, StageError
+from ..core.workers import in_worker
 from .contract import Option, ShardJob, Stage, VideoFailure, VideoResult, guarded, input_errors, write_shard
 from ..flow import DeviceError, quantization_attrs, quantize, resolve_device, tvl1_batch
 from ..flow.params import PARAM_NAMES, tvl1_params_of
@@ -139,7 +140,7 @@ def _opencv_results(items: Sequence[FlowItem], rgb_path: str, cfg: ExtractFlowCo
     if workers > 1 and len(items) > 1:
         import joblib
         return joblib.Parallel(n_jobs=min(workers, len(items)), return_as="generator")(
-            joblib.delayed(fn)(it, rgb_path, cfg) for it in items)
+            joblib.delayed(in_worker(fn))(it, rgb_path, cfg) for it in items)
     return (fn(it, rgb_path, cfg) for it in items)
 
 
@@ -308,7 +309,7 @@ def run_many(jobs: Sequence[ShardJob]) -> Iterator[dict]:
         import multiprocessing as mp
         parts = split_shards(list(range(len(jobs))), n_gpu)
         with mp.get_context("spawn").Pool(len(parts)) as pool:
-            asyncs = [pool.apply_async(_gpu_worker, (f"cuda:{d}", [jobs[i] for i in part]))
+            asyncs = [pool.apply_async(in_worker(_gpu_worker), (f"cuda:{d}", [jobs[i] for i in part]))
                       for d, part in enumerate(parts)]
             for a in asyncs:
                 yield from a.get()
