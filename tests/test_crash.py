@@ -97,16 +97,17 @@ def _fresh(base: Path, *upstream: str) -> None:
 KILLS = [
     ("decode", "shard.video@1", 0),                       # first video appended
     ("decode", "shard.video@4", 0),                       # mid-shard
-    ("decode", "shard.close", 0),                         # every video appended, table not written
-    ("decode", "atomic.before_rename@1", 0),              # the shard complete under its temporary name
+    ("decode", "shard.close", None),                      # every video appended and the report written, table not
+    ("decode", "atomic.before_rename@1", 0),              # the failure report complete, not renamed
+    ("decode", "atomic.before_rename@2", None),           # the shard complete under its temporary name
     ("extract_flow", "shard.video@3", 0),
-    ("extract_flow", "atomic.before_rename@1", 0),
+    ("extract_flow", "atomic.before_rename@2", None),
     ("resframe", "shard.video@2", 0),
     ("reencode", "atomic.before_rename@3", 2),            # the third MPEG-4 file complete, two renamed
     ("reencode", "atomic.before_rename@7", None),          # the GOP index, every file done
     ("extract_mv", "shard.video@2", 0),
     ("extract_mv", "atomic.before_rename@1", 0),          # the I-frame side output complete
-    ("extract_mv", "atomic.before_rename@2", None),        # I-frames renamed, main shard complete
+    ("extract_mv", "atomic.before_rename@3", None),        # I-frames and report renamed, main shard complete
 ]
 
 
@@ -121,8 +122,8 @@ def test_a_stage_killed_anywhere_leaves_nothing_unfinished_and_reruns_to_the_sam
     finals = sorted(k for k in after if not Path(k).name.startswith("."))
     temporaries = [k for k in after if Path(k).name.startswith(".")]
     assert temporaries, "the kill left no temporary: it did not happen mid-write"
-    # no main shard, failure report or done-marker: Snakemake sees the job as not done
-    assert not any(k.startswith("shard-00000.") and not k.endswith(".iframes.h5") for k in finals), finals
+    # no main output (the shard; reencode's done-marker), which is renamed last: the job is not done
+    assert "shard-00000.h5" not in finals and "shard-00000.done.json" not in finals, finals
     if left is not None:
         assert len(finals) == left and all(k.endswith(".avi") for k in finals), finals
     run = _stage(work, stage)

@@ -391,9 +391,10 @@ def write_shard(writers: Mapping[str, Any], results: Iterable[VideoResult | Vide
                 progress: bool = True) -> dict:
     """Store ``results`` in the shard writers (``{"shard": main, <side kind>: writer, ...}``: every writer
     gets every video, the main one ``frames``, the others ``side[kind]``) and the failure report beside
-    the main shard. Side outputs are closed before the main shard, so a finished main shard implies them.
-    Nothing is left at a final path on any error."""
+    the main shard. Side outputs and the report are written before the main shard, so a finished main
+    shard implies them. Nothing is left at a final path on any error."""
     main = writers["shard"]
+    report = paths.failures_path_for(main.path)
 
     def keep(res: VideoResult) -> int:
         for kind, w in writers.items():
@@ -406,11 +407,13 @@ def write_shard(writers: Mapping[str, Any], results: Iterable[VideoResult | Vide
         for f in s["failures"]:
             for w in writers.values():
                 w.add_failure(f["video_id"], f["stage"], f["error"])
-        if len(writers) > 1:            # the side outputs are replaced now: an older main shard must not
-            main.path.unlink(missing_ok=True)   # be left beside them
+        # the side outputs and the failure report are replaced now: an older main shard must not be left
+        # beside them. The main shard is renamed last, so a finished main shard implies all of them.
+        main.path.unlink(missing_ok=True)
         for kind, w in writers.items():
             if kind != "shard":
                 w.close()
+        write_report(report, s["failures"])
         main.close()
     except BaseException:
         for w in writers.values():
@@ -419,8 +422,8 @@ def write_shard(writers: Mapping[str, Any], results: Iterable[VideoResult | Vide
             for w in writers.values():
                 if w.committed:
                     w.path.unlink(missing_ok=True)
+            report.unlink(missing_ok=True)
         raise
-    write_report(paths.failures_path_for(main.path), s["failures"])
     return {"shard": str(main.path), "videos": s["videos"], "frames": s["frames"], "failures": len(s["failures"])}
 
 
