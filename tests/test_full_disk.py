@@ -126,3 +126,19 @@ def test_the_report_on_a_full_disk(tmp_path):
         with pytest.raises(DiskFullError, match="report.md"):
             write_text_atomic(disk / "report.md", "# report\n" + "row\n" * 100_000)
         assert files_under(disk) == ["filler.bin"]
+
+
+def test_reencode_on_a_full_disk_stops_instead_of_failing_every_video(tmp_path):
+    # ffmpeg writes the MPEG-4 files: its 'No space left on device' is the disk's fault, not a bad video's
+    config, manifest = _noise_dataset(tmp_path)
+    cli = Path(sys.executable).with_name("prep-cli")
+    with small_disk(tmp_path / "disk", 1024) as disk:
+        fill(disk, leave_kib=16)
+        out = disk / "reencode" / "toy"
+        run = subprocess.run([str(cli), "reencode", "--config", str(config), "--manifest", str(manifest),
+                              "--shard", "0", "--out", str(out), "--no-progress"],
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 2, run.stderr[-2000:]
+        assert "no space left on device writing" in run.stderr and ".avi" in run.stderr
+        assert "Traceback" not in run.stderr
+        assert [f for f in files_under(disk) if f != "filler.bin"] == []
