@@ -1,8 +1,9 @@
 """Bad inputs (issue 12, part 5), each made for real and run through the real stages.
 
-One dataset mixes good videos with every kind of bad one: empty, truncated (three ways), text named
-``.mp4``, audio only, a codec FFmpeg has no decoder for, 1 and 2 frames, odd and extreme sizes, rotation
-metadata, variable frame rate, spaces and non-ASCII in the path, a file deleted after the manifest was made.
+One dataset mixes good videos with every kind of bad one: empty, truncated (MP4 twice, Matroska, AVI, and an
+MPEG-TS stream, which is kept), text named ``.mp4``, audio only, a codec FFmpeg has no decoder for, 1 and 2
+frames, odd and extreme sizes, rotation metadata, variable frame rate, spaces and non-ASCII in the path, a
+file deleted after the manifest was made.
 decode -> extract_flow / resframe and reencode -> extract_mv run on its two shards (once, for the module);
 each test then checks one promise of the stage contract (docs/architecture.md):
 
@@ -45,7 +46,7 @@ from pipeline.steps import run_shard
 from tests.conftest import counter_frames
 
 DATASET = "bad"
-PER_SHARD = 9
+PER_SHARD = 10
 VFR_MS = [0, 40, 50, 60, 160, 200, 330, 340, 400, 520, 560, 600]      # irregular presentation times
 RESFRAME_SIZE = (32, 24)
 REENCODE_SIZE = (48, 32)
@@ -96,6 +97,23 @@ def _truncated_mkv(dst: Path, scratch: Path) -> None:
     """A Matroska file of 10 frames cut in half: the header still says 0.4 s, 4 frames remain."""
     data = write_video(scratch / "full.mkv", counter_frames(10), 25, "ffv1").read_bytes()
     dst.write_bytes(data[: len(data) // 2])
+
+
+def _truncated_avi(dst: Path, scratch: Path) -> None:
+    """An MPEG-4 Part 2 AVI (as UCF101's and HMDB51's) of 10 frames cut exactly where the 7th frame's chunk
+    starts: no packet is partial, so FFmpeg reads 6 whole frames, logs nothing and ends; only the 'movi'
+    list's declared size tells."""
+    data = write_video(scratch / "full.avi", counter_frames(10), 25, "mpeg4").read_bytes()
+    movi, idx1 = data.index(b"movi"), data.index(b"idx1")
+    chunks = [m.start() for m in re.finditer(b"00dc", data) if movi < m.start() < idx1]
+    assert len(chunks) == 10
+    dst.write_bytes(data[:chunks[6]])
+
+
+def _truncated_ts(dst: Path, scratch: Path) -> None:
+    """An MPEG-2 transport stream of 10 frames cut at 60 %: 6 frames left. The format declares no length."""
+    data = write_video(scratch / "full.ts", counter_frames(10), 25, "mpeg2video").read_bytes()
+    dst.write_bytes(data[: len(data) * 6 // 10])
 
 
 def _audio_only(dst: Path, scratch: Path) -> None:
@@ -182,15 +200,26 @@ CASES = [
     _case("truncated MP4 (index lost)", "walk/trunc.mp4", _truncated_mp4, refused={
         "decode": r"VideoError: cannot open trunc\.mp4: .*Invalid data",
         "reencode": r"ReencodeError: .*trunc\.mp4.*Invalid data"}),
+    # refused by the reader before any frame (its mdat box runs past the end of the file); FFmpeg's own
+    # "decoding trunc_fs.mp4 failed: Invalid data" came only when the decoder met the partial last packet
     _case("truncated MP4 (+faststart, packets lost)", "walk/trunc_fs.mp4", _truncated_faststart, refused={
-        "decode": r"VideoError: decoding trunc_fs\.mp4 failed: .*Invalid data",
-        "reencode": r"ReencodeError: .*trunc_fs\.mp4.*(Invalid data|ffmpeg failed)"}),
+        "decode": r"VideoError: trunc_fs\.mp4 is truncated: the file has \d+ bytes, but its MP4 'mdat' box "
+                  r"at byte \d+ runs to byte \d+",
+        "reencode": r"ReencodeError: trunc_fs\.mp4 is truncated: .*MP4 'mdat' box"}),
     _case("truncated Matroska (header says 0.4 s, 4 of 10 frames left)", "walk/trunc_mkv.mkv", _truncated_mkv,
-          refused={"decode": r"trunc_mkv\.mkv.*truncated", "reencode": r"trunc_mkv\.mkv.*truncated"},
-          xfail="both branches keep the 4 frames left, silently. Needs pipeline/media/video.py "
-                "(VideoReader.av_frames: a VideoError 'truncated' when the decoded frames end well before the "
-                "duration the container declares); reencode takes its frames from VideoReader since the "
-                "frame-alignment rework, else pipeline/compressed/mpeg4.py needs the same check"),
+          refused={"decode": r"VideoError: trunc_mkv\.mkv is truncated: the file has \d+ bytes, but its "
+                             r"Matroska cluster at byte \d+ runs to byte \d+; the frames after the cut "
+                             r"are lost",
+                   "reencode": r"ReencodeError: trunc_mkv\.mkv is truncated: .*Matroska cluster"}),
+    _case("truncated AVI (MPEG-4, cut between two frames, 6 of 10 left)", "walk/trunc_avi.avi",
+          _truncated_avi, refused={
+              "decode": r"VideoError: trunc_avi\.avi is truncated: the file has \d+ bytes, but its AVI "
+                        r"'movi' list at byte \d+ runs to byte \d+",
+              "reencode": r"ReencodeError: trunc_avi\.avi is truncated: .*AVI 'movi' list"}),
+    # kept: a transport stream declares no length (made to be cut anywhere; broadcast and camcorder files),
+    # so a cut one is a shorter recording, as the cut MPEG-1 program stream of tests/test_alignment.py
+    _case("truncated MPEG-TS (no declared length, 6 of 10 frames left: kept)", "walk/trunc_ts.ts",
+          _truncated_ts, 6),
     _case("text file named .mp4", "walk/text.mp4", _text, refused={
         "decode": r"VideoError: cannot open text\.mp4: .*Invalid data",
         "reencode": r"ReencodeError: .*text\.mp4.*Invalid data"}),

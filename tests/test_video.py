@@ -1,7 +1,9 @@
-"""Decoding at 25 fps: ffmpeg `fps` filter semantics, sizes, colours, rotation, bad inputs."""
+"""Decoding at 25 fps: ffmpeg `fps` filter semantics, sizes, colours, rotation, bad inputs
+(truncated files among them)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from fractions import Fraction
 
@@ -10,8 +12,10 @@ import numpy as np
 import pytest
 
 from pipeline.core.config import DecodeConfig
-from pipeline.media.video import (VideoError, decode_video, frame_folder_indices, output_size, resample_indices)
+from pipeline.media.video import (VideoError, decode_video, find_cut, frame_folder_indices, output_size,
+                                  resample_indices)
 from pipeline.media.videoio import ffmpeg_exe, set_rotation, write_video
+from tests.conftest import counter_frames
 
 KEEP = DecodeConfig(short_side=None)
 
@@ -165,3 +169,99 @@ def test_unsupported_codec_is_a_video_error(tmp_path):
     path.write_bytes(path.read_bytes().replace(b"FFV1", b"ZZZ9"))
     with pytest.raises(VideoError, match="u.avi"):
         decode_video(path, KEEP)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Truncated files
+
+
+def _cut(src, dst, n: int):
+    data = src.read_bytes()
+    dst.write_bytes(data[:n] if n >= 0 else data[:len(data) + n])
+    return dst
+
+
+def _with_audio(path):
+    """2 s of 64x48 H.264 and 2.5 s of AAC (the audio longer than the video, as often)."""
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc=size=64x48:rate=25:duration=2", "-f", "lavfi", "-i", "sine=duration=2.5",
+                    "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac", str(path)],
+                   check=True, capture_output=True)
+    return path
+
+
+@pytest.mark.parametrize("kind,element", [
+    ("mkv", "Matroska cluster"),                # FFV1 in Matroska cut in half
+    ("webm", "Matroska cluster"),               # VP9 in WebM cut at 80 %
+    ("mkv+audio", "Matroska cluster"),
+    ("avi", "AVI 'movi' list"),                 # MPEG-4 in AVI, cut inside the 8th frame's chunk
+    ("avi between frames", "AVI 'movi' list"),  # ... exactly where the 8th frame's chunk starts
+    ("mp4 faststart", "MP4 'mdat' box"),        # the index first, packets cut off
+    ("mp4+audio faststart", "MP4 'mdat' box"),
+])
+def test_a_truncated_file_is_refused_naming_it(tmp_path, kind, element):
+    """Each of these was decoded with the frames before the cut, silently, or (some cuts of MP4 and FFV1)
+    failed on the partial last packet with FFmpeg's 'Invalid data'. Now the element holding the frames that
+    runs past the end of the file is found before any frame is decoded."""
+    if kind == "mkv":
+        full = write_video(tmp_path / "full.mkv", counter_frames(10), 25, "ffv1")
+        cut = _cut(full, tmp_path / "x.mkv", full.stat().st_size // 2)
+    elif kind == "webm":
+        full = write_video(tmp_path / "full.webm", counter_frames(10), 25, "libvpx-vp9")
+        cut = _cut(full, tmp_path / "x.webm", full.stat().st_size * 8 // 10)
+    elif kind.startswith("avi"):
+        full = write_video(tmp_path / "full.avi", counter_frames(10), 25, "mpeg4")
+        data = full.read_bytes()
+        movi, idx1 = data.index(b"movi"), data.index(b"idx1")
+        chunks = [i for i in range(movi, idx1) if data.startswith(b"00dc", i)]
+        assert len(chunks) == 10
+        cut = _cut(full, tmp_path / "x.avi", chunks[7] + (0 if "between" in kind else 20))
+    elif "audio" in kind:
+        src = _with_audio(tmp_path / ("src.mp4" if "mp4" in kind else "full.mkv"))
+        if "mp4" in kind:
+            full = tmp_path / "full.mp4"
+            subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", str(src), "-c", "copy",
+                            "-movflags", "+faststart", str(full)], check=True, capture_output=True)
+        else:
+            full = src
+        cut = _cut(full, tmp_path / f"x{full.suffix}", full.stat().st_size * 6 // 10)
+    else:
+        src = write_video(tmp_path / "src.mp4", counter_frames(10), 25, "mpeg4")
+        full = tmp_path / "full.mp4"
+        subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", str(src), "-c", "copy",
+                        "-movflags", "+faststart", str(full)], check=True, capture_output=True)
+        cut = _cut(full, tmp_path / "x.mp4", full.stat().st_size * 8 // 10)
+    assert len(decode_video(full, KEEP).frames) > 0
+    with pytest.raises(VideoError, match=rf"^{re.escape(cut.name)} is truncated: the file has "
+                                         rf"{cut.stat().st_size} bytes, but its {element} at byte \d+ runs "
+                                         rf"to byte \d+; the frames after the cut are lost"):
+        decode_video(cut, KEEP)
+    with av.open(str(cut)) as c, av.open(str(full)) as f:    # FFmpeg alone: fewer frames, or an error
+        try:
+            n = sum(1 for _ in c.decode(video=0))
+        except av.FFmpegError:
+            n = -1
+        assert n < sum(1 for _ in f.decode(video=0))
+
+
+def test_a_file_missing_only_its_index_keeps_all_its_frames(tmp_path):
+    """An AVI cut inside its idx1 index, after the last frame, and a Matroska file cut inside its cues:
+    FFmpeg reads every frame without the index, so nothing is lost and they are decoded, not refused."""
+    avi = write_video(tmp_path / "full.avi", counter_frames(10), 25, "mpeg4")
+    mkv = write_video(tmp_path / "full.mkv", counter_frames(10), 25, "ffv1")
+    avi_cut = _cut(avi, tmp_path / "idx1.avi", avi.read_bytes().index(b"idx1") + 40)
+    mkv_cut = _cut(mkv, tmp_path / "cues.mkv", mkv.read_bytes().rindex(bytes.fromhex("1C53BB6B")) + 6)
+    for full, cut, fmt in ((avi, avi_cut, "avi"), (mkv, mkv_cut, "matroska,webm")):
+        assert find_cut(full, fmt) is None and find_cut(cut, fmt) is None
+        assert red_sequence(decode_video(cut, KEEP).frames) == red_sequence(decode_video(full, KEEP).frames)
+        assert len(decode_video(cut, KEEP).frames) == 10
+
+
+def test_streams_without_a_declared_length_are_kept_when_cut(tmp_path):
+    """An MPEG transport stream (and a program stream, tests/test_alignment.py) declares no length: a cut one
+    is a shorter stream, decoded with the frames it holds."""
+    full = write_video(tmp_path / "full.ts", counter_frames(10), 25, "mpeg2video")
+    cut = _cut(full, tmp_path / "x.ts", full.stat().st_size * 6 // 10)
+    with av.open(str(cut)) as c:
+        assert c.format.name == "mpegts" and find_cut(cut, c.format.name) is None
+    assert decode_video(cut, KEEP).source_frames == 6

@@ -19,6 +19,7 @@ frames and other counts; nothing uses it.)
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -100,6 +101,128 @@ class DecodedVideo:
         return self.frames[0].shape[1], self.frames[0].shape[0]
 
 
+# Finding truncated files. FFmpeg keeps what it can read of a file that ends early and says nothing to its
+# caller (a Matroska file cut in half gives its first frames and an end of file), so a cut file would be
+# stored with part of its frames and no message. The containers that declare the size of the element
+# holding the frames tell a cut from a complete file: an AVI 'movi' list (every RIFF, OpenDML's included),
+# an MP4/MOV 'mdat' box (each fragment's too), a Matroska cluster. A file ending inside one of them has
+# lost frames, wherever the cut falls (between two frames too); one ending after its last frames lacks
+# only an index (AVI's idx1, Matroska's cues), which FFmpeg does without: it keeps all its frames and is
+# accepted. This reads a few bytes at a few offsets: the headers of the top-level elements (Matroska's are
+# walked only when its segment declares more bytes than the file has). MPEG program and transport streams
+# (.mpg, .vob, .ts, .mts) declare no length: they are made to be cut anywhere, a cut one cannot be told from
+# a shorter recording, and the decoder conceals a partial last picture, so they are kept with the frames
+# they hold; so are elementary streams and any other container.
+_EBML, _SEGMENT, _CLUSTER = 0x1A45DFA3, 0x18538067, 0x1F43B675
+
+
+def _read_at(f, pos: int, n: int) -> bytes:
+    f.seek(pos)
+    return f.read(n)
+
+
+def _ebml_vint(buf: bytes, i: int, marker: bool) -> tuple[int | None, int] | None:
+    """The EBML variable-size integer at ``buf[i:]``: ``(value, length)``; value None for an unknown size
+    (all value bits set); None if it is malformed or cut. ``marker``: keep the length marker (element IDs)."""
+    if i >= len(buf) or buf[i] == 0:
+        return None
+    n = 9 - buf[i].bit_length()
+    if i + n > len(buf):
+        return None
+    value = buf[i] if marker else buf[i] & (0xFF >> n)
+    for b in buf[i + 1:i + n]:
+        value = (value << 8) | b
+    unknown = not marker and value == (1 << (7 * n)) - 1
+    return (None if unknown else value), n
+
+
+def _ebml_element(f, pos: int) -> tuple[int, int, int | None] | None:
+    """(ID, header length, data size or None if unknown) of the EBML element at ``pos``; None if its header
+    is malformed or cut."""
+    buf = _read_at(f, pos, 12)
+    ident = _ebml_vint(buf, 0, True)
+    if ident is None or ident[1] > 4:
+        return None
+    size = _ebml_vint(buf, ident[1], False)
+    if size is None:
+        return None
+    return ident[0], ident[1] + size[1], size[0]
+
+
+def _matroska_cut(f, file_size: int) -> tuple[str, int, int] | None:
+    head = _ebml_element(f, 0)
+    if head is None or head[0] != _EBML or head[2] is None:
+        return None
+    seg_pos = head[1] + head[2]
+    seg = _ebml_element(f, seg_pos)
+    if seg is None or seg[0] != _SEGMENT:
+        return None
+    pos = seg_pos + seg[1]
+    if seg[2] is not None and pos + seg[2] <= file_size:
+        return None                     # the segment is whole (a finished file: one look)
+    while pos < file_size:              # a segment cut (or written live, of unknown size): walk its children
+        el = _ebml_element(f, pos)
+        if el is None or el[2] is None:
+            return None                 # an element of unknown size (live clusters): nothing more to tell
+        end = pos + el[1] + el[2]
+        if el[0] == _CLUSTER and end > file_size:
+            return "Matroska cluster", pos, end
+        pos = end
+    return None
+
+
+def _avi_cut(f, file_size: int) -> tuple[str, int, int] | None:
+    pos = 0
+    while pos + 12 <= file_size:        # RIFF 'AVI ', then OpenDML's RIFF 'AVIX' chunks
+        head = _read_at(f, pos, 12)
+        if head[:4] != b"RIFF":
+            return None
+        riff_size = struct.unpack("<I", head[4:8])[0]
+        riff_end = pos + 8 + riff_size
+        child = pos + 12
+        while child + 12 <= min(riff_end, file_size):
+            chunk = _read_at(f, child, 12)
+            size = struct.unpack("<I", chunk[4:8])[0]
+            if chunk[:4] == b"LIST" and chunk[8:12] == b"movi":
+                if size and child + 8 + size > file_size:
+                    return "AVI 'movi' list", child, child + 8 + size
+            child += 8 + size + (size & 1)
+        if riff_size == 0:
+            return None
+        pos = riff_end + (riff_size & 1)
+    return None
+
+
+def _mp4_cut(f, file_size: int) -> tuple[str, int, int] | None:
+    pos = 0
+    while pos + 8 <= file_size:
+        head = _read_at(f, pos, 16)
+        size, kind = struct.unpack(">I", head[:4])[0], head[4:8]
+        if not all(32 <= b < 127 for b in kind):
+            return None                 # not a box: trailing bytes after the last one
+        if size == 1 and len(head) == 16:
+            size = struct.unpack(">Q", head[8:16])[0]
+        elif size < 8:
+            return None                 # 0: the box runs to the end of the file; else malformed
+        if kind == b"mdat" and pos + size > file_size:
+            return "MP4 'mdat' box", pos, pos + size
+        pos += size
+    return None
+
+
+def find_cut(path: str | Path, format_name: str) -> tuple[str, int, int] | None:
+    """Where a video file of the demuxer ``format_name`` (PyAV's ``container.format.name``) was cut:
+    ``(element, start, end)`` of the element holding frames that ends past the end of the file, or None for
+    a whole file, one missing only its index, or a format that declares no sizes (see above)."""
+    path = Path(path)
+    finder = (_matroska_cut if format_name.startswith("matroska") else _avi_cut if format_name == "avi" else
+              _mp4_cut if format_name.startswith("mov,") else None)
+    if finder is None:
+        return None
+    with path.open("rb") as f:
+        return finder(f, path.stat().st_size)
+
+
 def _iter_source(path: Path, threads: int) -> Iterator[tuple[av.VideoFrame, int, Fraction, Fraction]]:
     """Yield (frame, ticks, unit, rate) for every decoded frame of the first video stream.
 
@@ -114,6 +237,12 @@ def _iter_source(path: Path, threads: int) -> Iterator[tuple[av.VideoFrame, int,
     with container:
         if not container.streams.video:
             raise VideoError(f"{path.name} has no video stream")
+        cut = find_cut(path, container.format.name)
+        if cut is not None:
+            element, start, end = cut
+            raise VideoError(f"{path.name} is truncated: the file has {path.stat().st_size} bytes, but "
+                             f"its {element} at byte {start} runs to byte {end}; the frames after the cut "
+                             f"are lost (an interrupted download or copy?)")
         stream = container.streams.video[0]
         if threads != 1:
             stream.thread_type = "AUTO"
@@ -138,7 +267,8 @@ class VideoReader:
     :meth:`jpeg_frames` yields JPEG bytes instead, by the cheapest exact path. Frames that fall in the same
     output slot are dropped before any conversion. After iteration, ``fps``, ``source_fps``,
     ``source_frames``, ``rotation`` and ``size`` describe the result. Raises :class:`VideoError` for unreadable
-    files, files without a video stream and zero frames.
+    files, files without a video stream, truncated files (:func:`find_cut`, before any frame) and zero
+    frames.
     """
 
     def __init__(self, path: str | Path, cfg: DecodeConfig, bgr: bool = False):
