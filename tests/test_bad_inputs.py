@@ -3,7 +3,8 @@
 One dataset mixes good videos with every kind of bad one: empty, truncated (MP4 twice, Matroska, AVI, and an
 MPEG-TS stream, which is kept), text named ``.mp4``, audio only, a codec FFmpeg has no decoder for, 1 and 2
 frames, odd and extreme sizes, rotation metadata, variable frame rate, spaces and non-ASCII in the path, a
-file deleted after the manifest was made.
+file deleted after the manifest was made. (A 1000x2 banner, whose frames at the default short side would be
+128000x256, gets its own run: this dataset keeps the sources' sizes.)
 decode -> extract_flow / resframe and reencode -> extract_mv run on its two shards (once, for the module);
 each test then checks one promise of the stage contract (docs/architecture.md):
 
@@ -496,6 +497,32 @@ def test_odd_extreme_and_rotated_sizes_with_a_short_side(run, tmp_path):
     run_shard("decode", s, 0, manifest=m, strict=True, progress=False)
     got = stored(s, "decode", 0)
     assert {v: g[1:] for v, g in got.items()} == keep
+
+
+def test_a_banner_is_refused_at_the_default_short_side_and_the_others_complete(tmp_path):
+    """A 1000x2 banner at the default decode.short_side (256) would be 128000x256 frames, 98 MB an RGB
+    frame (before the limit the JPEG encoder refused it with a ValueError, which stopped the whole stage as a
+    bug): decode refuses it, naming it, its size, the output size and the limit (MAX_OUTPUT_SIDE), and
+    resframe carries the refusal; the 192x6 strip's 8192x256, at the limit, and a 64x48 video complete."""
+    root = tmp_path / "ds"
+    videos = {"walk/banner.mkv": (3, 2, 1000), "walk/wide.mkv": (6, 6, 192), "walk/good.mkv": (4, 48, 64)}
+    for rel, (n, h, w) in videos.items():
+        write_video(root / rel, counter_frames(n, h, w), 25, "ffv1")
+    (root / "split.csv").write_text("path,label,split\n" + "".join(f"{rel},walk,train\n" for rel in videos))
+    manifest = build_manifest("csv", root, dataset=DATASET)
+    s = resolve({"results": str(tmp_path / "results"), "videos_per_shard": PER_SHARD, "dataset": DATASET,
+                 "datasets": {DATASET: {"format": "csv", "root": str(root)}},
+                 "resframe": {"size": list(RESFRAME_SIZE)}})
+    assert s.decode.short_side == 256 and s.decode.size is None
+    for stage in ("decode", "resframe"):
+        run_shard(stage, s, 0, manifest=manifest, strict=False, progress=False)
+    rec = report(s, "decode", 0)
+    assert [(r["video_id"], r["stage"]) for r in rec] == [("banner", "decode")]
+    assert rec[0]["error"] == ("VideoError: banner.mkv of 1000x2 would be resized to 128000x256 (short side "
+                               "256), over the limit of 8192 pixels a side (aspect 500:1)")
+    assert stored(s, "decode", 0) == {"wide": (6, 8192, 256), "good": (4, 342, 256)}
+    assert report(s, "resframe", 0) == rec
+    assert stored(s, "resframe", 0) == {"wide": (5, *RESFRAME_SIZE), "good": (3, *RESFRAME_SIZE)}
 
 
 # ----------------------------------------------------------------------------------------------------------

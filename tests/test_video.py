@@ -1,4 +1,4 @@
-"""Decoding at 25 fps: ffmpeg `fps` filter semantics, sizes, colours, rotation, bad inputs
+"""Decoding at 25 fps: ffmpeg `fps` filter semantics, sizes and their limit, colours, rotation, bad inputs
 (truncated files among them)."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from pipeline.core.config import DecodeConfig
-from pipeline.media.video import (VideoError, decode_video, find_cut, frame_folder_indices, output_size,
-                                  resample_indices)
+from pipeline.core.errors import ConfigError
+from pipeline.media.video import (MAX_OUTPUT_SIDE, VideoError, decode_video, find_cut, frame_folder_indices,
+                                  output_size, resample_indices)
 from pipeline.media.videoio import ffmpeg_exe, set_rotation, write_video
 from tests.conftest import counter_frames
 
@@ -83,6 +84,36 @@ def test_output_size(w, h, short, size, expected):
     assert out == expected
     if size is None and short:
         assert out[0] % 2 == 0 and out[1] % 2 == 0 and min(out) == short
+
+
+def test_output_size_has_a_limit():
+    """No side over MAX_OUTPUT_SIDE (8192): a 32:1 strip at short side 256 is exactly at it; a 1000x2 banner
+    (128000x256) or a source kept at a size over it is the video's error, naming it, both sizes and the limit;
+    a configured size or short side over it is a configuration error."""
+    assert MAX_OUTPUT_SIDE == 8192
+    assert output_size(192, 6, DecodeConfig()) == (8192, 256)                  # the default short side, 256
+    assert output_size(6, 192, DecodeConfig()) == (256, 8192)
+    assert output_size(7680, 4320, DecodeConfig(short_side=None)) == (7680, 4320)      # 8K UHD kept
+    with pytest.raises(VideoError, match=r"^banner\.mkv of 1000x2 would be resized to 128000x256 \(short "
+                                         r"side 256\), over the limit of 8192 pixels a side "
+                                         r"\(aspect 500:1\)$"):
+        output_size(1000, 2, DecodeConfig(), "banner.mkv")
+    with pytest.raises(VideoError, match=r"^a video of 2x194 would be resized to 256x24832 .*limit of 8192"):
+        output_size(2, 194, DecodeConfig())
+    with pytest.raises(VideoError, match=r"^big\.mp4 of 15360x8640 would be kept at its size "
+                                         r"\(decode\.short_side null\), over the limit of 8192"):
+        output_size(15360, 8640, DecodeConfig(short_side=None), "big.mp4")
+    with pytest.raises(ConfigError, match=r"output size 9000x100 is over the limit of 8192"):
+        output_size(64, 48, DecodeConfig(size=(9000, 100)))
+    with pytest.raises(ConfigError, match=r"short side 9000 is over the limit of 8192"):
+        output_size(64, 48, DecodeConfig(short_side=9000))
+
+
+def test_a_sliver_is_refused_before_any_frame_is_blown_up(make_video):
+    path = make_video("banner.mkv", 3, 25, height=2, width=1000)
+    with pytest.raises(VideoError, match=r"^banner\.mkv of 1000x2 would be resized to 128000x256"):
+        decode_video(path, DecodeConfig())
+    assert decode_video(path, KEEP).size == (1000, 2)
 
 
 def test_resize_short_side_and_odd_source(make_video):

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from ..core.config import DecodeConfig
-from ..core.errors import VideoError
+from ..core.errors import ConfigError, VideoError
 
 _INTERP = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -61,16 +61,43 @@ def resample_indices(times: Sequence[Fraction], end: Fraction, fps: Fraction | f
     return out
 
 
-def output_size(width: int, height: int, cfg: DecodeConfig) -> tuple[int, int]:
+# The longest side, in pixels, of a decoded frame. At the default short side (256, MARS) real footage stays
+# far below it (16:9 gives 456x256, a 3.6:1 panorama 922x256), and it still admits a 32:1 strip (the 192x6
+# video of tests/test_bad_inputs.py: 8192x256, 2.1 Mpx, as many pixels as a 1080p frame) and any source kept
+# at its own size up to 8K UHD (7680x4320). Past it frames come from blowing up slivers (a 1000x2 banner at
+# short side 256: 128000x256, 98 MB an RGB frame, beyond JPEG's 65,500-pixel limit, and TV-L1 on such
+# frames takes gigabytes) or from sources larger than any action dataset holds.
+MAX_OUTPUT_SIDE = 8192
+
+
+def output_size(width: int, height: int, cfg: DecodeConfig, name: str | None = None) -> tuple[int, int]:
     """Target (width, height): ``cfg.size`` if set, else short side ``cfg.short_side`` with the aspect kept
-    and both sides rounded to even numbers; ``short_side`` None keeps the source size."""
+    and both sides rounded to even numbers; ``short_side`` None keeps the source size.
+
+    Neither side may exceed :data:`MAX_OUTPUT_SIDE`: a source whose frames would is refused with a
+    :class:`VideoError` naming it (``name``), its size, the output size and the limit; a configured size or
+    short side over the limit is a :class:`ConfigError` (every video would be refused)."""
     if cfg.size:
-        return int(cfg.size[0]), int(cfg.size[1])
+        w, h = int(cfg.size[0]), int(cfg.size[1])
+        if max(w, h) > MAX_OUTPUT_SIDE:
+            raise ConfigError(f"the configured output size {w}x{h} is over the limit of {MAX_OUTPUT_SIDE} "
+                              f"pixels a side")
+        return w, h
+    if cfg.short_side and cfg.short_side > MAX_OUTPUT_SIDE:
+        raise ConfigError(f"the configured short side {cfg.short_side} is over the limit of "
+                          f"{MAX_OUTPUT_SIDE} pixels a side")
     if not cfg.short_side:
-        return width, height
-    scale = cfg.short_side / min(width, height)
-    w = max(2, 2 * round(width * scale / 2))
-    h = max(2, 2 * round(height * scale / 2))
+        w, h = width, height
+        how = "kept at its size (decode.short_side null)"
+    else:
+        scale = cfg.short_side / min(width, height)
+        w = max(2, 2 * round(width * scale / 2))
+        h = max(2, 2 * round(height * scale / 2))
+        how = f"resized to {w}x{h} (short side {cfg.short_side})"
+    if max(w, h) > MAX_OUTPUT_SIDE:
+        aspect = max(width, height) / min(width, height)
+        raise VideoError(f"{name or 'a video'} of {width}x{height} would be {how}, over the limit of "
+                         f"{MAX_OUTPUT_SIDE} pixels a side (aspect {aspect:.3g}:1)")
     return w, h
 
 
@@ -267,8 +294,8 @@ class VideoReader:
     :meth:`jpeg_frames` yields JPEG bytes instead, by the cheapest exact path. Frames that fall in the same
     output slot are dropped before any conversion. After iteration, ``fps``, ``source_fps``,
     ``source_frames``, ``rotation`` and ``size`` describe the result. Raises :class:`VideoError` for unreadable
-    files, files without a video stream, truncated files (:func:`find_cut`, before any frame) and zero
-    frames.
+    files, files without a video stream, truncated files (:func:`find_cut`, before any frame), zero frames,
+    and frames that would exceed :data:`MAX_OUTPUT_SIDE` (:func:`output_size`, at the first frame).
     """
 
     def __init__(self, path: str | Path, cfg: DecodeConfig, bgr: bool = False):
@@ -284,7 +311,7 @@ class VideoReader:
     def _set_size(self, frame: av.VideoFrame) -> tuple[int, int]:
         if self.size is None:
             w, h = (frame.height, frame.width) if self.rotation in (90, 270) else (frame.width, frame.height)
-            self.size = output_size(w, h, self.cfg)
+            self.size = output_size(w, h, self.cfg, self.path.name)
         return self.size
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
