@@ -55,7 +55,7 @@ def _decode_folder(entry: Entry, folder: Path, cfg: DecodeConfig) -> VideoResult
     folder_fps = cfg.folder_fps
     files = list_frame_files(folder)
     _, first = _read_frame(files[0], folder)
-    size = output_size(first.shape[1], first.shape[0], cfg)
+    size = output_size(first.shape[1], first.shape[0], cfg, folder.name)
     copy = size == (first.shape[1], first.shape[0]) and all(f.suffix.lower() in (".jpg", ".jpeg") for f in files)
     frames: list[bytes] = []
     cache: dict[int, bytes] = {}
