@@ -402,6 +402,19 @@ def _plane(frame: av.VideoFrame, i: int, h: int, w: int) -> np.ndarray:
     return np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[:h, :w]
 
 
+def _resized_planes(frame: av.VideoFrame, size: tuple[int, int], rotation: int, interpolation: str
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The Y, U and V planes of an 8-bit 4:2:0 frame, rotated and resized to ``size`` (Y) and half of it."""
+    w, h = size
+    fw, fh = frame.width, frame.height
+    cw, ch = (fw + 1) // 2, (fh + 1) // 2
+    planes = [_plane(frame, 0, fh, fw), _plane(frame, 1, ch, cw), _plane(frame, 2, ch, cw)]
+    if rotation:
+        planes = [np.rot90(p, k=rotation // 90) for p in planes]
+    return (resize(planes[0], (w, h), interpolation), resize(planes[1], (w // 2, h // 2), interpolation),
+            resize(planes[2], (w // 2, h // 2), interpolation))
+
+
 def frame_to_jpeg(frame: av.VideoFrame, size: tuple[int, int], rotation: int, interpolation: str,
                   quality: int) -> bytes:
     """Rotate, resize to ``size`` = (width, height) and JPEG-encode one decoded frame.
@@ -417,14 +430,7 @@ def frame_to_jpeg(frame: av.VideoFrame, size: tuple[int, int], rotation: int, in
     fmt = frame.format.name
     if fmt in ("yuv420p", "yuvj420p") and w % 2 == 0 and h % 2 == 0 and \
             int(getattr(frame, "colorspace", 2)) in _BT601_OR_UNSPECIFIED:
-        fw, fh = frame.width, frame.height
-        cw, ch = (fw + 1) // 2, (fh + 1) // 2
-        planes = [_plane(frame, 0, fh, fw), _plane(frame, 1, ch, cw), _plane(frame, 2, ch, cw)]
-        if rotation:
-            planes = [np.rot90(p, k=rotation // 90) for p in planes]
-        y = resize(planes[0], (w, h), interpolation)
-        u = resize(planes[1], (w // 2, h // 2), interpolation)
-        v = resize(planes[2], (w // 2, h // 2), interpolation)
+        y, u, v = _resized_planes(frame, size, rotation, interpolation)
         if not (fmt == "yuvj420p" or int(getattr(frame, "color_range", 0)) == 2):
             y, u, v = cv2.LUT(y, _Y_FULL), cv2.LUT(u, _C_FULL), cv2.LUT(v, _C_FULL)
         return jpeg.encode_yuv420(y, u, v, quality)
@@ -461,14 +467,7 @@ def frame_to_yuv420(frame: av.VideoFrame, size: tuple[int, int], rotation: int, 
         raise ValueError(f"yuv420p needs an even size, got {w}x{h}")
     fmt = frame.format.name
     if fmt in ("yuv420p", "yuvj420p"):
-        fw, fh = frame.width, frame.height
-        cw, ch = (fw + 1) // 2, (fh + 1) // 2
-        planes = [_plane(frame, 0, fh, fw), _plane(frame, 1, ch, cw), _plane(frame, 2, ch, cw)]
-        if rotation:
-            planes = [np.rot90(p, k=rotation // 90) for p in planes]
-        y = resize(planes[0], (w, h), interpolation)
-        u = resize(planes[1], (w // 2, h // 2), interpolation)
-        v = resize(planes[2], (w // 2, h // 2), interpolation)
+        y, u, v = _resized_planes(frame, size, rotation, interpolation)
         if fmt == "yuvj420p" or int(getattr(frame, "color_range", 0)) == 2:
             y, u, v = cv2.LUT(y, _Y_LIMITED), cv2.LUT(u, _C_LIMITED), cv2.LUT(v, _C_LIMITED)
         return b"".join(np.ascontiguousarray(p).tobytes() for p in (y, u, v))
