@@ -8,9 +8,9 @@ a fresh process for every N and storage. The peak is the child's maximum residen
 (``wait4``; extract_mv is one process). Printed per storage: the peak for each N, its ratio to the smallest
 N's, and the growth per added video.
 
-``--old`` also runs the decoding as it was before frames were freed one by one (``backends.frame_of`` and
-``collect_frame``, the frames kept in a reference cycle until the process ended: BENCHMARKS.md
-"extract_mv memory") and checks that both give the same bytes (shard, I-frame file, failure report).
+``--old`` also runs the decoding as it was before frames were freed one by one (``frame.side_data``
+cached on the frame and ``gc.collect(0)`` after each, the frames kept in a reference cycle until the process
+ended: BENCHMARKS.md "extract_mv memory") and checks that both give the same bytes (shard, I-frame file, failure report).
 
     python benchmarks/bench_extract_mv_memory.py [--videos 4,16,32] [--storage bitstream,arrays] [--old]
 """
@@ -38,13 +38,15 @@ from pipeline.steps import run_shard  # noqa: E402
 CHILD = """
 import sys
 if sys.argv[1] == "old":
-    from pipeline.compressed import backends, extract, gop
+    import gc
+    from pipeline.compressed import backends, gop
+    new_frame = backends.frame_of
     def old_frame(frame):
-        decoded = backends.frame_of(frame)
-        backends.collect_frame()
+        frame.side_data                 # cached on the frame, referring back to it: the cycle of before
+        decoded = new_frame(frame)
+        gc.collect(0)                   # what collect_frame() did after every frame
         return decoded
-    gop.decoded_frame = old_frame
-    extract.pyav_frames = backends.iter_pyav
+    backends.frame_of = gop.frame_of = old_frame
 sys.argv = ["prep-cli", *sys.argv[2:]]
 from pipeline.cli import main
 main()

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import cv2
 import numpy as np
@@ -36,7 +36,7 @@ from ..core.errors import InputError
 from . import fused as _fused
 from .backends import DecodedFrame, NoMotionVectorsError
 from .encoding import BOUND, encode_mv_units, encode_residual_of, mv_lut
-from .motion import MotionError, accumulate_cells, block_grid, expand_grid, mv_table
+from .motion import MotionError, accumulate_cells, block_grid, expand_grid
 from .residual import INTER_TAB_SIZE, SubpelReference, compensate_cells
 
 STREAMS = ("frame_type", "gop_index", "gop_pos", "mv", "mv_acc", "residual", "residual_acc")
@@ -221,46 +221,6 @@ class _Extractor:
         return self.out
 
 
-def decoded_frame(frame) -> DecodedFrame:
-    """A PyAV frame decoded with ``export_mvs`` as a :class:`DecodedFrame`, the same as
-    :func:`.backends.frame_of` gives, but leaving no reference cycle: the frame and its decoder buffers are
-    freed as soon as the caller drops it, without the garbage collector.
-
-    ``frame.side_data`` caches its container on the frame, and the container (and each entry) refers back
-    to the frame. PyAV allocates each frame one decode call ahead (``CodecContext._next_frame``), so the
-    frame has already survived a collection when it is returned and sits in an older generation than its
-    container: the ``gc.collect(0)`` after every frame (:func:`.backends.collect_frame`) never frees it,
-    and, by resetting the allocation count each time, keeps the automatic collections of the older
-    generations from running. The stage kept every frame of every video of its shard that way: about
-    0.26 MB a frame at 340x256, 66 MB a 10 s video (BENCHMARKS.md, "extract_mv memory"). A container made
-    here is not cached on the frame, so nothing refers back to it. (``backends.frame_of`` still caches it;
-    its remaining callers are ``iter_pyav``, tests and benchmarks.)"""
-    from av.sidedata.sidedata import SideDataContainer
-
-    from .backends import _PICT_TYPES
-
-    sd = SideDataContainer(frame).get("MOTION_VECTORS")
-    table = mv_table(sd.to_ndarray()) if sd is not None else np.zeros((0, 8), np.int32)
-    pt = frame.pict_type
-    name = _PICT_TYPES.get(int(pt), "?") if isinstance(pt, int) else str(getattr(pt, "name", pt))
-    return DecodedFrame(name, frame.to_ndarray(format="rgb24", threads=1), table, sd is not None)
-
-
-def pyav_frames(path: str | Path) -> Iterator[DecodedFrame]:
-    """The frames of :func:`.backends.iter_pyav` (one decoder thread, ``export_mvs``), each converted by
-    :func:`decoded_frame`, so each is freed as soon as the next one is decoded. The codec is checked by the
-    caller (:func:`extract_file`)."""
-    import av
-
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.codec_context.options = {"flags2": "+export_mvs"}
-        stream.thread_type = "NONE"
-        stream.codec_context.thread_count = 1
-        for frame in container.decode(stream):
-            yield decoded_frame(frame)
-
-
 def extract(decoded: Iterable[DecodedFrame], bound: float = BOUND, scale: int = 2,
             codec: str = "mpeg4", expected_frames: int | None = None, fused: bool | None = None,
             pool: ArrayPool | None = None, require_vectors: bool = True) -> CompressedVideo:
@@ -299,7 +259,7 @@ def extract_file(path: str | Path, bound: float, backend: str = "pyav", pool: Ar
     Files of other codecs are refused: H.264 vectors may point to older frames than the previous one
     (multiple references), MPEG-2 has B-frames and field prediction; the residual definitions here hold
     for MPEG-4 Part 2 P-frames only."""
-    from .backends import MV_CODECS, _check_codec, iter_frames, probe_codec
+    from .backends import MV_CODECS, iter_frames, probe_codec
 
     path = Path(path)
     if not path.exists():
@@ -308,11 +268,7 @@ def extract_file(path: str | Path, bound: float, backend: str = "pyav", pool: Ar
     if codec in MV_CODECS and codec != "mpeg4":
         raise InputError(f"{path.name}: codec {codec!r} is not MPEG-4 Part 2; its vectors do not follow the "
                          "one-previous-frame model; re-encode it with `prep-cli reencode` first")
-    if backend == "pyav":           # iter_pyav's frames, freed one by one (decoded_frame)
-        _check_codec(codec, path)
-        decoded = pyav_frames(path)
-    else:
-        decoded = iter_frames(path, backend)
+    decoded = iter_frames(path, backend)
     return extract(decoded, bound=bound, scale=2, codec=codec, expected_frames=frames, pool=pool)
 
 
@@ -337,6 +293,5 @@ def keep_freed_memory() -> bool:
     return _HEAP_KEPT
 
 
-
 __all__ = ["STREAMS", "MV_CELL", "I_FRAME", "P_FRAME", "GopError", "CompressedVideo", "ArrayPool", "extract",
-           "extract_file", "decoded_frame", "pyav_frames", "keep_freed_memory"]
+           "extract_file", "keep_freed_memory"]

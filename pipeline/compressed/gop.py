@@ -35,7 +35,8 @@ import numpy as np
 from ..core.errors import InputError
 from .backends import DecodedFrame, NoMotionVectorsError
 from .encoding import BOUND
-from .extract import I_FRAME, P_FRAME, ArrayPool, GopError, decoded_frame, extract
+from .backends import frame_of
+from .extract import I_FRAME, P_FRAME, ArrayPool, GopError, extract
 
 PADDING = bytes(64)          # FFmpeg's AV_INPUT_BUFFER_PADDING_SIZE, zeros
 ARRAY_STREAMS = ("mv", "mv_acc", "residual", "residual_acc")
@@ -162,7 +163,7 @@ def decode_packets(packets: Sequence[bytes], extradata: bytes, codec: str = "mpe
     i = 0
     for data in (*packets, None):
         for frame in ctx.decode(None if data is None else av.Packet(data + PADDING)):
-            decoded = decoded_frame(frame) if i >= keep_from else None     # freed once dropped
+            decoded = frame_of(frame) if i >= keep_from else None     # freed once dropped
             i += 1
             del frame
             if decoded is not None:
@@ -281,7 +282,7 @@ def scan_file(path: str | Path) -> tuple[PacketIndex, list[bytes], list[np.ndarr
                 index_fields["crc"].append(zlib.crc32(data))
                 index_fields["ftype"].append(I_FRAME if p.is_keyframe else P_FRAME)
             for frame in s.decode(p):
-                fr = decoded_frame(frame)       # the frame is freed once dropped (no cycle left)
+                fr = frame_of(frame)       # the frame is freed once dropped (no cycle left)
                 del frame
                 types.append(fr.pict_type)
                 if fr.pict_type == "I":
