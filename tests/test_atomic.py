@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
 
+import h5py
 import pytest
 
 from pipeline.core.atomic import FOREIGN_IDLE_S, _HOST, atomic_path, sweep_dead_temporaries, write_text_atomic
@@ -75,3 +77,20 @@ def test_an_error_inside_leaves_neither_file(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_get_the_permissions_of_a_plain_new_file(tmp_path):
+    # mkstemp makes its files 0600: a shard shared with a group (or read by another project's user) must not be
+    old = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "a.json", "[]\n")
+        with atomic_path(tmp_path / "b.h5") as tmp:
+            with h5py.File(tmp, "w") as f:       # h5py truncates the temporary: its mode stays
+                f["x"] = 1
+        os.umask(0o002)
+        write_text_atomic(tmp_path / "c.json", "[]\n")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "b.h5").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "c.json").stat().st_mode) == 0o664

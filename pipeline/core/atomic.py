@@ -98,6 +98,12 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -141,6 +147,7 @@ def sweep_dead_temporaries(dest: str | Path, now: float | None = None) -> list[P
 @contextlib.contextmanager
 def atomic_path(dest: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``dest``; on success it is renamed to ``dest``, on error removed.
+    The file gets the permissions of any new file (``0666`` less the umask), as a plain ``open`` would.
 
     No partial file is ever visible under ``dest``: readers see the old file or the finished new one. Dead
     runs' temporaries of ``dest`` are removed first (:func:`sweep_dead_temporaries`). A full disk raises
@@ -150,7 +157,10 @@ def atomic_path(dest: str | Path) -> Iterator[Path]:
     dest.parent.mkdir(parents=True, exist_ok=True)
     sweep_dead_temporaries(dest)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.{_HOST}-{os.getpid()}-", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())   # mkstemp's 0600 would make every output private to its writer
+    finally:
+        os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
