@@ -8,7 +8,6 @@ figure and the report's text.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
