@@ -68,8 +68,11 @@ def test_run_videos_policy(tmp_path):
     assert [f["video_id"] for f in s["failures"]] == ["z", "a"]         # upstream first, then this stage's
     with pytest.raises(StageError, match="decode: video a: InputError: bad"):
         run_videos(iter(results), stage="decode", strict=True, keep=lambda r: 1, progress=False)
-    with pytest.raises(StageError, match="no video that could be processed.*'a'"):
+    with pytest.raises(StageError, match=r"no video that could be processed \(1 failed: a \(decode\): InputError: bad\)"):
         run_videos(iter(results[:1]), stage="decode", strict=False, keep=lambda r: 1, progress=False)
+    many = [VideoFailure(f"v{i}", "decode", "InputError: bad") for i in range(7)]
+    with pytest.raises(StageError, match=r"7 failed: v0 .*v4 \(decode\): InputError: bad; and 2 more"):
+        run_videos(iter(many), stage="decode", strict=False, keep=lambda r: 1, progress=False)
 
 
 def _writer(path, **kw):

@@ -381,8 +381,10 @@ def run_videos(results: Iterable[VideoResult | VideoFailure | Any], *, stage: st
     finally:
         bar.close()
     if videos == 0:
+        listed = "; ".join(f"{f['video_id']} ({f['stage']}): {f['error']}" for f in failures[:5])
+        more = f"; and {len(failures) - 5} more (the log has each)" if len(failures) > 5 else ""
         raise StageError(f"{stage}: {name or 'shard'} has no video that could be processed "
-                         f"({len(failures)} failed; first: {failures[:1]})")
+                         f"({len(failures)} failed: {listed}{more})")
     return {"videos": videos, "frames": frames, "failures": failures}
 
 
