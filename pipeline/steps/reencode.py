@@ -31,6 +31,7 @@ from ..compressed.mpeg4 import ReencodeError, reencode_file
 from ..core.atomic import write_text_atomic
 from ..core.config import ReencodeConfig, Settings
 from ..core.paths import video_filename
+from ..core.workers import in_worker
 from ..shards import ShardWriter, Stream
 from .contract import Option, ShardJob, Stage, guarded, run_videos, write_report
 from .extract_mv import array_streams
@@ -104,7 +105,7 @@ def run(job: ShardJob) -> dict:
     args = (cfg, job.settings.decode.folder_fps, job.settings.decode.interpolation)
     if job.options["workers"] > 1:
         results = joblib.Parallel(n_jobs=job.options["workers"], return_as="generator")(
-            joblib.delayed(fn)(i, *args) for i in items)
+            joblib.delayed(in_worker(fn))(i, *args) for i in items)
     else:
         results = (fn(i, *args) for i in items)
     done: list[dict] = []
