@@ -296,3 +296,38 @@ def test_streams_without_a_declared_length_are_kept_when_cut(tmp_path):
     with av.open(str(cut)) as c:
         assert c.format.name == "mpegts" and find_cut(cut, c.format.name) is None
     assert decode_video(cut, KEEP).source_frames == 6
+
+
+def _piped(tmp_path, fmt: str, suffix: str, args: list[str]):
+    """A 30-frame clip that ffmpeg wrote to a pipe (it cannot go back to fill in sizes)."""
+    from pipeline.media.videoio import ffmpeg_exe
+    out = tmp_path / f"pipe{suffix}"
+    with out.open("wb") as f:
+        subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:duration=1.2",
+                        *args, "-f", fmt, "-"], stdout=f, check=True, timeout=60)
+    return out
+
+
+def test_a_whole_file_written_to_a_pipe_is_not_called_truncated(tmp_path):
+    # ffmpeg (and other streaming writers) leave an AVI's RIFF and 'movi' sizes at 0xFFFFFFFF on a pipe
+    path = _piped(tmp_path, "avi", ".avi", ["-c:v", "mpeg4"])
+    with av.open(str(path)) as c:
+        fmt = c.format.name
+    assert find_cut(path, fmt) is None
+    assert len(decode_video(path, DecodeConfig(fps=None, short_side=None)).frames) == 30
+
+
+def test_a_malformed_64bit_box_size_does_not_hang_the_check(tmp_path):
+    # a box of 64-bit size 0 after the real ones: FFmpeg reads every frame; the check must end (it looped)
+    import struct
+    src = tmp_path / "a.mp4"
+    from pipeline.media.videoio import ffmpeg_exe
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:duration=1.2",
+                    "-c:v", "mpeg4", "-movflags", "+faststart", str(src)], check=True, timeout=60)
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(src.read_bytes() + struct.pack(">I4sQ", 1, b"free", 0))
+    code = ("import sys; from pipeline.media.video import find_cut; "
+            "print(find_cut(sys.argv[1], 'mov,mp4,m4a,3gp,3g2,mj2'))")
+    import sys
+    run = subprocess.run([sys.executable, "-c", code, str(bad)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout.strip() == "None", run.stderr

@@ -198,6 +198,9 @@ def _matroska_cut(f, file_size: int) -> tuple[str, int, int] | None:
     return None
 
 
+_UNKNOWN_32 = 0xFFFFFFFF     # a RIFF size left unset by a writer that could not seek back
+
+
 def _avi_cut(f, file_size: int) -> tuple[str, int, int] | None:
     pos = 0
     while pos + 12 <= file_size:        # RIFF 'AVI ', then OpenDML's RIFF 'AVIX' chunks
@@ -210,11 +213,13 @@ def _avi_cut(f, file_size: int) -> tuple[str, int, int] | None:
         while child + 12 <= min(riff_end, file_size):
             chunk = _read_at(f, child, 12)
             size = struct.unpack("<I", chunk[4:8])[0]
+            if size == _UNKNOWN_32:
+                return None             # written to a pipe: the writer could not go back to fill in sizes
             if chunk[:4] == b"LIST" and chunk[8:12] == b"movi":
                 if size and child + 8 + size > file_size:
                     return "AVI 'movi' list", child, child + 8 + size
             child += 8 + size + (size & 1)
-        if riff_size == 0:
+        if riff_size in (0, _UNKNOWN_32):
             return None
         pos = riff_end + (riff_size & 1)
     return None
@@ -229,6 +234,8 @@ def _mp4_cut(f, file_size: int) -> tuple[str, int, int] | None:
             return None                 # not a box: trailing bytes after the last one
         if size == 1 and len(head) == 16:
             size = struct.unpack(">Q", head[8:16])[0]
+            if size < 16:
+                return None             # malformed (a 64-bit size must cover its 16-byte header)
         elif size < 8:
             return None                 # 0: the box runs to the end of the file; else malformed
         if kind == b"mdat" and pos + size > file_size:
