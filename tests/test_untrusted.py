@@ -144,3 +144,34 @@ def test_no_code_path_can_unpickle():
         for m in re.finditer(r"torch\.load\(([^)]*)\)", text):
             loads.append((p.name, m.group(1)))
     assert loads and all("weights_only=True" in args for _, args in loads), loads
+
+
+def test_a_long_video_is_read_in_clips_not_refused(tmp_path, monkeypatch):
+    # the byte limit is for one read: a video longer than it in total stays readable clip by clip
+    path = write_shards(tmp_path, [40, 4], flow=False)["rgb"]
+    monkeypatch.setenv("MOTIONPREP_MAX_READ_BYTES", str(16 * 16))          # 16 frames' pointers
+    with ShardReader(path) as r:
+        assert len(r.raw(0, "rgb", 0, 16)) == 16
+        with pytest.raises(ShardError, match="MOTIONPREP_MAX_READ_BYTES"):
+            r.raw(0, "rgb")
+
+
+@pytest.mark.parametrize("damage", ["frames a dataset", "offset a group", "classes a group", "bad format"])
+def test_a_damaged_shard_is_a_shard_error_every_time(tmp_path, damage):
+    path = write_shards(tmp_path, [3, 2], flow=False)["rgb"]
+    with h5py.File(path, "a") as f:
+        if damage == "frames a dataset":
+            del f["frames"]
+            f["frames"] = np.zeros(5)
+        elif damage == "offset a group":
+            del f["videos/offset"]
+            f["videos"].create_group("offset")
+        elif damage == "classes a group":
+            del f["classes"]
+            f.create_group("classes")
+        else:
+            f.attrs["format"] = "other"
+    r = ShardReader(path)
+    for _ in range(2):          # refused again on the next access, never used unchecked
+        with pytest.raises(ShardError, match=re.escape(str(path))):
+            r.frame_range(0)

@@ -31,19 +31,20 @@ class ShardReader:
         if self._f is None:
             if not self.path.exists():
                 raise ShardError(f"shard {self.path} does not exist")
-            self._f = h5py.File(self.path, "r")
-            if self._f.attrs.get("format") != FORMAT:
-                raise ShardError(f"{self.path} is not a {FORMAT} shard (format attribute "
-                                 f"{self._f.attrs.get('format')!r})")
-            version = int(self._f.attrs.get("format_version", 0))
-            if version > FORMAT_VERSION:
-                raise ShardError(f"{self.path}: format_version {version} is newer than this reader "
-                                 f"({FORMAT_VERSION})")
-            try:
-                self._offset = check_shard(self._f, self.path)
-            except ShardError:
-                self.close()
+            f = h5py.File(self.path, "r")
+            try:            # validated before it is kept: a refused file is never used unchecked later
+                if f.attrs.get("format") != FORMAT:
+                    raise ShardError(f"{self.path} is not a {FORMAT} shard (format attribute "
+                                     f"{f.attrs.get('format')!r})")
+                version = int(f.attrs.get("format_version", 0))
+                if version > FORMAT_VERSION:
+                    raise ShardError(f"{self.path}: format_version {version} is newer than this reader "
+                                     f"({FORMAT_VERSION})")
+                self._offset = check_shard(f, self.path)
+            except BaseException:
+                f.close()
                 raise
+            self._f = f
         return self._f
 
     def __getstate__(self):
