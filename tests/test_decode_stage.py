@@ -87,6 +87,17 @@ def test_strict_mode_fails_and_leaves_no_file(tmp_path):
     assert not any(out.glob("*.h5")) and not any(out.glob(".*tmp"))
 
 
+def test_a_failed_rerun_leaves_the_previous_shard_with_its_report(tmp_path):
+    m = toy_manifest(tmp_path, bad=[("broken.avi", b"RIFF" + bytes(500))])
+    out = tmp_path / "out"
+    run_shard("decode", settings(tmp_path), 0, manifest=m, out_dir=out, strict=False, progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(before) == ["shard-00000.failures.json", "shard-00000.h5"]
+    with pytest.raises(StageError, match="decode: video broken"):
+        run_shard("decode", settings(tmp_path), 0, manifest=m, out_dir=out, strict=True, progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def test_shard_without_any_readable_video_is_an_error(tmp_path):
     root = tmp_path / "videos"
     (root / "c0").mkdir(parents=True)

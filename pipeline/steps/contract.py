@@ -404,6 +404,7 @@ def write_shard(writers: Mapping[str, Any], results: Iterable[VideoResult | Vide
             w.add_video(res.video_id, res.label, res.split, res.fps, res.height, res.width, frames, **res.fields)
         return res.num_frames
 
+    replacing = False                   # True once this call started replacing the old outputs
     try:
         s = run_videos(results, stage=stage, strict=strict, keep=keep, upstream_failures=upstream_failures, total=total, progress=progress, name=main.path.name)
         for f in s["failures"]:
@@ -411,6 +412,7 @@ def write_shard(writers: Mapping[str, Any], results: Iterable[VideoResult | Vide
                 w.add_failure(f["video_id"], f["stage"], f["error"])
         # the side outputs and the failure report are replaced now: an older main shard must not be left
         # beside them. The main shard is renamed last, so a finished main shard implies all of them.
+        replacing = True
         main.path.unlink(missing_ok=True)
         for kind, w in writers.items():
             if kind != "shard":
@@ -424,7 +426,8 @@ def write_shard(writers: Mapping[str, Any], results: Iterable[VideoResult | Vide
             for w in writers.values():
                 if w.committed:
                     w.path.unlink(missing_ok=True)
-            report.unlink(missing_ok=True)
+            if replacing:               # the report is this call's (an earlier run's stays with its shard)
+                report.unlink(missing_ok=True)
         raise
     return {"shard": str(main.path), "videos": s["videos"], "frames": s["frames"], "failures": len(s["failures"])}
 
