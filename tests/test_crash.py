@@ -221,3 +221,12 @@ def test_rerunning_the_workflow_after_killed_jobs_redoes_only_what_is_missing(tm
         if t.endswith(".h5"):
             assert verify(tmp_path / t, decode_jpeg=False) == [], t
         assert not [p for p in (tmp_path / t).parent.rglob(".*.tmp")], "a dead run's temporary was left"
+
+
+def test_a_task_run_in_the_stage_process_itself_never_watches_its_parent():
+    # with a serial joblib backend the task runs in the stage's own process: it must not exit when the shell
+    # that started it goes away (nohup), so no watchdog is started there
+    import threading
+    from pipeline.core.workers import in_worker
+    assert in_worker(lambda x: x + 1)(1) == 2
+    assert not [t for t in threading.enumerate() if t.name == "watch-parent"]

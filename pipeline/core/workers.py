@@ -21,31 +21,44 @@ POLL_S = 0.5
 _watching: int | None = None       # the pid whose watchdog runs (a forked child must start its own)
 
 
-def _watch(parent: int) -> None:
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _watch(creator: int, child: bool) -> None:
     while True:
         time.sleep(POLL_S)
-        if os.getppid() != parent:
-            os._exit(70)       # EX_SOFTWARE; no cleanup: the parent that would collect the results is gone
+        if (os.getppid() != creator) if child else not _alive(creator):
+            os._exit(70)       # EX_SOFTWARE; no cleanup: the process that would collect the results is gone
 
 
-def watch_parent() -> None:
-    """Start (once per process) a daemon thread that ends this process when its parent is gone."""
+def watch_parent(creator: int) -> None:
+    """Start (once per process) a daemon thread that ends this process when ``creator`` (the process that
+    made the pool) is gone: re-parented when it is our parent, else no longer alive."""
     global _watching
     if _watching == os.getpid():
         return
     _watching = os.getpid()
-    threading.Thread(target=_watch, args=(os.getppid(),), name="watch-parent", daemon=True).start()
+    threading.Thread(target=_watch, args=(creator, os.getppid() == creator), name="watch-parent",
+                     daemon=True).start()
 
 
-def _run(fn: Callable[..., Any], *args, **kwargs):
-    watch_parent()
+def _run(creator: int, fn: Callable[..., Any], *args, **kwargs):
+    if os.getpid() != creator:          # a pool worker; a task run in the stage's own process never watches
+        watch_parent(creator)
     return fn(*args, **kwargs)
 
 
 def in_worker(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` for a pool: the worker running it exits when the process that started the pool is gone.
-    Picklable when ``fn`` is."""
-    return functools.partial(_run, fn)
+    """``fn`` for a pool: the worker running it exits when the process that wrapped it (the stage) is gone.
+    Run in that process itself (a serial backend), it is just ``fn``. Picklable when ``fn`` is."""
+    return functools.partial(_run, os.getpid(), fn)
 
 
 __all__ = ["in_worker", "watch_parent", "POLL_S"]
