@@ -81,16 +81,24 @@ def test_an_error_inside_leaves_neither_file(tmp_path):
 
 def test_outputs_get_the_permissions_of_a_plain_new_file(tmp_path):
     # mkstemp makes its files 0600: a shard shared with a group (or read by another project's user) must not be
-    old = os.umask(0o022)
-    try:
-        write_text_atomic(tmp_path / "a.json", "[]\n")
-        with atomic_path(tmp_path / "b.h5") as tmp:
-            with h5py.File(tmp, "w") as f:       # h5py truncates the temporary: its mode stays
-                f["x"] = 1
-        os.umask(0o002)
-        write_text_atomic(tmp_path / "c.json", "[]\n")
-    finally:
-        os.umask(old)
-    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
-    assert stat.S_IMODE((tmp_path / "b.h5").stat().st_mode) == 0o644
-    assert stat.S_IMODE((tmp_path / "c.json").stat().st_mode) == 0o664
+    # private. The mode is the umask's at import, applied just before the rename (so that the writer can
+    # open the temporary whatever the umask is)
+    code = """
+import os, stat, sys
+from pathlib import Path
+import h5py
+from pipeline.core.atomic import atomic_path, write_text_atomic
+d = Path(sys.argv[1])
+write_text_atomic(d / "a.json", "[]\\n")
+with atomic_path(d / "b.h5") as tmp:
+    with h5py.File(tmp, "w") as f:
+        f["x"] = 1
+print(" ".join(oct(stat.S_IMODE((d / n).stat().st_mode)) for n in ("a.json", "b.h5")))
+"""
+    for umask, want in (("022", "0o644 0o644"), ("002", "0o664 0o664"), ("0277", "0o400 0o400")):
+        out = tmp_path / umask
+        out.mkdir()
+        run = subprocess.run(["sh", "-c", f'umask {umask} && exec "$0" -c "$1" "$2"', sys.executable, code,
+                              str(out)], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert run.stdout.split()[-2:] == want.split(), (umask, run.stdout)

@@ -99,9 +99,20 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def _umask() -> int:
+    """This process's umask, read without changing it where Linux tells (``/proc``), else set and restored."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+#: the mode of a finished output: that of any new file (0666 less the umask, read once at import)
+_MODE = 0o666 & ~_umask()
 
 
 def _alive(pid: int) -> bool:
@@ -157,14 +168,12 @@ def atomic_path(dest: str | Path) -> Iterator[Path]:
     dest.parent.mkdir(parents=True, exist_ok=True)
     sweep_dead_temporaries(dest)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.{_HOST}-{os.getpid()}-", suffix=".tmp", dir=dest.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())   # mkstemp's 0600 would make every output private to its writer
-    finally:
-        os.close(fd)
+    os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         fault_point("atomic.before_rename")
+        os.chmod(tmp_path, _MODE)          # mkstemp's 0600 would make every output private to its writer
         _fsync(tmp_path)
         os.replace(tmp_path, dest)
         _fsync_dir(dest.parent)
