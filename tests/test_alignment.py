@@ -247,6 +247,6 @@ def test_an_ffmpeg_that_exits_at_once_is_reported(tmp_path, monkeypatch):
 
 
 def test_a_hung_encode_times_out(tmp_path):
-    with _deadline(60), pytest.raises(ReencodeError, match="x: ffmpeg did not finish within 0.3 s"):
+    with _deadline(60), pytest.raises(ReencodeError, match="x: decoding and re-encoding did not finish within 0.3 s"):
         encode_frames(_frames(20, pause=0.1), tmp_path / "x.avi", ReencodeConfig(size=list(SIZE)), "x",
                       timeout=0.3)

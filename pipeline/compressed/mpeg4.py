@@ -125,7 +125,7 @@ def encode_frames(frames: Iterator[bytes], dst: str | Path, cfg: ReencodeConfig,
                 except BrokenPipeError:
                     pass
         if timed_out.is_set():
-            raise ReencodeError(f"{name}: ffmpeg did not finish within {timeout:g} s")
+            raise ReencodeError(f"{name}: decoding and re-encoding did not finish within {timeout:g} s")
         if rc != 0:
             err.seek(0)
             text = err.read().decode(errors="replace").strip()
