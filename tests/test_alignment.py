@@ -17,7 +17,6 @@ import signal
 import subprocess
 import time
 from contextlib import contextmanager
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -36,6 +35,7 @@ from pipeline.media.video import rgb_to_yuv420
 from pipeline.media.videoio import ffmpeg_exe
 from pipeline.steps.decode import decode_entry
 from pipeline.steps.extract_mv import extract_entry
+from tests.conftest import write_timed_video
 from tests.shard_fixtures import write_mv_and_resframes, write_shards
 
 W, H = 64, 48
@@ -72,21 +72,9 @@ def _raw_to_file(path: Path, n: int, rate: str, args: list[str]) -> Path:
     return path
 
 
-def _vfr_mkv(path: Path, pts_ms: list[int], codec: str = "ffv1") -> Path:
+def _vfr_mkv(path: Path, pts_ms: list[int]) -> Path:
     """Frame ``k`` at ``pts_ms[k]`` milliseconds (any gaps, repeats allowed), lossless, in Matroska."""
-    tb = Fraction(1, 1000)
-    with av.open(str(path), "w", format="matroska") as out:
-        s = out.add_stream(codec, rate=25)
-        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
-        s.time_base = s.codec_context.time_base = tb
-        for k, p in enumerate(pts_ms):
-            f = av.VideoFrame.from_ndarray(code_frame(k), format="rgb24")
-            f.pts, f.time_base = p, tb
-            for packet in s.encode(f):
-                out.mux(packet)
-        for packet in s.encode(None):
-            out.mux(packet)
-    return path
+    return write_timed_video(path, [code_frame(k) for k in range(len(pts_ms))], pts_ms, pix_fmt="yuv420p")
 
 
 # Irregular gaps (ms) of the variable-rate sources: 12 to 105 ms, no pattern (fixed, for reproducible files).

@@ -44,7 +44,7 @@ from pipeline.formats import build_manifest
 from pipeline.media.videoio import ffmpeg_exe, set_rotation, write_video
 from pipeline.shards import ShardReader, verify
 from pipeline.steps import run_shard
-from tests.conftest import counter_frames
+from tests.conftest import counter_frames, write_timed_video
 
 DATASET = "bad"
 PER_SHARD = 10
@@ -135,17 +135,7 @@ def _rotated(dst: Path, scratch: Path) -> None:
 
 def _vfr(dst: Path, scratch: Path) -> None:
     """12 frames at the irregular times VFR_MS (ms), the last lasting 40 ms."""
-    with av.open(str(dst), "w") as out:
-        s = out.add_stream("ffv1", rate=25)
-        s.width, s.height, s.pix_fmt = 64, 48, "bgr0"
-        s.codec_context.time_base = Fraction(1, 1000)
-        for img, t in zip(counter_frames(len(VFR_MS)), VFR_MS):
-            f = av.VideoFrame.from_ndarray(img, format="rgb24")
-            f.pts, f.time_base = t, Fraction(1, 1000)
-            for p in s.encode(f):
-                out.mux(p)
-        for p in s.encode(None):
-            out.mux(p)
+    write_timed_video(dst, counter_frames(len(VFR_MS)), VFR_MS)
 
 
 @dataclass(frozen=True)

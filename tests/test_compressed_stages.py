@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 
 import av
 import numpy as np
@@ -22,6 +21,7 @@ from pipeline.shards import ShardReader, verify
 from pipeline.media.videoio import write_video
 
 from .compressed_fixtures import H, W, small_cfg, translation_frames, write_translation
+from .conftest import write_timed_video
 
 
 def frame_count(path):
@@ -45,17 +45,7 @@ def test_reencode_variable_frame_rate_to_25fps(tmp_path):
     src = tmp_path / "vfr.mkv"
     frames = translation_frames(12, 1, 0)
     times_ms = [0, 40, 50, 60, 160, 200, 330, 340, 400, 520, 560, 600]   # irregular, 0.64 s in all
-    with av.open(str(src), "w") as out:
-        s = out.add_stream("ffv1", rate=25)
-        s.width, s.height, s.pix_fmt = W, H, "bgr0"
-        s.codec_context.time_base = Fraction(1, 1000)
-        for img, t in zip(frames, times_ms):
-            f = av.VideoFrame.from_ndarray(img, format="rgb24")
-            f.pts, f.time_base = t, Fraction(1, 1000)
-            for p in s.encode(f):
-                out.mux(p)
-        for p in s.encode(None):
-            out.mux(p)
+    write_timed_video(src, frames, times_ms)
     dst = tmp_path / "vfr.avi"
     info = reencode_file(src, dst, small_cfg())
     with av.open(str(dst)) as c:
