@@ -33,9 +33,8 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from ..core.errors import InputError
-from .backends import DecodedFrame, NoMotionVectorsError
+from .backends import DecodedFrame, NoMotionVectorsError, frame_of
 from .encoding import BOUND
-from .backends import frame_of
 from .extract import I_FRAME, P_FRAME, ArrayPool, GopError, extract
 
 PADDING = bytes(64)          # FFmpeg's AV_INPUT_BUFFER_PADDING_SIZE, zeros

@@ -29,6 +29,7 @@ from typing import Iterator
 
 from .errors import MotionprepError
 from .faults import fault_point
+from .workers import pid_alive
 
 #: another host's temporary is a dead run's when unmodified this long (a live writer appends every video)
 FOREIGN_IDLE_S = 6 * 3600
@@ -115,16 +116,6 @@ def _umask() -> int:
 _MODE = 0o666 & ~_umask()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:          # another user's live process
-        return True
-    return True
-
-
 def sweep_dead_temporaries(dest: str | Path, now: float | None = None) -> list[Path]:
     """Remove the temporaries of ``dest`` left by dead runs (see the module text); returns what was removed.
     Temporaries of the old naming (no host and pid) are left alone."""
@@ -142,7 +133,7 @@ def sweep_dead_temporaries(dest: str | Path, now: float | None = None) -> list[P
             continue
         pid, host = int(m.group("pid")), m.group("host")
         if host == _HOST:
-            dead = pid != os.getpid() and not _alive(pid)
+            dead = pid != os.getpid() and not pid_alive(pid)
         else:
             try:
                 dead = now - p.stat().st_mtime > FOREIGN_IDLE_S

@@ -21,12 +21,13 @@ POLL_S = 0.5
 _watching: int | None = None       # the pid whose watchdog runs (a forked child must start its own)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True while process ``pid`` exists on this host (another user's included)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except PermissionError:          # another user's live process
         return True
     return True
 
@@ -34,7 +35,7 @@ def _alive(pid: int) -> bool:
 def _watch(creator: int, child: bool) -> None:
     while True:
         time.sleep(POLL_S)
-        if (os.getppid() != creator) if child else not _alive(creator):
+        if (os.getppid() != creator) if child else not pid_alive(creator):
             os._exit(70)       # EX_SOFTWARE; no cleanup: the process that would collect the results is gone
 
 
@@ -61,4 +62,4 @@ def in_worker(fn: Callable[..., Any]) -> Callable[..., Any]:
     return functools.partial(_run, os.getpid(), fn)
 
 
-__all__ = ["in_worker", "watch_parent", "POLL_S"]
+__all__ = ["in_worker", "watch_parent", "pid_alive", "POLL_S"]
