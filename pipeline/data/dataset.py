@@ -254,7 +254,7 @@ class ShardClips(Dataset):
                     v = f["videos"]
                     ids = [x.decode() if isinstance(x, bytes) else x for x in v["video_id"][()]]
                     tables[src] = {vid: i for i, vid in enumerate(ids)}
-                    tables[src + "/offset"] = v["offset"][()]
+                    tables[src + "/offset"] = reader.offsets          # read and checked on open
                     if src == self.sources[0]:
                         order, labels = ids, v["label"][()]
                         splits = [x.decode() if isinstance(x, bytes) else x for x in v["split"][()]]

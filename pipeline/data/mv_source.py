@@ -60,7 +60,7 @@ class MvShard:
         self.encoding = _text(f.attrs.get("encoding"))
         if self.encoding not in ENCODINGS:
             raise ShardError(f"{self.path}: mv encoding {self.encoding!r} is not one of {ENCODINGS}")
-        self.offset = f["videos/offset"][()]
+        self.offset = self.reader.offsets          # read and checked on open
         self.bound = float(json.loads(f.attrs["params"]).get("extract_mv", {}).get("mv_bound", 20.0)) \
             if self.encoding != INDEX else float(f.attrs.get("mv_bound", 20.0))
         self._infos = self._stream_infos(f)

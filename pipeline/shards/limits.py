@@ -103,10 +103,11 @@ def check_shard(f: h5py.File, path: str | Path) -> np.ndarray:
     n = off_ds.shape[0] - 1
     check_count(n, max_videos_per_file(), path, "the number of videos", "MAX_VIDEOS_PER_FILE")
     for key, ds in f["videos"].items():
-        if isinstance(ds, h5py.Dataset) and key != "offset" and ds.shape[:1] != (n,):
+        if not isinstance(ds, h5py.Dataset):
+            continue
+        if key != "offset" and ds.shape[:1] != (n,):
             raise ShardError(f"{path}: /videos/{key} has shape {ds.shape}, expected ({n},) like the offsets")
-        if isinstance(ds, h5py.Dataset):
-            check_read(ds, ds.shape[0] if ds.ndim else 1, path, f"/videos/{key}")
+        check_read(ds, ds.shape[0] if ds.ndim else 1, path, f"/videos/{key}")
     if "classes" in f:
         if not isinstance(f["classes"], h5py.Dataset):
             raise ShardError(f"{path}: /classes is not a dataset")

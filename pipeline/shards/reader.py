@@ -98,11 +98,17 @@ class ShardReader:
             out[key] = data
         return out
 
-    def frame_range(self, video: int) -> tuple[int, int]:
+    @property
+    def offsets(self) -> np.ndarray:
+        """``/videos/offset`` (int64, V+1: video ``v`` is frames ``offsets[v]:offsets[v+1]``), checked on open."""
         self.file
-        if not 0 <= video < len(self._offset) - 1:
-            raise ShardError(f"{self.path}: no video {video} (the shard has {len(self._offset) - 1})")
-        return int(self._offset[video]), int(self._offset[video + 1])
+        return self._offset
+
+    def frame_range(self, video: int) -> tuple[int, int]:
+        off = self.offsets
+        if not 0 <= video < len(off) - 1:
+            raise ShardError(f"{self.path}: no video {video} (the shard has {len(off) - 1})")
+        return int(off[video]), int(off[video + 1])
 
     def raw(self, video: int, stream: str, start: int = 0, stop: int | None = None) -> list | np.ndarray:
         """Frames ``start:stop`` of one video as stored (JPEG bytes arrays, or a fixed array)."""
