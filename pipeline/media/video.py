@@ -355,6 +355,8 @@ class VideoReader:
         """``(source_index, decoded frame)`` per output frame, after rate conversion, before any conversion."""
         if not self.path.exists():
             raise VideoError(f"{self.path} does not exist")
+        if self.path.is_file() and self.path.stat().st_size == 0:     # the commonest bad input: a failed download
+            raise VideoError(f"{self.path.name} is empty (0 bytes)")
         fps = Fraction(self.cfg.fps).limit_denominator(1001) if self.cfg.fps else None
         base = None
         out_n = 0                      # next output slot to fill

@@ -31,8 +31,6 @@ def decode_entry(entry: Entry, root: str, kind: str, cfg: DecodeConfig) -> Video
     path = Path(root) / entry.path
     if kind == "frames":
         return _decode_folder(entry, path, cfg)
-    if path.is_file() and path.stat().st_size == 0:         # the commonest bad input: a failed download
-        raise VideoError(f"{path.name} is empty (0 bytes)")
     reader = VideoReader(path, cfg)
     frames = [data for _, data in reader.jpeg_frames(cfg.jpeg_quality)]
     w, h = reader.size
