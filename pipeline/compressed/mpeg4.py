@@ -63,7 +63,7 @@ def source_frames(src: str | Path, cfg: ReencodeConfig, folder_fps: float | None
     rcfg = reader_config(cfg, interpolation)
     if src.is_dir():
         last, data = -1, b""
-        for i, img in folder_frames(src, folder_fps or DecodeConfig().folder_fps, cfg.fps):
+        for i, _, img in folder_frames(src, folder_fps or DecodeConfig().folder_fps, cfg.fps):
             if i != last:
                 last, data = i, rgb_to_yuv420(resize(img, tuple(rcfg.size), rcfg.interpolation))
             yield data

@@ -504,28 +504,37 @@ def list_frame_files(folder: str | Path) -> list[Path]:
     return files
 
 
-def folder_frames(folder: str | Path, folder_fps: float,
-                  fps: float | None) -> Iterator[tuple[int, np.ndarray]]:
-    """``(file index, (H, W, 3) uint8 RGB image)`` per output frame of a frame folder read at ``folder_fps``
-    and shown at ``fps`` (:func:`frame_folder_indices`, the decode stage's rule); each file is decoded once.
-    Raises :class:`VideoError` for a file that cannot be read or decoded, or whose size is not the first's."""
+def read_folder_frame(path: Path, folder: Path) -> tuple[bytes, np.ndarray]:
+    """One image file of a frame folder: its bytes and the decoded (H, W, 3) uint8 RGB image. An unreadable
+    or undecodable file is a :class:`VideoError` naming it and its folder."""
     from . import jpeg
 
+    try:
+        data = path.read_bytes()
+        return data, jpeg.decode(data)
+    except (OSError, ValueError) as exc:
+        raise VideoError(f"frame {path.name} of {folder.name} cannot be read: {exc}") from None
+
+
+def folder_frames(folder: str | Path, folder_fps: float, fps: float | None,
+                  files: Sequence[Path] | None = None) -> Iterator[tuple[int, bytes, np.ndarray]]:
+    """``(file index, file bytes, (H, W, 3) uint8 RGB image)`` per output frame of a frame folder read at
+    ``folder_fps`` and shown at ``fps`` (:func:`frame_folder_indices`, the decode stage's rule); each file is
+    read and decoded once (a repeated index repeats its values). ``files``: the folder's
+    :func:`list_frame_files`, when the caller has them. Raises :class:`VideoError` for a file that cannot be
+    read or decoded, or whose size is not the first's."""
     folder = Path(folder)
-    files = list_frame_files(folder)
-    first, last, img = None, -1, None
+    files = list_frame_files(folder) if files is None else files
+    first, last, data, img = None, -1, b"", None
     for i in frame_folder_indices(len(files), folder_fps, fps):
         if i != last:
-            try:
-                img = jpeg.decode(files[i].read_bytes())
-            except (OSError, ValueError) as exc:
-                raise VideoError(f"frame {files[i].name} of {folder.name} cannot be read: {exc}") from None
+            data, img = read_folder_frame(files[i], folder)
             first = img.shape if first is None else first
             if img.shape != first:
                 raise VideoError(f"frame {files[i].name} of {folder.name} is {img.shape[1]}x{img.shape[0]}, "
                                  f"the first is {first[1]}x{first[0]}")
             last = i
-        yield i, img
+        yield i, data, img
 
 
 def frame_folder_indices(n: int, source_fps: float, fps: float | None) -> list[int]:

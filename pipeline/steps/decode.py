@@ -11,14 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import joblib
-import numpy as np
 
 from ..core.config import DecodeConfig
 from ..core.manifest import Entry
 from ..core.workers import in_worker
 from .contract import Option, ShardJob, Stage, VideoResult, guarded, write_shard
 from ..media import jpeg
-from ..media.video import VideoError, VideoReader, frame_folder_indices, list_frame_files, output_size, resize
+from ..media.video import VideoReader, folder_frames, list_frame_files, output_size, resize
 from ..shards import ShardWriter, Stream
 
 RGB_STREAM = Stream("rgb", kind="jpeg", color="rgb")
@@ -39,32 +38,19 @@ def decode_entry(entry: Entry, root: str, kind: str, cfg: DecodeConfig) -> Video
                         "rotation": reader.rotation})
 
 
-def _read_frame(path: Path, folder: Path) -> tuple[bytes, np.ndarray]:
-    """One image file of a frame folder: its bytes and the decoded image. An unreadable or undecodable
-    file is the video's error."""
-    try:
-        data = path.read_bytes()
-        return data, jpeg.decode(data)
-    except (OSError, ValueError) as exc:
-        raise VideoError(f"frame {path.name} of {folder.name} cannot be read: {exc}") from None
-
-
 def _decode_folder(entry: Entry, folder: Path, cfg: DecodeConfig) -> VideoResult:
     folder_fps = cfg.folder_fps
     files = list_frame_files(folder)
-    _, first = _read_frame(files[0], folder)
-    size = output_size(first.shape[1], first.shape[0], cfg, folder.name)
-    copy = size == (first.shape[1], first.shape[0]) and all(f.suffix.lower() in (".jpg", ".jpeg") for f in files)
     frames: list[bytes] = []
-    cache: dict[int, bytes] = {}
-    for i in frame_folder_indices(len(files), folder_fps, cfg.fps):
-        if i not in cache:
-            data, img = _read_frame(files[i], folder)
-            if img.shape[:2] != first.shape[:2]:
-                raise VideoError(f"frame {files[i].name} of {folder.name} is {img.shape[1]}x{img.shape[0]}, "
-                                 f"the first is {first.shape[1]}x{first.shape[0]}")
-            cache = {i: data if copy else jpeg.encode(resize(img, size, cfg.interpolation), cfg.jpeg_quality)}
-        frames.append(cache[i])
+    last, encoded = -1, b""
+    for i, data, img in folder_frames(folder, folder_fps, cfg.fps, files):
+        if not frames:                  # the first frame shown is file 0: it sets the size
+            size = output_size(img.shape[1], img.shape[0], cfg, folder.name)
+            copy = size == (img.shape[1], img.shape[0]) and \
+                all(f.suffix.lower() in (".jpg", ".jpeg") for f in files)
+        if i != last:
+            last, encoded = i, data if copy else jpeg.encode(resize(img, size, cfg.interpolation), cfg.jpeg_quality)
+        frames.append(encoded)
     return VideoResult(entry.video_id, entry.label_index, entry.split, cfg.fps or folder_fps, size[1], size[0],
                        {"rgb": frames}, {"source_fps": folder_fps, "source_frames": len(files), "rotation": 0})
 
