@@ -30,7 +30,7 @@ from typing import Iterator
 
 import ffmpeg
 
-from ..core.atomic import atomic_path, disk_full_error
+from ..core.atomic import atomic_path, disk_full_error, says_disk_full
 from ..core.config import DecodeConfig, ReencodeConfig
 from ..core.errors import InputError, VideoError
 from ..media.video import VideoReader, folder_frames, resize, rgb_to_yuv420
@@ -129,7 +129,7 @@ def encode_frames(frames: Iterator[bytes], dst: str | Path, cfg: ReencodeConfig,
         if rc != 0:
             err.seek(0)
             text = err.read().decode(errors="replace").strip()
-            if "No space left on device" in text or "Disk quota exceeded" in text:
+            if says_disk_full(text):
                 raise disk_full_error(dst, f"video {name}")     # the disk's fault, not the video's: stop
             lines = text.splitlines()
             raise ReencodeError(f"{name}: ffmpeg failed ({rc}): {' | '.join(lines[-3:])}")

@@ -55,8 +55,12 @@ def is_disk_full(exc: BaseException) -> bool:
     if exc.errno in _DISK_FULL:
         return True
     text = str(exc)
-    return "No space left on device" in text or "Disk quota exceeded" in text or \
-        any(f"errno = {n}," in text for n in _DISK_FULL)
+    return says_disk_full(text) or any(f"errno = {n}," in text for n in _DISK_FULL)
+
+
+def says_disk_full(text: str) -> bool:
+    """True when a message (an exception's, a tool's output such as ffmpeg's) reports a full disk or quota."""
+    return "No space left on device" in text or "Disk quota exceeded" in text
 
 
 def disk_full_error(dest: str | Path, what: str = "") -> DiskFullError:
