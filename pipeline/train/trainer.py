@@ -571,7 +571,6 @@ class Trainer:
                          "held out; from the train split only", "seed": self.cfg.seed,
                  "train": self.train_ids, "val": self.val_ids}, indent=1) + "\n")
         start = self._resume() if resume else 0
-        self.resumed_after = start
         for epoch in range(start, len(self.plan)):
             if stop_after is not None and epoch >= stop_after:
                 return {"stopped_after": epoch}
@@ -597,7 +596,7 @@ class Trainer:
         return {"method": self.method.name, "model": str(self.run.path("model")), "epochs": len(self.plan),
                 "train_videos": len(self.train_ids), "val_videos": len(self.val_ids),
                 "val_acc": last.get("val_acc"), "train_acc": last.get("train_acc"),
-                "resumed_after": self.resumed_after}
+                "resumed_after": start}
 
     def close(self) -> None:
         D.teardown(self.world)
