@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from pipeline.core.config import effective_recipe, recipe_defaults
+
 import numpy as np
 import pytest
 import torch
@@ -65,7 +67,7 @@ def shards(tmp_path_factory):
 def cfg(**kw) -> TrainConfig:
     base = dict(coviar_arch="resnet2d-18", iframe_arch="resnet2d-18", width=4, layers=(1, 1, 1, 1), epochs=2,
                 batch_size=4, workers=0, schedule="constant", lr=0.01, device="cpu", precision="fp32", seed=0,
-                val_fraction=0.25, dmc_generator_epochs=1, dmc_adversarial_epochs=1, dmc_lr=0.003)
+                val_fraction=0.25, dmc_generator_epochs=1, dmc_adversarial_epochs=1)
     return dataclasses.replace(TrainConfig(), **{**base, **kw})
 
 
@@ -128,7 +130,7 @@ def test_dmc_phases_train_what_section_7_2_says(shards, tmp_path):
     assert "discriminator" in last and "discriminator_optimizer" in last
     groups = t.optimizer.param_groups
     lrs = sorted({g["lr"] for g in groups})
-    assert lrs == pytest.approx([0.003 / 100, 0.003])             # the classifier but fc at 1/100 (7.2)
+    assert lrs == pytest.approx([0.01 / 100, 0.01])               # the whole classifier at 1/100 (their code)
 
 
 @pytest.mark.parametrize("method", ["mv", "residual", "iframe", "dmc"])
@@ -143,10 +145,15 @@ def test_compressed_streams_train_and_test(shards, tmp_path, method):
     r = run_test_stream(method, tmp_path / "model.pt", {k: v for k, v in shards.items() if k in ("rgb", "mv")},
                         CLIPS, dataclasses.replace(EvaluateConfig(), device="cpu", batch_size=8))
     assert r.scores.shape == (4, 2) and np.isfinite(r.scores).all()
-    # test items: the anchored frames of each test video (I-frames 0 and 12 for iframe; P-frames otherwise)
-    ds = ShardClips.from_config(shards, "+".join(inputs), CLIPS, mode="test", split="test",
+    # test items: the anchored frames of each test video (I-frames 0 and 12 for iframe; P-frames otherwise),
+    # each in every view of the method's test protocol (CoViAR: 10 crops; DMC-Net: one squashed centre)
+    recipe = effective_recipe(recipe_defaults()[method], clips=CLIPS)
+    ds = ShardClips.from_config(shards, "+".join(inputs), CLIPS, recipe, mode="test", split="test",
                                 **method_clips(get_method(method), 12))
-    assert r.clips == len(ds.items) == 4 * (2 if method == "iframe" else {"dmc": 12, "mv": 12, "residual": 12}[method])
+    views = 1 if method == "dmc" else 10
+    assert r.views == views and len(ds.test_view_list) == views
+    frames = 2 if method == "iframe" else 12
+    assert r.clips == len(ds.items) == 4 * frames * views
 
 
 def test_dmcnet_is_a_classifier_on_the_generated_cue():
@@ -221,8 +228,12 @@ def test_weighted_fusion_and_its_config_syntax():
     a, b = np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])
     np.testing.assert_allclose(fuse([a, b], [1, 1.5]), [[0.4, 0.6]])        # spatial : temporal = 1 : 1.5
     np.testing.assert_allclose(fuse([a, b]), [[0.5, 0.5]])
-    assert parse_fusion(["rgb", "hidden:1.5"]) == (["rgb", "hidden"], [1.0, 1.5])
-    assert parse_fusion(["rgb", "flow"]) == (["rgb", "flow"], None)
+    f = parse_fusion(["rgb", "hidden:1.5"])
+    assert (f.names, f.weights, f.average, f.normalize) == (["rgb", "hidden"], [1.0, 1.5], None, "none")
+    f = parse_fusion(["rgb", "flow"])
+    assert (f.names, f.weights) == (["rgb", "flow"], None)
+    f = parse_fusion({"streams": ["rgb", "hidden:1.5"], "normalize": "relu_l1", "average": "softmax"})
+    assert (f.names, f.weights, f.average, f.normalize) == (["rgb", "hidden"], [1.0, 1.5], "softmax", "relu_l1")
 
 
 def test_dmc_refuses_flow_of_another_frame_size(shards, tmp_path):

@@ -52,7 +52,7 @@ def test_top_level_defaults_and_datasets_match_the_schema():
         assert written[key] == d[key], key
     assert written["datasets"]["demo"] == d["datasets"]["demo"]    # the demo entry, overrides included
     assert set(load_schema()["properties"]) == {"dataset", "results", "manifests", "logs", "videos_per_shard",
-                                                "strict", "datasets", *SECTIONS}
+                                                "strict", "datasets", "recipes", *SECTIONS}
 
 
 def test_dataset_formats_are_the_parsers():
@@ -60,7 +60,7 @@ def test_dataset_formats_are_the_parsers():
     enum = load_schema()["definitions"]["dataset"]["properties"]["format"]["enum"]
     assert sorted(enum) == sorted(FORMATS)
     overridable = load_schema()["definitions"]["dataset"]["properties"]["overrides"]["properties"]
-    assert list(overridable) == list(SECTIONS)
+    assert list(overridable) == [*SECTIONS, "recipes"]
     from pipeline.core.config import Settings
     fields = {f.name: f.type for f in dataclasses.fields(Settings)}
     assert all(fields[s] == SECTION_TYPES[s].__name__ for s in SECTIONS)     # a field per section

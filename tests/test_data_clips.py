@@ -63,7 +63,7 @@ def _frame_ids(rgb: torch.Tensor) -> np.ndarray:
 
 def test_train_clips_bounds_crop_and_flip_consistency(shards):
     ds = ShardClips({"rgb": [shards["rgb"]], "flow": [shards["flow"]]}, "rgb+flow", mode="train",
-                    length=4, crop=32, seed=3)
+                    length=4, crop=32, seed=3, train_view="window")
     assert [v.video_id for v in ds.videos] == ["v0", "v1", "v2"]          # v3 has no flow: skipped
     assert [v.num_frames for v in ds.videos] == [19, 5, 32]               # flow has N - 1
     flips = set()
@@ -87,7 +87,7 @@ def test_train_clips_bounds_crop_and_flip_consistency(shards):
 
 
 def test_test_mode_clips_grouped_by_video(shards):
-    ds = ShardClips([shards["rgb"]], "rgb", mode="test", length=8, crop=32)
+    ds = ShardClips([shards["rgb"]], "rgb", mode="test", length=8, crop=32, test_view="window")
     # 20 frames -> 2 clips, 6 -> 1 (looped), 33 -> 4, 9 -> 1
     assert np.bincount(ds.item_video).tolist() == [2, 1, 4, 1]
     s = ds[2]                                                            # the 6-frame video, looped
@@ -117,7 +117,7 @@ def test_dmcnet_and_two_path_modalities_align(tmp_path):
     flow = write_shards(tmp_path, [20, 9], h=48, w=64)
     comp = write_mv_and_resframes(tmp_path, [20, 9], h=48, w=64)
     ds = ShardClips({"mv": [comp["mv"]], "flow": [flow["flow"]]}, "mv+residual+flow", mode="train",
-                    length=4, crop=16, seed=5)
+                    length=4, crop=16, seed=5, train_view="window")
     assert [v.num_frames for v in ds.videos] == [19, 8]
     flips = set()
     for i in range(40):
@@ -134,7 +134,7 @@ def test_dmcnet_and_two_path_modalities_align(tmp_path):
         flips.add(mirrored)
     assert flips == {True, False}
     two = ShardClips({"rgb": [flow["rgb"]], "resframe": [comp["resframe"]]}, "frame+resframe", mode="train",
-                     length=4, crop=16, seed=1)
+                     length=4, crop=16, seed=1, train_view="window")
     for i in range(20):
         s = two[i % 2]
         assert s["frame"].shape == (3, 16, 16) and s["resframe"].shape == (3, 4, 16, 16)

@@ -94,6 +94,8 @@ def _fill_defaults(schema: Mapping, value: Any, root: Mapping) -> Any:
         for key, sub in schema.get("properties", {}).items():
             if key not in out and "default" in sub:
                 out[key] = copy.deepcopy(sub["default"])
+            elif key in out and sub.get("x-merge-default") and isinstance(out[key], dict):
+                out[key] = {**copy.deepcopy(sub["default"]), **out[key]}    # a recipe: key by key
             if key in out:
                 out[key] = _fill_defaults(sub, out[key], root)
         extra = schema.get("additionalProperties")
@@ -210,8 +212,8 @@ class ResframeConfig:
 
 @_section("clips")
 class ClipsConfig:
-    length: int                             # frames per clip
-    crop: int                               # square crop side
+    length: int | None                      # frames per clip; None: each method's recipe
+    crop: int | None                        # the input's side; None: each method's recipe
     rgb_mean: tuple[float, float, float]    # subtracted from RGB (0-255 scale, std 1)
     flow_mean: float                        # subtracted from quantized flow
     flip: bool                              # random horizontal mirror at training
@@ -226,18 +228,18 @@ class TrainConfig:
     iframe_arch: str                # 2D network of the I-frame stream
     width: int | None               # first-stage channels (None: the architecture's own)
     layers: tuple[int, ...] | None  # blocks per stage (None: the depth's own)
-    epochs: int                     # epochs of each method (each MERS step)
+    epochs: int | None              # every method's epochs; None: its recipe's
     mers_classifier_epochs: int     # MERS step 2 epochs
-    batch_size: int                 # global clips per step
-    lr: float                       # initial SGD learning rate
-    momentum: float
-    weight_decay: float
-    schedule: str                   # plateau | cosine | constant
-    lr_patience: int                # plateau patience (epochs)
-    lr_factor: float                # plateau drop factor
+    batch_size: int | None          # global clips per step; None: the recipe's
+    lr: float | None                # initial rate; None: the recipe's
+    momentum: float | None          # None (here and below): the recipe's
+    weight_decay: float | None
+    schedule: str | None            # plateau | steps | cosine | constant
+    lr_patience: int | None         # plateau patience (epochs)
+    lr_factor: float | None         # factor of each drop
     mars_alpha: float               # MARS feature-MSE weight
     d3d_lambda: float               # D3D logit-MSE weight
-    dmc_lr: float                   # DMC-Net: Adam learning rate
+    d3d_reduction: str              # sum | mean of the logits' squared error over the K classes
     dmc_alpha: float                # DMC-Net: flow-MSE weight
     dmc_lambda: float               # DMC-Net: adversarial weight
     dmc_generator_epochs: int       # DMC-Net step 1: the generator alone
@@ -260,7 +262,7 @@ class TrainConfig:
 class EvaluateConfig:
     streams: tuple[str, ...]                # trained methods to test
     fusions: tuple[tuple[str, ...], ...]    # stream sets whose scores are averaged
-    average: str                            # logits | softmax
+    average: str | None                     # logits | softmax; None: each method's recipe
     static: bool                            # also the static-clip test
     batch_size: int                         # test clips per forward pass
     tvl1_pairs: int                         # pairs timed for the flow streams' TV-L1 time
@@ -269,6 +271,81 @@ class EvaluateConfig:
     probe_layers: tuple[str, ...]           # the layers probed
     probe_kind: str                         # simple | spatial | pwc
     probe_steps: int                        # Adam steps per decoder
+
+
+def _definition(name: str):
+    """Class decorator: a frozen dataclass of schema definition ``name`` (its defaults are the schema's)."""
+    def wrap(cls):
+        props = _schema()["definitions"][name]["properties"]
+        fields = list(cls.__dict__.get("__annotations__", {}))
+        if set(fields) != set(props):
+            raise AssertionError(f"{cls.__name__} fields {sorted(fields)} != schema definition {name!r} "
+                                 f"keys {sorted(props)}")
+        for f in fields:
+            setattr(cls, f, _frozen(props[f]["default"]))
+        return dataclass(frozen=True)(cls)
+    return wrap
+
+
+@_definition("recipe")
+class RecipeConfig:
+    """How one method trains and tests (schema ``definitions.recipe``; docs/recipes.md gives the sources)."""
+
+    size: int                       # side of the network's square input
+    length: int                     # frames per clip
+    train_view: str                 # corner | multiscale | window (pipeline/data/views.py)
+    scales: tuple[float, ...]       # crop scales, fractions of the short side
+    max_distort: int                # multiscale: most scale steps between width and height
+    test_view: str                  # short_center | squash_center | ten_crop | window
+    test_resize: float              # short (squash: square) side before the test view, x size
+    test_clips: int                 # clips (frames) per test video; 0: every non-overlapping clip
+    average: str                    # logits | softmax over clips, views (and fused streams)
+    optimizer: str                  # sgd | adam
+    lr: float
+    momentum: float
+    dampening: float
+    nesterov: bool
+    weight_decay: float
+    adam_eps: float
+    slow_layers: str                # none | backbone | all: trained at lr * slow_lr_mult
+    slow_lr_mult: float
+    first_lr_mult: float | None     # the first convolution's factor when slow_layers is set (None: slow's)
+    schedule: str                   # plateau | steps | cosine | constant
+    lr_steps: tuple[int, ...]       # steps: epochs after which the rate drops
+    lr_factor: float
+    lr_patience: int
+    epochs: int
+    batch_size: int
+
+
+#: the keys of ``train`` / ``clips`` / ``evaluate`` that, when not null, replace every recipe's
+RECIPE_OVERRIDES = {"train": ("epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule",
+                              "lr_patience", "lr_factor"),
+                    "clips": ("length", "crop"), "evaluate": ("average",)}
+_RECIPE_KEY = {"crop": "size"}       # clips.crop is the recipe's size
+
+
+def recipe_defaults() -> dict[str, RecipeConfig]:
+    """Every method's recipe with nothing configured (the schema's)."""
+    return {m: to_recipe(v) for m, v in defaults()["recipes"].items()}
+
+
+def to_recipe(values: Mapping) -> RecipeConfig:
+    """A :class:`RecipeConfig` from a recipe mapping (missing keys: the definition's defaults)."""
+    return RecipeConfig(**{k: _frozen(v) for k, v in values.items()})
+
+
+def effective_recipe(recipe: RecipeConfig, **sections) -> RecipeConfig:
+    """``recipe`` with the non-null values of :data:`RECIPE_OVERRIDES` of the given sections (``train=``,
+    ``clips=``, ``evaluate=`` dataclasses) put in: what one run of the method uses."""
+    changes = {}
+    for section, keys in RECIPE_OVERRIDES.items():
+        cfg = sections.get(section)
+        for k in keys if cfg is not None else ():
+            v = getattr(cfg, k)
+            if v is not None:
+                changes[_RECIPE_KEY.get(k, k)] = v
+    return dataclasses.replace(recipe, **changes)
 
 
 #: config section -> its dataclass (``<CamelName>Config``), in file order
@@ -327,7 +404,15 @@ class Settings:
     clips: ClipsConfig
     train: TrainConfig
     evaluate: EvaluateConfig
+    recipes: Mapping[str, RecipeConfig] = dataclasses.field(default_factory=dict)
     raw: Mapping = dataclasses.field(repr=False, compare=False, default_factory=dict)
+
+    def recipe(self, method: str) -> RecipeConfig:
+        """The recipe one run of ``method`` uses: its entry of ``recipes`` with the non-null overrides of
+        ``train``, ``clips`` and ``evaluate`` (:func:`effective_recipe`)."""
+        if method not in self.recipes:
+            raise ConfigError(f"no recipe for method {method!r}; recipes: {sorted(self.recipes)}")
+        return effective_recipe(self.recipes[method], train=self.train, clips=self.clips, evaluate=self.evaluate)
 
     @property
     def manifest_path(self) -> Path:
@@ -385,6 +470,13 @@ def resolve(config: Mapping, dataset: str | None = None, define: Mapping | None 
     merged = copy.deepcopy(full)
     merged["datasets"] = entries
     for section, values in (ds.get("overrides") or {}).items():
+        if section == "recipes":          # per method, key by key
+            for method, keys in values.items():
+                if method not in merged["recipes"]:
+                    raise ConfigError(f"datasets.{name}.overrides.recipes: no method {method!r}; methods: "
+                                      f"{sorted(merged['recipes'])}")
+                merged["recipes"][method] = {**merged["recipes"][method], **keys}
+            continue
         merged[section] = {**merged[section], **values}
     merged["dataset"] = name
     if ds.get("videos_per_shard"):
@@ -395,7 +487,8 @@ def resolve(config: Mapping, dataset: str | None = None, define: Mapping | None 
                         split=ds.get("split", 1), manifest=ds.get("manifest"))
     return Settings(dataset=dsc, results=Path(merged["results"]), manifests=Path(merged["manifests"]),
                     logs=Path(merged["logs"]), videos_per_shard=merged["videos_per_shard"],
-                    strict=merged["strict"], raw=merged, **sections)
+                    strict=merged["strict"], raw=merged,
+                    recipes={m: to_recipe(v) for m, v in merged["recipes"].items()}, **sections)
 
 
 def load_config(path: str | Path | None = None, dataset: str | None = None) -> Settings:

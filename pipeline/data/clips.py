@@ -52,6 +52,20 @@ def test_clip_starts(num_frames: int, length: int) -> list[int]:
     return list(range(0, max(num_frames - length, 0) + 1, length))
 
 
+def spaced_clip_starts(num_frames: int, length: int, count: int = 0) -> list[int]:
+    """Test clip starts: ``count`` = 0 gives every non-overlapping clip (:func:`test_clip_starts`, MARS);
+    ``count`` > 0 gives ``count`` starts spread evenly as TSN's test sampling does: the ``n - length + 1``
+    possible starts cut into ``count`` equal parts and the middle of each taken, ``int(t / 2 + t * k)`` with
+    ``t = (n - length + 1) / count`` (starts repeat when the video has fewer than ``count``; a video shorter
+    than one clip gives 0, looped)."""
+    if count <= 0:
+        return test_clip_starts(num_frames, length)
+    if num_frames < 1:
+        raise ValueError(f"a video needs at least one frame, got {num_frames}")
+    t = max(num_frames - length + 1, 1) / count
+    return [int(t / 2 + t * k) for k in range(count)]
+
+
 #: test frames per video of the single-frame methods (CoViAR and DMC-Net test on 25 frames a video)
 ANCHORED_TEST_FRAMES = 25
 

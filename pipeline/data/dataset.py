@@ -44,18 +44,20 @@ from torch.utils.data import Dataset
 from ..compressed.encoding import dense_mv
 from .mv_source import MvShard
 from ..flow.quantize import quantize
-from ..core.config import ClipsConfig, ReencodeConfig
+from ..core.config import ClipsConfig, RecipeConfig, ReencodeConfig, effective_recipe, recipe_defaults
 from ..core.errors import ShardError
 from ..shards import MODALITIES as SHARD_MODALITIES
 from ..shards import ShardReader
 from . import clips as C
+from . import views as V
 
 # The inputs a sample can hold (sample keys) and where each comes from: (shard modality, streams). The mv shard of ``extract_mv`` holds both
 # motion vectors and residuals (plus their accumulated variants ``mv_acc`` / ``residual_acc``).
 SOURCE = {"rgb": ("rgb", ("rgb",)), "frame": ("rgb", ("rgb",)), "flow": ("flow", ("x", "y")),
           "mv": ("mv", ("mv",)), "residual": ("mv", ("residual",)), "resframe": ("resframe", ("resframe",))}
 INPUTS = tuple(SOURCE)
-_CLIPS = ClipsConfig()       # clip length, crop, means: the config's clips defaults
+_CLIPS = ClipsConfig()       # means and mirroring: the config's clips defaults
+_MARS = recipe_defaults()["mars"]   # clip length, views and test clips: MARS's recipe, the reference
 _GOP = ReencodeConfig().gop  # I-frames every 12 frames in the re-encoded videos
 # Frames of a video of N (RGB) frames in each shard modality, as N - PAIRED[modality]: flow and residual
 # frames are pairs i -> i+1 (docs/shard-format.md); rgb and mv (the re-encoded frames) have N.
@@ -104,6 +106,7 @@ class VideoEntry:
     offsets: Mapping[str, int]
     frames: Mapping[str, int]
     rows: Mapping[str, int] = None     # its row in each source's shard
+    sizes: Mapping[str, tuple[int, int]] = None    # (height, width) of its frames in each source's shard
 
 
 def _mv_stream_infos(shard: MvShard, names: Sequence[str]) -> list[_StreamInfo]:
@@ -136,9 +139,20 @@ def _stream_infos(group: h5py.Group, names: Sequence[str], path) -> list[_Stream
 _IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)   # OpenCV >= 4.10: libjpeg writes RGB directly
 
 
-def _decode_jpeg(buf: np.ndarray, gray: bool) -> np.ndarray:
-    """JPEG bytes -> (H, W) gray or (H, W, 3) **RGB** uint8 (BGR only on OpenCV < 4.10; see ``_BGR``)."""
-    flag = cv2.IMREAD_GRAYSCALE if gray else (_IMREAD_RGB if _IMREAD_RGB is not None else cv2.IMREAD_COLOR)
+#: libjpeg's DCT-domain reductions: decoding flag bits of 1/2, 1/4, 1/8 (OpenCV's IMREAD_REDUCED_GRAYSCALE_r)
+_REDUCED = {1: 0, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
+            8: cv2.IMREAD_REDUCED_GRAYSCALE_8}
+
+
+def _decode_jpeg(buf: np.ndarray, gray: bool, reduce: int = 1) -> np.ndarray:
+    """JPEG bytes -> (H, W) gray or (H, W, 3) **RGB** uint8 (BGR only on OpenCV < 4.10; see ``_BGR``),
+    decoded at ``1/reduce`` of its size (``ceil(H / reduce) x ceil(W / reduce)``) when ``reduce`` > 1."""
+    if gray:
+        flag = _REDUCED[reduce] if reduce > 1 else cv2.IMREAD_GRAYSCALE
+    elif _IMREAD_RGB is not None:
+        flag = _REDUCED[reduce] | _IMREAD_RGB if reduce > 1 else _IMREAD_RGB
+    else:
+        flag = _REDUCED[reduce] | cv2.IMREAD_COLOR if reduce > 1 else cv2.IMREAD_COLOR
     img = cv2.imdecode(buf, flag)
     if img is None:
         raise ValueError("JPEG data does not decode")
@@ -176,12 +190,15 @@ class ShardClips(Dataset):
     """
 
     def __init__(self, shards: Mapping[str, Sequence[str | Path]] | Sequence[str | Path],
-                 modalities: str | Sequence[str] = "rgb", mode: str = "train", length: int = _CLIPS.length,
-                 crop: int = _CLIPS.crop, split: str | None = None, rgb_mean: Sequence[float] = _CLIPS.rgb_mean,
+                 modalities: str | Sequence[str] = "rgb", mode: str = "train", length: int = _MARS.length,
+                 crop: int = _MARS.size, split: str | None = None, rgb_mean: Sequence[float] = _CLIPS.rgb_mean,
                  means: Mapping[str, float] | None = None, seed: int | None = None,
                  streams: Mapping[str, Sequence[str]] | None = None, flip: bool = _CLIPS.flip,
                  ids: Collection[str] | None = None, static: bool = False, anchor: str | None = None,
-                 gop: int = _GOP):
+                 gop: int = _GOP, train_view: str = _MARS.train_view, scales: Sequence[float] = _MARS.scales,
+                 max_distort: int = _MARS.max_distort, test_view: str = _MARS.test_view,
+                 test_resize: float = _MARS.test_resize, test_clips: int = _MARS.test_clips,
+                 reduced: bool = True):
         if mode not in ("train", "test"):
             raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
         self.modalities = parse_modalities(modalities)
@@ -212,25 +229,39 @@ class ShardClips(Dataset):
                 and any(st.signed for st in self.streams["resframe"]):
             self.means["resframe"] = 128.0                   # signed residual frames are stored around 128
         self.anchor, self.gop = anchor, int(gop)
+        if train_view not in V.TRAIN_VIEWS:
+            raise ValueError(f"train_view must be one of {V.TRAIN_VIEWS}, got {train_view!r}")
+        self.train_view, self.scales, self.max_distort = train_view, tuple(float(x) for x in scales), int(max_distort)
+        self.test_view, self.test_clips, self.reduced = test_view, int(test_clips), bool(reduced)
+        resize = int(round(float(test_resize) * self.crop))
+        self.test_view_list = V.test_views(test_view, self.crop,
+                                           (resize, resize) if test_view == "squash_center" else resize)
         if mode == "train":
-            self.items = [(v, 0) for v in range(len(self.videos))]
-        elif anchor is not None:
-            self.items = [(v, s) for v, e in enumerate(self.videos)
-                          for s in C.anchored_test_starts(e.num_frames, self.length, anchor, self.gop)]
-        else:
-            self.items = [(v, s) for v, e in enumerate(self.videos)
-                          for s in C.test_clip_starts(e.num_frames, self.length)]
-        self.item_video = np.array([v for v, _ in self.items], dtype=np.int64)
+            self.items = [(v, 0, 0) for v in range(len(self.videos))]
+        else:       # every test clip (frame) in every test view: the view is the fastest-varying index
+            count = self.test_clips or (C.ANCHORED_TEST_FRAMES if anchor is not None else 0)
+            self.items = [(v, s, k) for v, e in enumerate(self.videos)
+                          for s in (C.anchored_test_starts(e.num_frames, self.length, anchor, self.gop, count)
+                                    if anchor is not None else C.spaced_clip_starts(e.num_frames, self.length, count))
+                          for k in range(len(self.test_view_list))]
+        self.item_video = np.array([v for v, _, _ in self.items], dtype=np.int64)
         self._handles: dict = {}
         self._pid = os.getpid()
 
     @classmethod
-    def from_config(cls, shards, modalities: str | Sequence[str], clips: ClipsConfig, **kwargs) -> "ShardClips":
-        """A dataset with the clip settings of a ``clips`` config section (length, crop, means, mirroring);
-        ``kwargs``: the other parameters (mode, split, ids, seed, static, ...)."""
-        length = kwargs.pop("length", None) or clips.length
-        return cls(shards, modalities, length=length, crop=clips.crop, rgb_mean=clips.rgb_mean,
-                   means={"flow": clips.flow_mean}, flip=clips.flip, **kwargs)
+    def from_config(cls, shards, modalities: str | Sequence[str], clips: ClipsConfig,
+                    recipe: RecipeConfig | None = None, **kwargs) -> "ShardClips":
+        """A dataset with the means and mirroring of a ``clips`` config section and the views, clip length
+        and test clips of a method's ``recipe`` (:meth:`Settings.recipe`; None: MARS's, with ``clips``'
+        non-null length and crop); ``kwargs``: the other parameters (mode, split, ids, seed, static, a
+        single-frame method's length, ...)."""
+        if recipe is None:
+            recipe = effective_recipe(_MARS, clips=clips)
+        length = kwargs.pop("length", None) or recipe.length
+        return cls(shards, modalities, length=length, crop=recipe.size, rgb_mean=clips.rgb_mean,
+                   means={"flow": clips.flow_mean}, flip=clips.flip, train_view=recipe.train_view,
+                   scales=recipe.scales, max_distort=recipe.max_distort, test_view=recipe.test_view,
+                   test_resize=recipe.test_resize, test_clips=recipe.test_clips, **kwargs)
 
     # -- index --------------------------------------------------------------------------------------------
     def _index(self, split: str | None) -> list[VideoEntry]:
@@ -255,6 +286,7 @@ class ShardClips(Dataset):
                     ids = [x.decode() if isinstance(x, bytes) else x for x in v["video_id"][()]]
                     tables[src] = {vid: i for i, vid in enumerate(ids)}
                     tables[src + "/offset"] = reader.offsets          # read and checked on open
+                    tables[src + "/size"] = (v["height"][()], v["width"][()])
                     if src == self.sources[0]:
                         order, labels = ids, v["label"][()]
                         splits = [x.decode() if isinstance(x, bytes) else x for x in v["split"][()]]
@@ -265,18 +297,19 @@ class ShardClips(Dataset):
                     continue
                 if not all(vid in tables[s] for s in self.sources):
                     continue
-                offsets, frames, rows = {}, {}, {}
+                offsets, frames, rows, sizes = {}, {}, {}, {}
                 for s in self.sources:
                     j = tables[s][vid]
                     off = tables[s + "/offset"]
                     offsets[s], frames[s], rows[s] = int(off[j]), int(off[j + 1] - off[j]), j
+                    sizes[s] = (int(tables[s + "/size"][0][j]), int(tables[s + "/size"][1][j]))
                 if len({frames[s] + PAIRED[s] for s in self.sources}) > 1:
                     mismatched.append(self._mismatch(k, vid, frames))
                     continue
                 n = min(frames.values())
                 if n < 1:
                     continue
-                entries.append(VideoEntry(k, vid, int(labels[i]), splits[i], n, offsets, frames, rows))
+                entries.append(VideoEntry(k, vid, int(labels[i]), splits[i], n, offsets, frames, rows, sizes))
         if mismatched:
             more = f"; and {len(mismatched) - 5} more videos" if len(mismatched) > 5 else ""
             raise ShardError(
@@ -352,13 +385,13 @@ class ShardClips(Dataset):
         ds.id.read(h5py.h5s.create_simple((hi - lo,)), space, out)
         return out
 
-    def _read(self, mod: str, entry: VideoEntry, idx: np.ndarray, fy: float, fx: float,
-              flip: bool = False) -> list[np.ndarray]:
-        """Frames ``idx`` of every stream of modality ``mod``, cropped to the window at ``(fy, fx)`` (and
-        mirrored when ``flip``): a list (one per stream) of (T, S, S[, C]) uint8, colour JPEGs as RGB.
+    def _read(self, mod: str, entry: VideoEntry, idx: np.ndarray, view: V.View) -> list[np.ndarray]:
+        """Frames ``idx`` of every stream of modality ``mod`` in ``view`` (:mod:`.views`; mirrored when the
+        view is): a list (one per stream) of (T, S, S[, C]) uint8, colour JPEGs as RGB.
 
-        Each JPEG is decoded and immediately copied into a preallocated crop buffer, so only one full frame
-        is alive at a time (a clip of full frames costs more in memory traffic than the crop saves)."""
+        Each JPEG is decoded at the smallest scale the view allows (libjpeg's DCT scaling at 1/2, 1/4, 1/8:
+        :func:`views.reduction`) and its view written straight into a preallocated clip buffer, so only one
+        decoded frame is alive at a time."""
         lo, hi = int(idx.min()), int(idx.max()) + 1
         size = self.crop
         src = SOURCE[mod][0]
@@ -366,24 +399,26 @@ class ShardClips(Dataset):
         for st in self.streams[mod]:
             data = self._stored(src, entry, st.name, lo, hi)
             if st.kind == "jpeg":
+                h, w = entry.sizes[src]
+                g = V.geometry(view, h, w)
+                r = V.reduction(g) if self.reduced else 1
                 buf = None
                 first: dict[int, int] = {}
                 for k, i in enumerate(idx):
                     j = int(i) - lo
-                    if j in first:                       # looped short video: copy the decoded crop
+                    if j in first:                       # looped short video: copy the decoded view
                         buf[k] = buf[first[j]]
                         continue
-                    img = _decode_jpeg(data[j], st.gray)
-                    if buf is None:
-                        y0, x0 = C.crop_box(img.shape[0], img.shape[1], size, fy, fx)
-                        buf = np.empty((len(idx), size, size, *img.shape[2:]), np.uint8)
-                    win = C.crop(img[None], size, y0, x0)[0]
+                    img = _decode_jpeg(data[j], st.gray, r)
+                    if img.shape[:2] != (-(-h // r), -(-w // r)):
+                        raise ShardError(f"video {entry.video_id!r}: a {mod} frame is {img.shape[1] * r}x"
+                                         f"{img.shape[0] * r}, its shard's table says {w}x{h} "
+                                         f"({self.paths[src][entry.shard]})")
                     if _BGR and not st.gray:
-                        win = win[..., ::-1]             # BGR -> RGB (old OpenCV only)
-                    if flip:
-                        cv2.flip(np.ascontiguousarray(win) if _BGR else win, 1, dst=buf[k])  # SIMD mirror
-                    else:
-                        buf[k] = win
+                        img = img[..., ::-1]             # BGR -> RGB (old OpenCV only)
+                    if buf is None:
+                        buf = np.empty((len(idx), size, size, *img.shape[2:]), np.uint8)
+                    V.apply(img, g, r, dst=buf[k])
                     first[j] = k
                 out.append(buf)
             else:
@@ -391,37 +426,47 @@ class ShardClips(Dataset):
                 if st.grid > 1:                          # per-cell vectors -> the dense (T, 2, H, W) maps
                     frames = dense_mv(frames, st.grid, *st.dense_hw)
                 frames = _as_hwc(frames)
-                frames = C.crop(frames, size, *C.crop_box(*frames.shape[1:3], size, fy, fx))
-                out.append(C.hflip(frames) if flip else frames)
+                g = V.geometry(view, *frames.shape[1:3])
+                buf = np.empty((len(frames), size, size, *frames.shape[3:]), np.uint8)
+                for k in range(len(frames)):
+                    V.apply(frames[k], g, 1, dst=buf[k])
+                out.append(buf)
         return out
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        v, start = self.items[index]
+    def draw(self, index: int) -> tuple[int, V.View]:
+        """The first frame and the spatial view of item ``index``. Train mode: a random clip (of the anchored
+        ones for single-frame methods), a view drawn from the train view and a mirror for half the clips
+        (when ``flip``), all from the item's generator (:meth:`_rng`: the same for the same seed and index);
+        test mode: the item's clip and test view."""
+        v, start, k = self.items[index]
+        if self.mode != "train":
+            return start, self.test_view_list[k]
         entry = self.videos[v]
         rng = self._rng(index)
-        if self.mode == "train":
-            starts = (C.anchored_starts(entry.num_frames, self.length, self.anchor, self.gop)
-                      if self.anchor is not None else None)
-            start = (starts[int(rng.integers(len(starts)))] if starts
-                     else C.train_clip_start(entry.num_frames, self.length, rng))
-            fy, fx = C.random_crop_fraction(rng)
-            flip = bool(rng.random() < 0.5) and self.flip
-        else:
-            fy = fx = 0.5
-            flip = False
+        starts = (C.anchored_starts(entry.num_frames, self.length, self.anchor, self.gop)
+                  if self.anchor is not None else None)
+        start = (starts[int(rng.integers(len(starts)))] if starts
+                 else C.train_clip_start(entry.num_frames, self.length, rng))
+        flip = bool(rng.random() < 0.5) and self.flip
+        return start, V.train_view(self.train_view, rng, self.crop, self.scales, self.max_distort, flip)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        v = self.items[index][0]
+        entry = self.videos[v]
+        start, view = self.draw(index)
         idx = C.clip_indices(start, self.length, entry.num_frames)
         if self.static:
             idx = np.full_like(idx, idx[len(idx) // 2])
         sample: dict[str, torch.Tensor] = {}
         raw: dict[str, list[np.ndarray]] = {}
-        for mod in sorted(self.modalities, key=lambda m: m == "frame"):      # "frame" reuses rgb's crops
+        for mod in sorted(self.modalities, key=lambda m: m == "frame"):      # "frame" reuses rgb's views
             if mod == "frame":
                 m = len(idx) // 2
                 streams = ([s[m:m + 1] for s in raw["rgb"]] if "rgb" in raw
-                           else self._read(mod, entry, idx[m:m + 1], fy, fx, flip))
+                           else self._read(mod, entry, idx[m:m + 1], view))
             else:
-                streams = raw[mod] = self._read(mod, entry, idx, fy, fx, flip)
-            x = self._transform(mod, streams, flip)
+                streams = raw[mod] = self._read(mod, entry, idx, view)
+            x = self._transform(mod, streams, view.flip)
             if self.static and mod not in ("rgb", "frame"):   # appearance: the middle frame either way
                 x.fill(self._zero_motion(mod))
             sample[mod] = torch.from_numpy(x)

@@ -54,6 +54,22 @@ def fuse(scores: Sequence[np.ndarray], weights: Sequence[float] | None = None) -
     return np.tensordot(w / w.sum(), stacked, axes=1)
 
 
+NORMALIZATIONS = ("none", "relu_l1")
+
+
+def normalize_scores(scores: np.ndarray, kind: str = "none") -> np.ndarray:
+    """Per-video normalisation of (V, C) scores before a fusion: ``none``; ``relu_l1``: negative scores set
+    to 0, then each row divided by its sum (Hidden Two-Stream's fusion; a row of no positive score stays 0)."""
+    if kind not in NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {kind!r}")
+    s = np.asarray(scores, np.float64)
+    if kind == "none":
+        return s
+    s = np.maximum(s, 0.0)
+    total = s.sum(axis=1, keepdims=True)
+    return np.divide(s, total, out=np.zeros_like(s), where=total > 0)
+
+
 def topk_accuracy(scores: np.ndarray, labels: Sequence[int], k: int = 1) -> float:
     """Fraction of videos whose label is among the ``k`` highest scores (ties broken by class index)."""
     scores = np.asarray(scores)

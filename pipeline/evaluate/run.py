@@ -23,7 +23,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..core.atomic import atomic_path
-from ..core.config import ClipsConfig, EvaluateConfig, ExtractFlowConfig
+from ..core.config import (ClipsConfig, EvaluateConfig, ExtractFlowConfig, RecipeConfig, effective_recipe,
+                           recipe_defaults, to_recipe)
 from ..data.dataset import ShardClips, worker_init
 from ..flow import tvl1_batch
 from ..flow.params import tvl1_params_of
@@ -49,6 +50,11 @@ class StreamResult:
     clips: int
     frames: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))   # (V,) frame pairs per video
     classes: list[str] = field(default_factory=list)                            # the label names
+    average: str = "logits"             # how ``scores`` averaged the clips and views (the stream's recipe)
+    #: the video scores in both averagings, ``{"logits": (V, C), "softmax": (V, C)}`` (fusions may ask for
+    #: either); ``scores`` is ``by_average[average]``
+    by_average: dict = field(default_factory=dict)
+    views: int = 1                      # test views per clip (10 for ten_crop)
 
 
 def _clip_scores(model: torch.nn.Module, data: ShardClips, method: Method, batch_size: int,
@@ -74,17 +80,29 @@ def _clip_scores(model: torch.nn.Module, data: ShardClips, method: Method, batch
     return np.concatenate(scores), np.asarray(seconds)
 
 
+def checkpoint_recipe(data: Mapping, clips: ClipsConfig | None = None) -> RecipeConfig:
+    """The recipe a checkpoint was trained with (recorded in its settings), or, for a checkpoint that has
+    none, its method's default with the non-null overrides of ``clips``."""
+    rec = (data.get("settings") or {}).get("recipe")
+    return to_recipe(rec) if rec else effective_recipe(recipe_defaults()[data["method"]], clips=clips)
+
+
 def test_stream(name: str, model_path: str | Path, shards: Mapping[str, Sequence[Path]], clips: ClipsConfig,
-                cfg: EvaluateConfig, split: str = "test", workers: int = 0) -> StreamResult:
-    """Test one trained stream on ``split``; ``shards`` as :class:`pipeline.data.ShardClips` takes them."""
+                cfg: EvaluateConfig, split: str = "test", workers: int = 0,
+                recipe: RecipeConfig | None = None) -> StreamResult:
+    """Test one trained stream on ``split`` with its recipe's test protocol (views, clips per video,
+    averaging): ``recipe`` as given, else the one its checkpoint was trained with (a non-null
+    ``evaluate.average`` replacing its averaging). ``shards`` as :class:`pipeline.data.ShardClips` takes
+    them."""
     device = resolve_device(cfg.device)
     bf16 = use_bf16("auto", device)
     model, data = load_model(model_path, device)
     method = get_method(data["method"])
     modality = data["input"]
+    recipe = effective_recipe(recipe or checkpoint_recipe(data, clips), evaluate=cfg)
 
     def dataset(static: bool) -> ShardClips:
-        return ShardClips.from_config(shards, "+".join(method.inputs), clips, mode="test", split=split,
+        return ShardClips.from_config(shards, "+".join(method.inputs), clips, recipe, mode="test", split=split,
                                       static=static, **method_clips(method, int(data.get("gop", 12))))
 
     ds = dataset(False)
@@ -94,15 +112,17 @@ def test_stream(name: str, model_path: str | Path, shards: Mapping[str, Sequence
         raise ValueError(f"stream {name}: {model_path} was trained on other classes than the shards hold")
     n = len(ds.videos)
     raw, secs = _clip_scores(model, ds, method, cfg.batch_size, device, bf16, workers)
-    scores = M.video_scores(raw, ds.item_video, n, cfg.average)
+    by_average = {a: M.video_scores(raw, ds.item_video, n, a) for a in M.AVERAGES}
     per_video = np.bincount(ds.item_video, weights=secs, minlength=n)
     static = None
     if cfg.static:
         st = dataset(True)
         raw_s, _ = _clip_scores(model, st, method, cfg.batch_size, device, bf16, workers)
-        static = M.video_scores(raw_s, st.item_video, n, cfg.average)
+        static = M.video_scores(raw_s, st.item_video, n, recipe.average)
     return StreamResult(name, modality, [v.video_id for v in ds.videos], np.array([v.label for v in ds.videos]),
-                        scores, static, per_video, len(ds), np.array([_pairs(v, modality) for v in ds.videos]), list(ds.classes))
+                        by_average[recipe.average], static, per_video, len(ds),
+                        np.array([_pairs(v, modality) for v in ds.videos]), list(ds.classes),
+                        average=recipe.average, by_average=by_average, views=len(ds.test_view_list))
 
 
 def _pairs(entry, modality: str) -> int:
@@ -152,17 +172,25 @@ def stream_metrics(r: StreamResult, num_classes: int, tvl1_pair_seconds: float |
 
 
 def fusion_metrics(results: Sequence[StreamResult], num_classes: int, tvl1_pair_seconds: float | None,
-                   weights: Sequence[float] | None = None) -> dict:
-    """Metrics of the (weighted) average of several streams' video scores (and of their static scores)."""
+                   weights: Sequence[float] | None = None, average: str | None = None,
+                   normalize: str = "none") -> dict:
+    """Metrics of the (weighted) average of several streams' video scores (and of their static scores):
+    each stream's scores in ``average`` (None: each stream's own, its recipe's), normalised per video by
+    ``normalize`` (:func:`metrics.normalize_scores`: Hidden Two-Stream's ``relu_l1``) before the weights."""
     ids, rows, labels = _aligned(results)
-    fused = M.fuse([r.scores[i] for r, i in zip(results, rows)], weights)
+
+    def scores(r: StreamResult) -> np.ndarray:
+        return r.scores if average is None else r.by_average[average]
+
+    fused = M.fuse([M.normalize_scores(scores(r)[i], normalize) for r, i in zip(results, rows)], weights)
     out = {**M.summary(fused, labels, num_classes), "videos": len(ids), "chance": 1.0 / num_classes,
-           "streams": [r.name for r in results]}
+           "streams": [r.name for r in results], "average": average or [r.average for r in results],
+           "normalize": normalize}
     if weights is not None:
         out["weights"] = [float(w) for w in weights]
     if all(r.static is not None for r in results):
-        out["static_top1"] = M.topk_accuracy(M.fuse([r.static[i] for r, i in zip(results, rows)], weights),
-                                             labels, 1)
+        out["static_top1"] = M.topk_accuracy(M.fuse([M.normalize_scores(r.static[i], normalize)
+                                                     for r, i in zip(results, rows)], weights), labels, 1)
     model_s = sum(float(r.model_seconds[i].mean()) for r, i in zip(results, rows))
     flows = [(r, i) for r, i in zip(results, rows) if r.input == "flow"]
     flow_s = float(np.mean(flows[0][0].frames[flows[0][1]]) * tvl1_pair_seconds) \

@@ -25,13 +25,14 @@ earlier layer's output. At 224 x 224 the generator costs 4,554 x 224^2 = 228.5 M
 left out), the paper's 0.23 "GFLOPs" (Table 1, which counts multiply-adds like He et al. 2016), and has
 4,554 weights + 30 biases.
 
-Discriminator (supplementary Figure 6): a stack of 2D convolutions ending in a two-way linear layer; see
-:class:`DMCDiscriminator` for the layers (the figure's numbers are not in the paper's text, so they are our
-DCGAN-style choice).
+Discriminator (supplementary §7.2, Figure 6: "a stack of 2D convolutional layers with a two-way fully
+connected layer at the end"): the authors' ``Discriminator3`` (facebookresearch/dmc-net, the class their GAN
+runs select), twelve 3x3 convs with 16 to 128 filters, dropout and batch norm; see :class:`DMCDiscriminator`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -165,44 +166,86 @@ class DMCGenerator(nn.Module):
         return x[:, :cfg.in_mv] + self.last_conv(features)
 
 
+#: pixels per unit of the authors' normalised flow: dense_flow stores TV-L1 flow as uint8 with bound 20 px
+#: (2 x 20 px over 255 levels) and their loader maps a level q to ``(q / 255 - 0.5) / 0.226`` (0.226 = the
+#: mean of ImageNet's std), so one unit is 2 x 20 x 0.226 = 9.04 px; their MVs share that unit
+#: (facebookresearch/dmc-net @ 323d160, code/dmcnet_GAN/dataset.py:196-200, 253-264)
+AUTHORS_FLOW_UNIT_PX = 2 * 20 * (0.229 + 0.224 + 0.225) / 3
+
+
 @dataclass(frozen=True)
 class DMCDiscriminatorConfig:
-    """The hyper-parameters of the DMC discriminator (DMC-Net supplementary §7.2, Figure 6; the numbers are
-    ours, DCGAN's discriminator (Radford et al. 2016) with a two-way linear layer, see
+    """The hyper-parameters of the DMC discriminator: the authors' ``Discriminator3`` by default
+    (facebookresearch/dmc-net @ 323d160, code/dmcnet_GAN/model.py:254-279 and 332-366; see
     :class:`DMCDiscriminator`)."""
 
     in_channels: int = 2            # flow-like maps (x, y) in pixels: TV-L1 flow (real) or DMC (fake)
-    filters: tuple[int, ...] = (64, 128, 256, 512)  # filters of each conv (DCGAN: 64 doubling, 4 layers)
-    kernel_size: int = 4            # every conv: k x k (DCGAN: 4)
-    stride: int = 2                 # every conv halves the map (DCGAN: 2)
-    padding: int = 1                # (DCGAN: 1): 224 -> 112 -> 56 -> 28 -> 14
-    negative_slope: float = 0.2     # leaky ReLU after every conv (DCGAN: 0.2)
-    batch_norm: bool = True         # batch norm after every conv but the first (DCGAN)
+    filters: tuple[int, ...] = (16, 32, 64, 128)  # filters of each stage (model.py:336-347)
+    convs_per_stage: int = 3        # a stride-2 conv then (n - 1) stride-1 convs a stage (Discriminator3: 3;
+                                    # the authors' Discriminator / 2 / 5 have 1 / 2 / 5)
+    kernel_size: int = 3            # every conv k x k, padding k // 2 (model.py:256, 270: 3, padding 1); odd
+    negative_slope: float = 0.2     # leaky ReLU after every conv (model.py:257, 271)
+    dropout: float = 0.25           # channel dropout (Dropout2d) after every activation (model.py:258, 272)
+    batch_norm: bool = True         # batch norm after the dropout of every conv but the first (model.py:264,
+                                    # 278; the first block is built with bn=False, model.py:336)
+    bn_eps: float = 0.8             # the authors' BatchNorm2d(out, 0.8): the positional 0.8 is eps
+    pool_size: int = 14             # adaptive average pooling to pool_size x pool_size before the linear
+                                    # layer (ours): the authors' Linear(128*14*14, 2) fits only 224 x 224
+                                    # inputs, whose last map is 14 x 14 (the pooling is then the identity)
+    input_scale: float = 1 / AUTHORS_FLOW_UNIT_PX  # input (pixels) x this = the authors' units (px / 9.04):
+                                    # batch norm with eps 0.8 is not scale-invariant, so the scale matters
     num_classes: int = 2            # the two-way linear layer: index 0 = fake (DMC), 1 = real (flow)
 
     def __post_init__(self) -> None:
         _positive_int("in_channels", self.in_channels)
         object.__setattr__(self, "filters", _positive_ints("filters", self.filters))
+        _positive_int("convs_per_stage", self.convs_per_stage)
         _positive_int("kernel_size", self.kernel_size)
-        _positive_int("stride", self.stride)
-        if not isinstance(self.padding, int) or self.padding < 0:
-            raise ValueError(f"padding must be an int >= 0, got {self.padding!r}")
-        if self.padding > self.kernel_size // 2:
-            raise ValueError(f"padding ({self.padding}) must be at most kernel_size // 2 "
-                             f"({self.kernel_size // 2})")
+        if self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (padding kernel_size // 2), got {self.kernel_size}")
         if float(self.negative_slope) < 0:
             raise ValueError(f"negative_slope must be >= 0, got {self.negative_slope!r}")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not float(self.bn_eps) > 0:
+            raise ValueError(f"bn_eps must be > 0, got {self.bn_eps!r}")
+        _positive_int("pool_size", self.pool_size)
+        if not (math.isfinite(float(self.input_scale)) and float(self.input_scale) > 0):
+            raise ValueError(f"input_scale must be a finite number > 0, got {self.input_scale!r}")
         _positive_int("num_classes", self.num_classes)
 
+    @property
+    def num_convs(self) -> int:
+        """Number of convolutions: ``len(filters) * convs_per_stage`` (12 by default)."""
+        return len(self.filters) * self.convs_per_stage
+
+    @property
+    def conv_filters(self) -> tuple[int, ...]:
+        """Output channels of every conv in order: (16, 16, 16, 32, 32, 32, 64, ..., 128) by default."""
+        return tuple(f for f in self.filters for _ in range(self.convs_per_stage))
+
+    @property
+    def conv_strides(self) -> tuple[int, ...]:
+        """Stride of every conv in order: 2 for the first of each stage, 1 for the others."""
+        return tuple(2 if j == 0 else 1 for _ in self.filters for j in range(self.convs_per_stage))
+
+    @property
+    def fc_in_features(self) -> int:
+        """Inputs of the linear layer: ``filters[-1] * pool_size ** 2`` (128 x 14 x 14 = 25,088)."""
+        return self.filters[-1] * self.pool_size ** 2
+
     def out_size(self, size: int) -> int:
-        """The side of the last conv's map for an input side ``size`` (14 for 224 by default)."""
-        for _ in self.filters:
-            size = (size + 2 * self.padding - self.kernel_size) // self.stride + 1
+        """The side of the last conv's map for an input side ``size`` (14 for 224, 3 for 40): each stage's
+        stride-2 conv maps n to ceil(n / 2), its stride-1 convs keep the size."""
+        p = self.kernel_size // 2
+        for s in self.conv_strides:
+            size = (size + 2 * p - self.kernel_size) // s + 1
         return size
 
     @property
     def min_size(self) -> int:
-        """The smallest input side the convs accept (16 by default: the last map is 1 x 1)."""
+        """The smallest input side the convs accept: 1 (a stride-2 conv with padding k // 2 never empties a
+        map); the adaptive pooling then brings any last map to ``pool_size`` x ``pool_size``."""
         size = 1
         while self.out_size(size) < 1:
             size += 1
@@ -213,70 +256,86 @@ class DMCDiscriminator(nn.Module):
     """DMC-Net's discriminator: flow-like maps (N, 2, H, W) float (pixels) -> logits (N, 2), class 0 = fake
     (generated DMC), class 1 = real (TV-L1 flow); softmax gives P_D (DMC-Net §3.3.2, eq. 2-3).
 
-    The paper (supplementary §7.2, Figure 6) says only that the discriminator is "a stack of 2D
-    convolutional layers with a two-way fully connected layer at the end", derived from the discriminators
-    of a popular GAN repository by varying filters and depth; the figure's per-layer numbers (#filters,
-    kernel, stride, padding) are not in its text. We therefore use DCGAN's discriminator (Radford et al.
-    2016), the standard of such repositories, with the two-way linear layer in place of its last conv and
-    sigmoid:
+    It follows the authors' ``Discriminator3``, the one their GAN runs select (``--arch_d Discriminator3``,
+    exp_my/hmdb51_gan/split1/run.sh:22 of facebookresearch/dmc-net @ 323d160; layers at
+    code/dmcnet_GAN/model.py:332-366, blocks at :254-279). Their network also ends in 2 logits (no sigmoid)
+    trained with cross-entropy, with the same indices: the fake half of the batch is labelled 0 and the real
+    half 1 (code/dmcnet_GAN/train.py:252-256, 274). Twelve 3x3 convs (padding 1, with biases), four stages of
+    three, each conv followed by leaky ReLU 0.2, then Dropout2d 0.25, then (all but the first) batch norm
+    with eps 0.8, in that order:
 
-    ======  ====================================================  ==========================
-    layer   operation                                             output at 224 x 224
-    ======  ====================================================  ==========================
-    conv0   64 filters, 4x4, stride 2, padding 1; leaky ReLU 0.2   64 x 112 x 112
-    conv1   128, 4x4, 2, 1; batch norm; leaky ReLU 0.2             128 x 56 x 56
-    conv2   256, 4x4, 2, 1; batch norm; leaky ReLU 0.2             256 x 28 x 28
-    conv3   512, 4x4, 2, 1; batch norm; leaky ReLU 0.2             512 x 14 x 14
-    pool    global average (adaptive), so any H, W >= 16 works     512
-    fc      linear 512 -> 2                                        2 logits
-    ======  ====================================================  ==========================
+    ======  =================================  ======  ==================  =================================
+    block   conv (in -> out, 3x3, padding 1)   stride  out at 224 (40)     then
+    ======  =================================  ======  ==================  =================================
+    0       2 -> 16                            2       16 x 112 (20)       LReLU 0.2, Dropout2d 0.25 (no BN)
+    1, 2    16 -> 16                           1       16 x 112 (20)       LReLU 0.2, Dropout2d 0.25, BN
+    3       16 -> 32                           2       32 x 56 (10)        LReLU 0.2, Dropout2d 0.25, BN
+    4, 5    32 -> 32                           1       32 x 56 (10)        LReLU 0.2, Dropout2d 0.25, BN
+    6       32 -> 64                           2       64 x 28 (5)         LReLU 0.2, Dropout2d 0.25, BN
+    7, 8    64 -> 64                           1       64 x 28 (5)         LReLU 0.2, Dropout2d 0.25, BN
+    9       64 -> 128                          2       128 x 14 (3)        LReLU 0.2, Dropout2d 0.25, BN
+    10, 11  128 -> 128                         1       128 x 14 (3)        LReLU 0.2, Dropout2d 0.25, BN
+    pool    adaptive average to 14 x 14        -       128 x 14 x 14       flatten (channel-major)
+    fc      linear 25,088 -> 2                 -       2 logits            none
+    ======  =================================  ======  ==================  =================================
 
-    Convs carry a bias only where no batch norm follows. DCGAN's initialisation: conv weights N(0, 0.02),
-    batch-norm weights N(1, 0.02) and biases 0; the linear layer keeps PyTorch's default. At 224 x 224 it
-    costs about 1.26 G multiply-adds. With batch norm, real and fake batches passed separately are normalised
-    separately (as in DCGAN's training); ``batch_norm=False`` avoids that. ``features`` is the conv stack,
-    ``avgpool`` the pooling, ``fc`` the two-way layer.
+    (model.py:336-347 build the blocks 0-11, :348 the linear layer, :363-364 flatten and apply it.)
+
+    Differences from the authors' code, kept small on purpose:
+
+    * ``pool`` is ours. The authors' ``Linear(128*14*14, 2)`` works only at 224 x 224; adaptive average
+      pooling to 14 x 14 keeps their linear layer (and parameter count) and is the identity at 224, so any
+      H, W >= ``config.min_size`` (1) work, e.g. the demo's 40 x 40 (a 3 x 3 map, each value repeated over
+      the 14 x 14 grid).
+    * The input is in pixels, as the rest of motionprep; it is multiplied by ``config.input_scale``
+      (1 / 9.04 by default) so the network sees the authors' units (their flow and DMC are ``px / 9.04``).
+    * The authors pass fake and real maps as one concatenated batch (code/dmcnet_GAN/model.py:557), so batch
+      norm normalises them together; a caller that calls this module on each separately normalises each
+      on its own.
+
+    Initialisation: PyTorch's defaults, as the authors (they set none; their stage-2 run starts the
+    discriminator fresh). At 224 x 224: 278,175,744 conv multiply-adds + 50,176 in ``fc`` (0.28 G), and
+    541,042 parameters (489,456 conv, 1,408 batch norm, 50,178 linear). ``blocks[i]`` is block ``i``
+    (``nn.Sequential`` of conv, leaky ReLU, dropout[, batch norm]), ``pool`` the pooling, ``fc`` the two-way
+    layer.
     """
 
     def __init__(self, config: DMCDiscriminatorConfig | None = None) -> None:
         super().__init__()
         cfg = self.config = config if config is not None else DMCDiscriminatorConfig()
-        layers: list[nn.Module] = []
+        k = cfg.kernel_size
+        blocks: list[nn.Module] = []
         cin = cfg.in_channels
-        for i, f in enumerate(cfg.filters):
-            norm = cfg.batch_norm and i > 0
-            layers.append(nn.Conv2d(cin, f, cfg.kernel_size, stride=cfg.stride, padding=cfg.padding,
-                                    bias=not norm))
-            if norm:
-                layers.append(nn.BatchNorm2d(f))
-            layers.append(nn.LeakyReLU(cfg.negative_slope))
+        for i, (f, s) in enumerate(zip(cfg.conv_filters, cfg.conv_strides)):
+            layers: list[nn.Module] = [nn.Conv2d(cin, f, k, stride=s, padding=k // 2),
+                                       nn.LeakyReLU(cfg.negative_slope), nn.Dropout2d(cfg.dropout)]
+            if cfg.batch_norm and i > 0:
+                layers.append(nn.BatchNorm2d(f, eps=cfg.bn_eps))
+            blocks.append(nn.Sequential(*layers))
             cin = f
-        self.features = nn.Sequential(*layers)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(cin, cfg.num_classes)
-        self.reset_parameters()
+        self.blocks = nn.ModuleList(blocks)
+        self.pool = nn.AdaptiveAvgPool2d(cfg.pool_size)
+        self.fc = nn.Linear(cfg.fc_in_features, cfg.num_classes)
 
     def reset_parameters(self) -> None:
-        """DCGAN's initialisation: conv weights N(0, 0.02) and biases 0, batch norm weights N(1, 0.02) and
-        biases 0; ``fc`` PyTorch's default. Deterministic given ``torch.manual_seed``."""
-        for m in self.features.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, 0.0, 0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.normal_(m.weight, 1.0, 0.02)
-                nn.init.zeros_(m.bias)
+        """PyTorch's default initialisation of every conv, batch norm and the linear layer (the authors' own
+        choice: they set none). Deterministic given ``torch.manual_seed``."""
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.Linear)):
+                m.reset_parameters()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (N, 2) of flow-like maps (N, in_channels, H, W), H, W >= ``config.min_size`` (16); a
-        ValueError for another rank or channel count, or a map too small."""
+        """Logits (N, num_classes) of flow-like maps (N, in_channels, H, W) in pixels, H, W >=
+        ``config.min_size``; a ValueError for another rank or channel count, or a map too small."""
         cfg = self.config
         if x.dim() != 4 or x.shape[1] != cfg.in_channels:
             raise ValueError(f"DMCDiscriminator takes (N, {cfg.in_channels}, H, W), got {tuple(x.shape)}")
         if min(x.shape[2:]) < cfg.min_size:
             raise ValueError(f"DMCDiscriminator needs H, W >= {cfg.min_size}, got {tuple(x.shape[2:])}")
-        return self.fc(torch.flatten(self.avgpool(self.features(x)), 1))
+        x = x * cfg.input_scale
+        for block in self.blocks:
+            x = block(x)
+        return self.fc(torch.flatten(self.pool(x), 1))
 
 
 @dataclass(frozen=True)
@@ -325,10 +384,14 @@ class DMCNet(nn.Module):
     def last_block(self) -> nn.Module:
         return self.classifier.last_block
 
+    #: the classifier sees the DMC detached, so its cross-entropy trains the classifier alone (the authors'
+    #: code in its first stage, facebookresearch/dmc-net code/dmcnet/model.py:352); the trainer sets it per phase
+    detach_cue: bool = False
+
     def forward_parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(features (N, feature_dim), DMC (N, 2, H, W)) of the stacked input (N, 5, H, W)."""
         cue = self.generator(x)
-        return self.classifier.forward_features(cue), cue
+        return self.classifier.forward_features(cue.detach() if self.detach_cue else cue), cue
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_parts(x)[0]
@@ -340,5 +403,5 @@ class DMCNet(nn.Module):
         return self.classify(self.forward_features(x))
 
 
-__all__ = ["DMCNet", "DMCNetConfig", "DMCDiscriminator", "DMCDiscriminatorConfig", "DMCGenerator", "DMCGeneratorConfig", "FAKE", "REAL",
-           "stack_input"]
+__all__ = ["AUTHORS_FLOW_UNIT_PX", "DMCNet", "DMCNetConfig", "DMCDiscriminator", "DMCDiscriminatorConfig",
+           "DMCGenerator", "DMCGeneratorConfig", "FAKE", "REAL", "stack_input"]

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import platform
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 from ..core import paths
 from ..core.atomic import write_text_atomic
@@ -18,27 +20,46 @@ from .contract import DatasetJob, Option, Stage
 from .train import source_shards
 
 
-def fusion_name(streams) -> str:
-    return "+".join(streams)
+def fusion_streams(fusion) -> list[str]:
+    """The stream items of a fusion entry (a list, or the ``streams`` of a mapping)."""
+    return list(fusion["streams"]) if isinstance(fusion, Mapping) else list(fusion)
 
 
-def parse_fusion(fusion) -> tuple[list[str], list[float] | None]:
-    """``["rgb", "hidden:1.5"]`` -> (["rgb", "hidden"], [1.0, 1.5]); no weight anywhere: (names, None)."""
+def fusion_name(fusion) -> str:
+    return "+".join(fusion_streams(fusion))
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """One entry of ``evaluate.fusions``: the streams, their weights (None: equal), the averaging their video
+    scores are taken in (None: each stream's recipe's) and the per-video normalisation before the weights."""
+
+    names: list[str]
+    weights: list[float] | None
+    average: str | None = None
+    normalize: str = "none"
+
+
+def parse_fusion(fusion) -> Fusion:
+    """``["rgb", "hidden:1.5"]`` -> names ["rgb", "hidden"], weights [1.0, 1.5]; no weight anywhere: weights
+    None; a mapping ``{streams: [...], average: ..., normalize: ...}`` adds its averaging and normalisation."""
+    items = fusion_streams(fusion)
     names, weights = [], []
-    for item in fusion:
+    for item in items:
         name, _, w = str(item).partition(":")
         try:
             weights.append(float(w) if w else 1.0)
         except ValueError:
             raise ConfigError(f"evaluate.fusions: {item!r}: a weight after ':' must be a number") from None
         names.append(name)
-    return names, (weights if any(":" in str(i) for i in fusion) else None)
+    extra = fusion if isinstance(fusion, Mapping) else {}
+    return Fusion(names, weights if any(":" in str(i) for i in items) else None, extra.get("average"),
+                  extra.get("normalize") or "none")
 
 
 def check_fusions(streams, fusions) -> None:
     for f in fusions:
-        names, _ = parse_fusion(f)
-        missing = [s for s in names if s not in streams]
+        missing = [s for s in parse_fusion(f).names if s not in streams]
         if missing:
             raise ConfigError(f"evaluate.fusions: {fusion_name(f)} names {missing}, which evaluate.streams "
                               f"({list(streams)}) does not test")
@@ -80,8 +101,9 @@ def run(job: DatasetJob) -> dict:
         "device": str(resolve_device(cfg.device)), "machine": f"{platform.machine()} {platform.processor()}".strip(),
         "settings": {"evaluate": section_values(cfg), "clips": section_values(s.clips)},
         "streams": {r.name: stream_metrics(r, k, tvl1) for r in results},
-        "fusions": {fusion_name(f): fusion_metrics([by_name[n] for n in parse_fusion(f)[0]], k, tvl1,
-                                                   parse_fusion(f)[1]) for f in cfg.fusions},
+        "fusions": {fusion_name(f): fusion_metrics([by_name[n] for n in parse_fusion(f).names], k, tvl1,
+                                                   parse_fusion(f).weights, parse_fusion(f).average,
+                                                   parse_fusion(f).normalize) for f in cfg.fusions},
     }
     motion = {}
     if "dmc" in cfg.streams:                 # DMC-Net's cue against TV-L1 (and the demo's true flow), times

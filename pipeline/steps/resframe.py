@@ -69,7 +69,7 @@ def run(job: ShardJob) -> dict:
         writer = ShardWriter(job.output(), modality="resframe",
                              encoding="signed-uint8" if cfg.signed else "absdiff-uint8",
                              params=job.params(reader.params), streams=[stream(cfg)],
-                             chunk_frames=job.settings.clips.length,     # a chunk is one training clip
+                             chunk_frames=job.settings.recipe("resframe").length,   # a chunk: one clip
                              **job.shard_attrs())
         return write_shard({"shard": writer}, results, stage=NAME, strict=job.strict, total=len(ids),
                            upstream_failures=job.upstream_failures(), progress=job.progress)

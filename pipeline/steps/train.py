@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..core import paths
 from ..core.errors import ConfigError, StageError
-from ..core.config import Settings
+from ..core.config import Settings, effective_recipe
 from ..shards import ShardReader
 from ..train import METHODS, SOURCE_STAGE
 from ..train import get as get_method
@@ -92,7 +92,8 @@ def run(job: DatasetJob) -> dict:
                              f"exist; run `prep-cli train --method {method.init} --dataset {s.dataset.name}` first")
     summary = train(TrainRun(method=method.name, train=job.config, clips=s.clips, shards=shards, out_dir=out,
                              teacher=teacher, progress=job.options.get("progress", True), gop=s.reencode.gop,
-                             init=init,
+                             init=init, recipe=effective_recipe(s.recipes[method.name], train=job.config,
+                                                                clips=s.clips),
                              provenance={"dataset": s.dataset.name, **shard_provenance(shards)}),
                     resume=job.options.get("resume", False))
     acc = summary.get("val_acc")
@@ -107,7 +108,7 @@ STAGE = Stage(
     name="train",
     summary="Train one method (flow teacher, RGB, MERS, MARS, D3D, residual-frame or appearance path, CoViAR's "
             "I-frame, motion-vector and residual streams, DMC-Net) on the dataset's shards.",
-    reads=None, writes=(), uses=("train", "clips", "reencode.gop"), run=run, per_shard=False,
+    reads=None, writes=(), uses=("train", "clips", "recipes", "reencode.gop"), run=run, per_shard=False,
     options=(
         Option("--method", "method", config=False, type=None, default=None,
                help=f"What to train: {', '.join(METHODS)}."),

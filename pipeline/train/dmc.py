@@ -14,6 +14,11 @@ discriminator's scores of flow / of DMC, class 0 = fake (DMC), class 1 = real (f
 * :func:`dmc_loss`: eq. 4, ``CE(logits, labels) + alpha * flow_mse + lam * adversarial`` for the generator
   and classifier's step (§7.2: alpha = 10, lambda = 1).
 
+The squared error is in the authors' normalised flow units (9.04 px a unit), where alpha = 10 is their
+weight; in the joint step the classifier sees the DMC detached (``DMCNet.detach_cue``: the cross-entropy
+trains the classifier, the MSE the generator), as their first-stage code; the adversarial step has no
+detach. The learning rates (the whole classifier at 1/100 in their code) are :mod:`.optim`'s.
+
 The paper's schedule (§7.2; Adam, learning rate 0.01 divided by 10 on plateaus): one epoch of
 :func:`flow_mse` alone with the classifier fixed; 49 epochs of ``CE + 10 * MSE`` (``dmc_loss`` with
 ``d_fake_logits=None``); then, from that model, all three terms, alternating with discriminator steps
@@ -25,20 +30,21 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from ..models.dmc import FAKE, REAL
+from ..models.dmc import AUTHORS_FLOW_UNIT_PX, FAKE, REAL
 from .losses import cross_entropy
 
 
-def flow_mse(dmc: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """Eq. 1: the mean over every element of ``(dmc - flow)^2``, a scalar (pixels squared); ``dmc`` and
-    ``flow`` are (N, 2, H, W) of the same shape (a ValueError otherwise). The flow is a target: it gets no
-    gradient."""
+def flow_mse(dmc: torch.Tensor, flow: torch.Tensor, unit: float = AUTHORS_FLOW_UNIT_PX) -> torch.Tensor:
+    """Eq. 1: the mean over every element of ``((dmc - flow) / unit)^2``, a scalar. ``dmc`` and ``flow`` are
+    (N, 2, H, W) in pixels of the same shape (a ValueError otherwise); ``unit``: pixels per unit of the
+    squared error, by default the authors' normalised flow units (9.04 px: quantized flow ``q / 255 - 0.5``
+    divided by 0.226, facebookresearch/dmc-net code/dmcnet_GAN/dataset.py:264), in which their weight
+    alpha = 10 applies (1 for pixels squared). The flow is a target: it gets no gradient."""
     if dmc.shape != flow.shape:
         raise ValueError(f"DMC {tuple(dmc.shape)} and flow {tuple(flow.shape)} differ: the generator's "
                          "output and the TV-L1 flow must have the same (N, 2, H, W) shape")
-    return F.mse_loss(dmc.float(), flow.detach().float())
+    return F.mse_loss(dmc.float() / unit, flow.detach().float() / unit)
 
 
 def _class_ce(logits: torch.Tensor, cls: int, name: str) -> torch.Tensor:
@@ -50,11 +56,15 @@ def _class_ce(logits: torch.Tensor, cls: int, name: str) -> torch.Tensor:
 
 
 def discriminator_loss(d_real_logits: torch.Tensor, d_fake_logits: torch.Tensor) -> torch.Tensor:
-    """Eq. 2: ``mean(-log P_D(real | flow)) + mean(-log P_D(fake | DMC))``, a scalar (the sum of the two
-    batch means, as in the paper, not their average). ``d_real_logits`` (M, 2): the discriminator on TV-L1
-    flow; ``d_fake_logits`` (M', 2): on generated DMC, which the caller computes from ``dmc.detach()`` so
-    that this step does not train the generator."""
-    return _class_ce(d_real_logits, REAL, "d_real_logits") + _class_ce(d_fake_logits, FAKE, "d_fake_logits")
+    """Eq. 2 as the authors' code computes it: the mean cross-entropy over every sample of the
+    discriminator's batch, DMC labelled fake and flow real (facebookresearch/dmc-net
+    code/dmcnet_GAN/train.py:252-256, 274: one ``CrossEntropyLoss`` over the concatenated batch), a scalar;
+    with as many fakes as reals, half the paper's sum of the two means. ``d_real_logits`` (M, 2): on TV-L1
+    flow; ``d_fake_logits`` (M', 2): on generated DMC, computed from ``dmc.detach()`` so that this step does
+    not train the generator."""
+    m, m2 = len(d_real_logits), len(d_fake_logits)
+    return (_class_ce(d_real_logits, REAL, "d_real_logits") * m
+            + _class_ce(d_fake_logits, FAKE, "d_fake_logits") * m2) / max(m + m2, 1)
 
 
 def generator_adversarial_loss(d_fake_logits: torch.Tensor) -> torch.Tensor:
@@ -83,33 +93,4 @@ def dmc_loss(logits: torch.Tensor, labels: torch.Tensor, dmc: torch.Tensor, flow
     return total, parts
 
 
-def param_groups(generator: nn.Module, classifier: nn.Module, lr: float,
-                 classifier_lr_factor: float = 0.01) -> list[dict]:
-    """Optimizer parameter groups for the generator and the classifier (§7.2: "all layers in the
-    classification network except its last layer have the learning rate set to be 100x smaller"):
-
-    * ``"generator"``: every parameter of ``generator``, at ``lr``;
-    * ``"classifier.fc"``: the classifier's last linear layer ``classifier.fc``, at ``lr``;
-    * ``"classifier"``: every other classifier parameter, at ``lr * classifier_lr_factor``.
-
-    Each dict has ``params`` (a list), ``lr`` and ``name`` (which ``torch.optim.Adam`` keeps); a group with no
-    parameters is left out. Every parameter is in exactly one group, whether it requires grad or not. The
-    discriminator has an optimizer of its own (it is stepped apart). A ValueError when the classifier has
-    no ``fc`` or the two modules share a parameter.
-    """
-    fc = getattr(classifier, "fc", None)
-    if not isinstance(fc, nn.Module):
-        raise ValueError(f"the classifier ({type(classifier).__name__}) has no last linear layer 'fc'")
-    gen = list(generator.parameters())
-    head = list(fc.parameters())
-    head_ids = {id(p) for p in head}
-    body = [p for p in classifier.parameters() if id(p) not in head_ids]
-    if {id(p) for p in gen} & {id(p) for p in classifier.parameters()}:
-        raise ValueError("the generator and the classifier share parameters: each must be in one group")
-    groups = [{"params": gen, "lr": lr, "name": "generator"},
-              {"params": head, "lr": lr, "name": "classifier.fc"},
-              {"params": body, "lr": lr * classifier_lr_factor, "name": "classifier"}]
-    return [g for g in groups if g["params"]]
-
-
-__all__ = ["discriminator_loss", "dmc_loss", "flow_mse", "generator_adversarial_loss", "param_groups"]
+__all__ = ["discriminator_loss", "dmc_loss", "flow_mse", "generator_adversarial_loss"]

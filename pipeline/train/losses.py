@@ -8,7 +8,8 @@ Teacher tensors come from the frozen flow teacher and carry no gradient (the cal
 * cross-entropy: the flow teacher, RGB, the residual-frame and appearance paths, MERS step 2;
 * :func:`feature_mse`: MERS step 1 (MARS §3.1): ``mean((f_s - f_t)^2)`` over every element;
 * :func:`mars_loss`: ``CE + alpha * feature_mse`` (MARS §3.2, alpha = 50);
-* :func:`d3d_loss`: ``CE + lambda * mean((z_s - z_t)^2)`` on the logits (D3D eq. 1-2, lambda = 1).
+* :func:`d3d_loss`: ``CE + lambda * sum_k (z_s - z_t)^2`` on the logits, averaged over the batch (D3D eq. 1-2,
+  lambda = 1; ``reduction="mean"`` averages over the K logits too).
 """
 
 from __future__ import annotations
@@ -39,10 +40,15 @@ def mars_loss(logits: torch.Tensor, features: torch.Tensor, teacher_features: to
 
 
 def d3d_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
-             lam: float) -> tuple[torch.Tensor, dict[str, float]]:
-    """D3D: ``CE(logits, labels) + lam * mean((logits - teacher_logits)^2)``; also the two parts."""
+             lam: float, reduction: str = "sum") -> tuple[torch.Tensor, dict[str, float]]:
+    """D3D: ``CE(logits, labels) + lam * L_d``; also the two parts. ``reduction``: ``sum`` (D3D eq. 2: the
+    squared error summed over the K logits of a sample, averaged over the batch) or ``mean`` (averaged over
+    the logits too, which weighs ``lam`` 1/K as much)."""
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
     ce = cross_entropy(logits, labels)
-    mse = F.mse_loss(logits.float(), teacher_logits.detach().float())
+    sq = (logits.float() - teacher_logits.detach().float()) ** 2
+    mse = sq.sum(dim=1).mean() if reduction == "sum" else sq.mean()
     return ce + lam * mse, {"ce": ce.detach().item(), "mse": mse.detach().item()}
 
 

@@ -50,7 +50,7 @@ class Phase:
     loss: str           # ce | mars | d3d | feature | dmc_flow | dmc | dmc_adversarial | unsupervised | ce_unsupervised
     trains: str         # all | backbone | classifier | generator | motionnet | temporal
     epochs: str = "epochs"
-    optimizer: str | None = None    # sgd | adam; None: the method's
+    optimizer: str | None = None    # sgd | adam; None: the method's recipe's
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,6 @@ class Method:
     anchor: str | None = None
     test_inputs: tuple[str, ...] | None = None
     extra_loads: tuple[str, ...] = ()          # read for training only (dmc: the TV-L1 target flow)
-    optimizer: str = "sgd"                     # sgd | adam (DMC-Net)
     network: str | None = None                 # a composite network whose classifier is ``arch_key``'s
     init: str | None = None                    # the method whose trained model.pt this one starts from
 
@@ -100,7 +99,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            (Phase("generator", "dmc_flow", "generator", "dmc_generator_epochs"),
             Phase("joint", "dmc", "all"),
             Phase("adversarial", "dmc_adversarial", "all", "dmc_adversarial_epochs")),
-           length=2, anchor="p", test_inputs=("mv", "residual"), extra_loads=("flow",), optimizer="adam",
+           length=2, anchor="p", test_inputs=("mv", "residual"), extra_loads=("flow",),
            network="dmcnet"),
     Method("hidden", "rgb", "arch", (Phase("motionnet", "unsupervised", "motionnet", "hts_motionnet_epochs", "adam"),
                                      Phase("temporal", "ce", "temporal")), network="hidden"),

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from ..core.atomic import write_text_atomic
 from ..core.faults import fault_point
-from ..core.config import ClipsConfig, TrainConfig, section_values
+from ..core.config import ClipsConfig, RecipeConfig, TrainConfig, effective_recipe, recipe_defaults, section_values
 from ..core.errors import CheckpointError, ConfigError, StageError
 from ..core.paths import TRAIN_FILES
 from ..data.dataset import ShardClips, worker_init
@@ -46,6 +46,7 @@ from . import checkpoint as ckpt
 from . import distributed as D
 from . import dmc as DMC
 from . import losses as L
+from . import optim as O
 from . import unsupervised as U
 from .unsupervised import SCALE_WEIGHTS
 from .inputs import dmc_target, network_input, scales_of
@@ -197,14 +198,27 @@ class TrainRun:
     provenance: Mapping[str, Any] = field(default_factory=dict)
     gop: int = 12                 # I-frames every gop frames in the re-encoded videos (anchored methods)
     init: Path | None = None      # the model.pt a method with ``init`` starts from
+    recipe: RecipeConfig | None = None   # the method's recipe (None: its default, with train's and clips' overrides)
+
+    def effective_recipe(self) -> RecipeConfig:
+        """The recipe this run uses: ``recipe`` as given, or the method's default recipe with the non-null
+        overrides of ``train`` and ``clips``."""
+        if self.recipe is not None:
+            return self.recipe
+        return effective_recipe(recipe_defaults()[self.method], train=self.train, clips=self.clips)
 
     def path(self, kind: str) -> Path:
         return Path(self.out_dir) / TRAIN_FILES[kind]
 
 
-def _phase_plan(method: Method, cfg: TrainConfig) -> list[tuple[int, int]]:
+def phase_epochs(ph: Phase, cfg: TrainConfig, recipe: RecipeConfig) -> int:
+    """Epochs of one phase: the recipe's ``epochs``, or the train-config key the phase names."""
+    return int(recipe.epochs if ph.epochs == "epochs" else getattr(cfg, ph.epochs))
+
+
+def _phase_plan(method: Method, cfg: TrainConfig, recipe: RecipeConfig) -> list[tuple[int, int]]:
     """(phase index, epoch within the phase) of every global epoch."""
-    return [(p, e) for p, ph in enumerate(method.phases) for e in range(int(getattr(cfg, ph.epochs)))]
+    return [(p, e) for p, ph in enumerate(method.phases) for e in range(phase_epochs(ph, cfg, recipe))]
 
 
 class Trainer:
@@ -212,6 +226,7 @@ class Trainer:
         self.run = run
         self.method = get_method(run.method)
         self.cfg = run.train
+        self.recipe = run.effective_recipe()
         self.device = resolve_device(self.cfg.device)
         self.world = D.setup(self.device)
         if self.device.type == "cuda" and self.world.size > 1:
@@ -223,16 +238,16 @@ class Trainer:
                               "(its model.pt)")
         self._datasets()
         self._networks()
-        self.plan = _phase_plan(self.method, self.cfg)
+        self.plan = _phase_plan(self.method, self.cfg, self.recipe)
         self.phase = -1
         self.optimizer = self.scheduler = None
         self.history: list[dict] = []
 
     # -- set-up -------------------------------------------------------------------------------------------
     def _dataset(self, mode: str, ids: Iterable[str], seed: int | None = None, static: bool = False) -> ShardClips:
-        return ShardClips.from_config(self.run.shards, "+".join(self.method.loads), self.run.clips, mode=mode,
-                                      split="train", seed=seed, ids=ids, static=static, **method_clips(
-                                          self.method, self.run.gop))
+        return ShardClips.from_config(self.run.shards, "+".join(self.method.loads), self.run.clips,
+                                      self.recipe, mode=mode, split="train", seed=seed, ids=ids, static=static,
+                                      **method_clips(self.method, self.run.gop))
 
     def _datasets(self) -> None:
         full = self._dataset("test", None)
@@ -244,9 +259,9 @@ class Trainer:
         self.train_set = self._dataset("train", self.train_ids, seed=self.cfg.seed)
         self.scales = scales_of(self.train_set)
         self.val_set = self._dataset("test", self.val_ids) if self.val_ids else None
-        bs = self.cfg.batch_size
+        bs = self.recipe.batch_size
         if bs % self.world.size:
-            raise ConfigError(f"train.batch_size {bs} is not a multiple of the {self.world.size} processes")
+            raise ConfigError(f"batch size {bs} is not a multiple of the {self.world.size} processes")
         self.batch_size = min(bs, len(self.train_set) - len(self.train_set) % self.world.size)
         if self.batch_size < self.world.size:
             raise ConfigError(f"train {self.method.name}: {len(self.train_set)} training videos for "
@@ -263,8 +278,8 @@ class Trainer:
         if self.method.network == "dmcnet":     # DMC-Net: the generator, then the arch_key's network
             spec = {**spec, "arch": "dmcnet", "classifier": arch}
         elif self.method.network == "hidden":   # MotionNet, then the arch_key's network on its flow
-            if self.run.clips.crop % 2 ** cfg.hts_scales:
-                raise ConfigError(f"train {self.method.name}: clips.crop {self.run.clips.crop} is not a multiple of "
+            if self.recipe.size % 2 ** cfg.hts_scales:
+                raise ConfigError(f"train {self.method.name}: the input size {self.recipe.size} is not a multiple of "
                                   f"2**hts_scales = {2 ** cfg.hts_scales} (MotionNet's strides)")
             spec = {**spec, "arch": "hidden", "temporal": arch, "frames": self.train_set.length,
                     "motionnet_width": cfg.hts_motionnet_width, "scales": cfg.hts_scales,
@@ -299,7 +314,7 @@ class Trainer:
         if any(ph.loss == "dmc_adversarial" for ph in self.method.phases):     # DMC-Net's discriminator
             torch.manual_seed(cfg.seed + 1)
             self.disc_module = DMCDiscriminator().to(self.device)
-            self.disc_opt = torch.optim.Adam(self.disc_module.parameters(), lr=cfg.dmc_lr)
+            self.disc_opt = O.build_optimizer([{"params": list(self.disc_module.parameters())}], self.recipe)
             self.disc = self.disc_module if self.world.size == 1 else nn.parallel.DistributedDataParallel(
                 D.convert_batchnorm(self.disc_module, self.device),
                 device_ids=[self.device.index] if self.device.type == "cuda" else None)
@@ -338,31 +353,14 @@ class Trainer:
         names = trainable_names(self.model, ph.trains, self.cfg.finetune)
         for n, prm in self.model.named_parameters():
             prm.requires_grad_(n in names)
-        params = [prm for n, prm in self.model.named_parameters() if n in names]
-        optimizer = ph.optimizer or self.method.optimizer
-        if optimizer == "adam" and self.method.network == "hidden":     # MotionNet's unsupervised training
-            self.optimizer = torch.optim.Adam(params, lr=self.cfg.hts_lr)
-        elif optimizer == "adam":                  # DMC-Net 7.2: Adam; the classifier but its last layer at 1/100
-            groups = [{**g, "params": [q for q in g["params"] if q.requires_grad]}
-                      for g in DMC.param_groups(self.model.generator, self.model.classifier, self.cfg.dmc_lr)]
-            self.optimizer = torch.optim.Adam([g for g in groups if g["params"]])
-        elif self.method.network == "hidden":      # end to end: the pre-trained MotionNet at 1/100 of the rate
-            slow = [q for n, q in self.model.named_parameters() if n in names and n.startswith("motionnet.")]
-            fast = [q for n, q in self.model.named_parameters() if n in names and not n.startswith("motionnet.")]
-            groups = [{"params": fast, "lr": self.cfg.lr}, {"params": slow, "lr": self.cfg.lr * HIDDEN_MOTIONNET_LR}]
-            self.optimizer = torch.optim.SGD([g for g in groups if g["params"]], lr=self.cfg.lr,
-                                             momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay)
+        if hasattr(self.model, "detach_cue"):      # DMC-Net's joint step: the CE trains the classifier alone
+            self.model.detach_cue = ph.loss == "dmc"
+        groups = O.param_groups(self.model, names, self.recipe, motionnet_mult=HIDDEN_MOTIONNET_LR)
+        if ph.optimizer == "adam" and self.method.network == "hidden":     # MotionNet's unsupervised Adam
+            self.optimizer = O.build_optimizer(groups, self.recipe, optimizer="adam", lr=self.cfg.hts_lr)
         else:
-            self.optimizer = torch.optim.SGD(params, lr=self.cfg.lr, momentum=self.cfg.momentum,
-                                             weight_decay=self.cfg.weight_decay)
-        epochs = int(getattr(self.cfg, ph.epochs))
-        if self.cfg.schedule == "plateau":
-            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.optimizer, "min", factor=self.cfg.lr_factor, patience=self.cfg.lr_patience)
-        elif self.cfg.schedule == "cosine":
-            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(epochs, 1))
-        else:
-            self.scheduler = None
+            self.optimizer = O.build_optimizer(groups, self.recipe)
+        self.scheduler = O.build_scheduler(self.optimizer, self.recipe, phase_epochs(ph, self.cfg, self.recipe))
         net = _Both(self.model)
         if self.world.size > 1:
             net = nn.parallel.DistributedDataParallel(
@@ -390,7 +388,9 @@ class Trainer:
             if ph.loss == "dmc_flow":
                 loss = DMC.flow_mse(cue.float(), target)
                 return loss, {"mse": loss.detach().item()}
-            d_fake = self.disc(cue.float()) if ph.loss == "dmc_adversarial" and train else None
+            d_fake = None
+            if ph.loss == "dmc_adversarial" and train:   # fakes then reals in one batch, as the authors' code
+                d_fake = self.disc(torch.cat([cue.float(), target.float()]))[:len(cue)]
             return DMC.dmc_loss(logits, y, cue.float(), target, d_fake, self.cfg.dmc_alpha, self.cfg.dmc_lambda)
         with torch.no_grad(), self._autocast():
             t_feats = self.teacher.forward_features(batch[get_method(self.method.teacher).input])
@@ -401,7 +401,7 @@ class Trainer:
         if ph.loss == "mars":
             return L.mars_loss(logits, feats, t_feats, y, self.cfg.mars_alpha)
         if ph.loss == "d3d":
-            return L.d3d_loss(logits, t_logits, y, self.cfg.d3d_lambda)
+            return L.d3d_loss(logits, t_logits, y, self.cfg.d3d_lambda, self.cfg.d3d_reduction)
         raise ValueError(f"unknown loss {ph.loss!r}")
 
     def _autocast(self):
@@ -463,7 +463,7 @@ class Trainer:
         seconds = time.perf_counter() - start
         if not math.isfinite(loss_sum):
             raise StageError(f"train {self.method.name}: the loss is {loss_sum} in epoch {epoch + 1} (phase "
-                             f"{ph.name}): training diverged; lower train.lr (now {self.cfg.lr})")
+                             f"{ph.name}): training diverged; lower the learning rate (now {self.recipe.lr}: train.lr or recipes.{self.method.name}.lr)")
         out = {"train_loss": D.all_mean(loss_sum / max(total, 1), self.world),
                "train_acc": D.all_mean(correct / max(total, 1), self.world),
                **{f"train_{k}": D.all_mean(v / max(total, 1), self.world) for k, v in parts_sum.items()},
@@ -478,7 +478,9 @@ class Trainer:
         """One update of DMC-Net's discriminator: TV-L1 flow is real, the (detached) DMC generated; the
         generator's adversarial term is then computed against the updated discriminator."""
         self.disc.train()
-        loss = DMC.discriminator_loss(self.disc(dmc_target(batch, self.scales)), self.disc(cue.detach().float()))
+        fake = cue.detach().float()
+        logits = self.disc(torch.cat([fake, dmc_target(batch, self.scales).float()]))   # one batch, as the authors
+        loss = DMC.discriminator_loss(logits[len(fake):], logits[:len(fake)])
         self.disc_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.disc_opt.step()
@@ -514,7 +516,7 @@ class Trainer:
 
     def settings(self) -> dict:
         return {"method": self.method.name, "train": section_values(self.cfg),
-                "clips": section_values(self.run.clips), "teacher": str(self.run.teacher or ""),
+                "clips": section_values(self.run.clips), "recipe": section_values(self.recipe), "teacher": str(self.run.teacher or ""),
                 "world_size": self.world.size, "device": str(self.device), "bf16": self.bf16,
                 "batch_size": self.batch_size, **dict(self.run.provenance)}
 
