@@ -38,8 +38,9 @@ def test_every_method_has_a_recipe_with_its_authors_values():
     for m in ("iframe", "mv", "residual"):
         r = RECIPES[m]
         assert (r.size, r.test_view, r.test_clips, r.optimizer, r.adam_eps, r.weight_decay, r.slow_layers) == \
-            (224, "ten_crop", 25, "adam", 1e-3, 1e-4, "backbone")
-        assert round(r.test_resize * r.size) == 256
+            (224, "squash_ten_crop", 25, "adam", 1e-3, 1e-4, "backbone")
+        assert round(r.test_resize * r.size) == 256 and r.crop_positions == "random"
+        assert r.accumulated == (m != "iframe") and r.lr_steps == (150, 270, 390) and r.batch_size == 80
     dmc = RECIPES["dmc"]
     assert (dmc.test_view, dmc.test_clips, dmc.slow_layers, round(dmc.test_resize * dmc.size)) == \
         ("squash_center", 25, "all", 256)

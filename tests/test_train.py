@@ -190,10 +190,35 @@ def test_trainable_names():
     assert trainable_names(model, "classifier", "last") == fc
 
 
+def test_mers_joint_step_is_the_authors(easy, flow_teacher, tmp_path):
+    """MARS's MERS_train.py: every step, alpha x feature MSE trains all layers but the classifier and the
+    classifier's cross-entropy (on detached features) the classifier alone, in one optimiser step."""
+    teacher_path, _ = flow_teacher
+    params = lambda m: {n: p.detach().clone() for n, p in m.named_parameters()}     # noqa: E731
+    fc = {"fc.weight", "fc.bias"}
+    cfg = tiny_cfg(epochs=1, lr=0.02, weight_decay=0.0, mars_alpha=0.0)
+    t = Trainer(make_run("mers", easy, tmp_path / "ce_only", cfg, teacher=teacher_path))
+    assert [ph.name for ph in t.method.phases] == ["main"] and t.method.phases[0].loss == "mers"
+    start = params(t.model)
+    t.fit()
+    t.close()
+    moved = {n for n, p in params(t.model).items() if not torch.equal(p, start[n])}
+    assert moved == fc, "without the feature MSE only the classifier may move: CE must not reach the backbone"
+    t = Trainer(make_run("mers", easy, tmp_path / "both", dataclasses.replace(cfg, mars_alpha=50.0),
+                         teacher=teacher_path))
+    start = params(t.model)
+    t.fit()
+    t.close()
+    moved = {n for n, p in params(t.model).items() if not torch.equal(p, start[n])}
+    assert fc <= moved and {"conv1.weight", "layer4.0.conv2.weight"} <= moved
+    log = [json.loads(line) for line in (tmp_path / "both" / "log.jsonl").read_text().splitlines()]
+    assert "train_ce" in log[0] and "train_mse" in log[0]
+
+
 def test_mers_steps_train_only_their_parts(easy, flow_teacher, tmp_path):
     teacher_path, _ = flow_teacher
     teacher_file = ckpt.load(teacher_path)["model"]
-    cfg = tiny_cfg(epochs=1, mers_classifier_epochs=1, lr=0.02)
+    cfg = tiny_cfg(epochs=1, mers_classifier_epochs=1, lr=0.02, mers_schedule="two_step")   # the paper's 3.1
     t = Trainer(make_run("mers", easy, tmp_path, cfg, teacher=teacher_path))
     assert all(not p.requires_grad for p in t.teacher.parameters()) and not t.teacher.training
     start, teacher_start = state_of(t.model), state_of(t.teacher)
@@ -367,8 +392,8 @@ def test_two_process_ddp_matches_one_process(easy, tmp_path):
     la, lb = _losses(single), _losses(ddp)
     assert [x[0] for x in la] == [x[0] for x in lb] == [1, 2]
     for (_, tl1, vl1, _), (_, tl2, vl2, _) in zip(la, lb):
-        assert tl1 == pytest.approx(tl2, rel=1e-4, abs=1e-5)
-        assert vl1 == pytest.approx(vl2, rel=1e-4, abs=1e-5)
+        assert tl1 == pytest.approx(tl2, rel=3e-4, abs=1e-5)
+        assert vl1 == pytest.approx(vl2, rel=3e-4, abs=1e-5)     # weights agree to 1e-4 (above)
 
 
 # ----------------------------------------------------------------------------------------------------------

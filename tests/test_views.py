@@ -44,6 +44,9 @@ def test_corner_crop_positions_and_scales():
     assert g.box[2:] == (int(64 * 2 ** -0.25),) * 2 == (53, 53)
     g = V.geometry(V.View("corner", 32, 1.0, 1.0, "tr"), h, w)   # scale 1: the whole short side
     assert g.box == (32, 0, 64, 64)
+    # MARS's centre: W // 2 - side // 2 (340 wide, side int(256 * 2^-1/4) = 215: 63, not (340 - 215) // 2 = 62)
+    g = V.geometry(V.View("corner", 112, 2 ** -0.25, 2 ** -0.25, "c"), 256, 340)
+    assert g.box == (63, 21, 215, 215)
 
 
 def test_short_side_resize_then_centre_crop_is_marss_test_view():
@@ -101,6 +104,30 @@ def test_ten_crop_views_are_tsns_five_positions_each_mirrored():
     np.testing.assert_allclose(xs, expected(32, 40, 32, scale=72 / 96), atol=0.6)
     xm, _ = coords(V.apply(frame, V.geometry(small[7], 64, 96)))
     np.testing.assert_allclose(xm, xs[::-1])
+
+
+def test_squash_ten_crop_is_coviars_oversample():
+    """CoViAR's GroupOverSample(224, 256): the frame squashed to 256 x 256, then TSN's five positions."""
+    views = V.test_views("squash_ten_crop", 224, 256)
+    boxes = [V.geometry(v, 256, 340) for v in views]
+    assert all(g.resize == (256, 256) for g in boxes)
+    assert [g.box[:2] for g in boxes[:5]] == [(16, 16), (0, 0), (32, 0), (0, 32), (32, 32)]
+    assert [v.flip for v in views] == [False] * 5 + [True] * 5
+
+
+def test_random_multiscale_offsets_cover_the_frame():
+    rng = np.random.default_rng(3)
+    xs, ys = set(), set()
+    for _ in range(3000):
+        v = V.sample_multiscale(rng, 224, (1.0, 0.875, 0.75), positions="random")
+        g = V.geometry(v, 256, 340)
+        x0, y0, cw, ch = g.box
+        assert 0 <= x0 <= 340 - cw and 0 <= y0 <= 256 - ch
+        if cw == 224:
+            xs.add(x0)
+        if ch == 224:
+            ys.add(y0)
+    assert xs == set(range(0, 340 - 224 + 1)) and ys == set(range(0, 256 - 224 + 1))   # every offset
 
 
 def test_multiscale_crop_is_tsns():

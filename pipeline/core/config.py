@@ -239,6 +239,7 @@ class TrainConfig:
     lr_factor: float | None         # factor of each drop
     mars_alpha: float               # MARS feature-MSE weight
     d3d_lambda: float               # D3D logit-MSE weight
+    mers_schedule: str              # joint (MARS's code: both losses every step) | two_step (the paper)
     d3d_reduction: str              # sum | mean of the logits' squared error over the K classes
     dmc_alpha: float                # DMC-Net: flow-MSE weight
     dmc_lambda: float               # DMC-Net: adversarial weight
@@ -263,6 +264,7 @@ class EvaluateConfig:
     streams: tuple[str, ...]                # trained methods to test
     fusions: tuple[tuple[str, ...], ...]    # stream sets whose scores are averaged
     average: str | None                     # logits | softmax; None: each method's recipe
+    test_clips: int | None                  # clips (frames) per test video of every stream; None: the recipe's
     static: bool                            # also the static-clip test
     batch_size: int                         # test clips per forward pass
     tvl1_pairs: int                         # pairs timed for the flow streams' TV-L1 time
@@ -295,10 +297,12 @@ class RecipeConfig:
     length: int                     # frames per clip
     train_view: str                 # corner | multiscale | window (pipeline/data/views.py)
     scales: tuple[float, ...]       # crop scales, fractions of the short side
+    crop_positions: str             # multiscale: fixed (TSN's five) | random offsets
     max_distort: int                # multiscale: most scale steps between width and height
     test_view: str                  # short_center | squash_center | ten_crop | window
     test_resize: float              # short (squash: square) side before the test view, x size
     test_clips: int                 # clips (frames) per test video; 0: every non-overlapping clip
+    accumulated: bool               # mv / residual: the accumulated representation (CoViAR)
     average: str                    # logits | softmax over clips, views (and fused streams)
     optimizer: str                  # sgd | adam
     lr: float
@@ -321,7 +325,7 @@ class RecipeConfig:
 #: the keys of ``train`` / ``clips`` / ``evaluate`` that, when not null, replace every recipe's
 RECIPE_OVERRIDES = {"train": ("epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule",
                               "lr_patience", "lr_factor"),
-                    "clips": ("length", "crop"), "evaluate": ("average",)}
+                    "clips": ("length", "crop"), "evaluate": ("average", "test_clips")}
 _RECIPE_KEY = {"crop": "size"}       # clips.crop is the recipe's size
 
 
@@ -499,4 +503,4 @@ def load_config(path: str | Path | None = None, dataset: str | None = None) -> S
 __all__ = ["SECTIONS", "SECTION_TYPES", "ConfigError", "Settings", "DatasetConfig", "MakeDemoConfig",
            "DecodeConfig", "ExtractFlowConfig", "ReencodeConfig", "ExtractMvConfig", "ResframeConfig",
            "ClipsConfig", "TrainConfig", "EvaluateConfig", "load_config", "load_schema", "resolve", "filled", "defaults", "validate",
-           "read_config_file", "section_schema", "to_section", "section_values", "key_of", "field_of"]
+           "read_config_file", "section_schema", "to_section", "section_values", "key_of", "field_of", "RecipeConfig", "recipe_defaults", "effective_recipe", "to_recipe"]

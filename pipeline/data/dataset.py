@@ -29,6 +29,7 @@ opens its own handles); the dataset pickles without open files.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 from dataclasses import dataclass
@@ -196,7 +197,8 @@ class ShardClips(Dataset):
                  streams: Mapping[str, Sequence[str]] | None = None, flip: bool = _CLIPS.flip,
                  ids: Collection[str] | None = None, static: bool = False, anchor: str | None = None,
                  gop: int = _GOP, train_view: str = _MARS.train_view, scales: Sequence[float] = _MARS.scales,
-                 max_distort: int = _MARS.max_distort, test_view: str = _MARS.test_view,
+                 max_distort: int = _MARS.max_distort, crop_positions: str = _MARS.crop_positions,
+                 test_view: str = _MARS.test_view,
                  test_resize: float = _MARS.test_resize, test_clips: int = _MARS.test_clips,
                  reduced: bool = True):
         if mode not in ("train", "test"):
@@ -232,10 +234,11 @@ class ShardClips(Dataset):
         if train_view not in V.TRAIN_VIEWS:
             raise ValueError(f"train_view must be one of {V.TRAIN_VIEWS}, got {train_view!r}")
         self.train_view, self.scales, self.max_distort = train_view, tuple(float(x) for x in scales), int(max_distort)
+        self.crop_positions = crop_positions
         self.test_view, self.test_clips, self.reduced = test_view, int(test_clips), bool(reduced)
         resize = int(round(float(test_resize) * self.crop))
-        self.test_view_list = V.test_views(test_view, self.crop,
-                                           (resize, resize) if test_view == "squash_center" else resize)
+        self.test_view_list = V.test_views(test_view, self.crop, (resize, resize) if test_view in (
+            "squash_center", "squash_ten_crop") else resize)
         if mode == "train":
             self.items = [(v, 0, 0) for v in range(len(self.videos))]
         else:       # every test clip (frame) in every test view: the view is the fastest-varying index
@@ -258,10 +261,13 @@ class ShardClips(Dataset):
         if recipe is None:
             recipe = effective_recipe(_MARS, clips=clips)
         length = kwargs.pop("length", None) or recipe.length
+        if recipe.accumulated and "streams" not in kwargs:     # CoViAR: traced back to the GOP's I-frame
+            kwargs["streams"] = {"mv": ["mv_acc"], "residual": ["residual_acc"]}
         return cls(shards, modalities, length=length, crop=recipe.size, rgb_mean=clips.rgb_mean,
                    means={"flow": clips.flow_mean}, flip=clips.flip, train_view=recipe.train_view,
-                   scales=recipe.scales, max_distort=recipe.max_distort, test_view=recipe.test_view,
-                   test_resize=recipe.test_resize, test_clips=recipe.test_clips, **kwargs)
+                   scales=recipe.scales, max_distort=recipe.max_distort, crop_positions=recipe.crop_positions,
+                   test_view=recipe.test_view, test_resize=recipe.test_resize, test_clips=recipe.test_clips,
+                   **kwargs)
 
     # -- index --------------------------------------------------------------------------------------------
     def _index(self, split: str | None) -> list[VideoEntry]:
@@ -448,7 +454,8 @@ class ShardClips(Dataset):
         start = (starts[int(rng.integers(len(starts)))] if starts
                  else C.train_clip_start(entry.num_frames, self.length, rng))
         flip = bool(rng.random() < 0.5) and self.flip
-        return start, V.train_view(self.train_view, rng, self.crop, self.scales, self.max_distort, flip)
+        return start, V.train_view(self.train_view, rng, self.crop, self.scales, self.max_distort, flip,
+                                   self.crop_positions)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         v = self.items[index][0]
@@ -503,6 +510,21 @@ class ShardClips(Dataset):
         mean = self.rgb_mean if mod in ("rgb", "frame") else self.means[mod]
         out = C.to_cthw(frames, mean)
         return out[:, 0] if mod == "frame" else out
+
+
+def validation_views(recipe: RecipeConfig) -> RecipeConfig:
+    """The recipe's test protocol made cheap for validation after every epoch: the centre view alone
+    (:data:`views.CENTRE_VIEW`) and 3 clips (frames) spread over each video (MARS's validation draws one
+    clip a video, CoViAR's three segments)."""
+    return dataclasses.replace(recipe, test_view=V.CENTRE_VIEW[recipe.test_view], test_clips=3)
+
+
+def pixel_views(recipe: RecipeConfig) -> RecipeConfig:
+    """``recipe`` with ``window`` views in training and at test (``size`` pixels of the frame as stored, no
+    resizing) and every non-overlapping test clip: for measuring motion in the frame's own pixels (D3D's
+    probe, DMC-Net's cue and MotionNet's flow against TV-L1 and true flow), where a resized view would change
+    the pixel scale of the motion it shows but not its values."""
+    return dataclasses.replace(recipe, train_view="window", test_view="window", test_clips=0)
 
 
 def preset(method: str) -> tuple[str, int]:

@@ -29,7 +29,8 @@ The views of the methods (``train_view`` / ``test_view`` of a recipe):
 ``short_center``   the short side resized to ``resize``, then the centre ``out x out`` (MARS's test view)
 ``squash_center``  the whole frame resized to ``resize`` = (W', H'), then the centre ``out x out`` (DMC)
 ``ten_crop``       the short side resized to ``resize``, the four corners and the centre of ``out x out``,
-                   each also mirrored: ten views (CoViAR and Hidden Two-Stream at test)
+                   each also mirrored: ten views (TSN, Hidden Two-Stream at test)
+``squash_ten_crop`` the same of the frame squashed to ``resize x resize`` (CoViAR at test)
 =================  ====================================================================================
 """
 
@@ -46,7 +47,10 @@ POSITIONS = ("c", "tl", "tr", "bl", "br")
 #: MARS's five scales of the multi-scale corner crop: 1, 2^-1/4, 2^-1/2, 2^-3/4, 1/2
 MARS_SCALES = tuple(2 ** (-k / 4) for k in range(5))
 TRAIN_VIEWS = ("corner", "multiscale", "window")
-TEST_VIEWS = ("short_center", "squash_center", "ten_crop", "window")
+TEST_VIEWS = ("short_center", "squash_center", "ten_crop", "squash_ten_crop", "window")
+#: the single view of each test view that validation uses (its centre)
+CENTRE_VIEW = {"short_center": "short_center", "squash_center": "squash_center", "ten_crop": "short_center",
+               "squash_ten_crop": "squash_center", "window": "window"}
 
 
 @dataclass(frozen=True)
@@ -100,11 +104,11 @@ def fixed_offsets(height: int, width: int, crop_h: int, crop_w: int) -> dict[str
 
 def corner_offset(height: int, width: int, crop_h: int, crop_w: int, position: str) -> tuple[int, int]:
     """MARS's window corner ``(x0, y0)`` at a named position: corners flush with the frame's edges, the
-    centre at ``((W - w) // 2, (H - h) // 2)``."""
+    centre at ``(W // 2 - w // 2, H // 2 - h // 2)`` (MARS's ``MultiScaleCornerCrop``)."""
     if position not in POSITIONS:
         raise ValueError(f"position must be one of {POSITIONS}, got {position!r}")
-    x = {"tl": 0, "bl": 0, "tr": width - crop_w, "br": width - crop_w, "c": (width - crop_w) // 2}[position]
-    y = {"tl": 0, "tr": 0, "bl": height - crop_h, "br": height - crop_h, "c": (height - crop_h) // 2}[position]
+    x = {"tl": 0, "bl": 0, "tr": width - crop_w, "br": width - crop_w, "c": width // 2 - crop_w // 2}[position]
+    y = {"tl": 0, "tr": 0, "bl": height - crop_h, "br": height - crop_h, "c": height // 2 - crop_h // 2}[position]
     return x, y
 
 
@@ -146,7 +150,12 @@ def geometry(view: View, height: int, width: int) -> Geometry:
         cw = out if abs(cw - out) < 3 else cw          # TSN: a size within 3 px of the output is the output
         ch = out if abs(ch - out) < 3 else ch
         cw, ch = max(1, min(cw, width)), max(1, min(ch, height))
-        x0, y0 = fixed_offsets(height, width, ch, cw)[view.position]
+        if isinstance(view.position, tuple):          # a random offset (CoViAR, DMC-Net: fix_crop off)
+            fy, fx = view.position
+            x0, y0 = int(fx * (width - cw + 1)) if fx < 1 else width - cw, \
+                int(fy * (height - ch + 1)) if fy < 1 else height - ch
+        else:
+            x0, y0 = fixed_offsets(height, width, ch, cw)[view.position]
         box = (x0, y0, cw, ch)
     elif view.kind == "window":          # a frame smaller than the window is edge-padded, centred
         fy, fx = view.position if isinstance(view.position, tuple) else (0.5, 0.5)
@@ -185,17 +194,36 @@ def _affine(g: Geometry, r: int, src_h: int, src_w: int) -> np.ndarray:
     return np.array([[ax, 0.0, bx], [0.0, ay, by]], np.float64)
 
 
+def source_step(g: Geometry, r: int = 1) -> float:
+    """Pixels of the frame decoded at ``1/r`` per output pixel, along the window's shorter direction."""
+    x0, y0, bw, bh = g.box
+    fw, fh = (g.width / g.resize[0], g.height / g.resize[1]) if g.resize else (1.0, 1.0)
+    return min(bw * fw, bh * fh) / g.out / r
+
+
 def apply(frame: np.ndarray, g: Geometry, r: int = 1, dst: np.ndarray | None = None) -> np.ndarray:
     """The view ``g`` of one frame: (H, W[, C]) uint8 -> (out, out[, C]) uint8 (into ``dst`` when given).
 
-    ``r`` > 1: ``frame`` was decoded at ``1/r`` (``ceil(H / r) x ceil(W / r)``); the same geometry is then
-    interpolated bilinearly from it. At ``r = 1``: the literal steps, resizing with pixel-area averaging
-    when shrinking and bilinear interpolation when enlarging (a window of exactly ``out`` pixels is copied)."""
-    if r > 1:
+    ``r`` > 1: ``frame`` was decoded at ``1/r`` (``ceil(H / r) x ceil(W / r)``). A window of exactly ``out``
+    pixels is copied. Otherwise, where each output pixel spans fewer than two pixels of ``frame`` (after
+    :func:`reduction`, nearly always), the output pixels are interpolated bilinearly straight from
+    ``frame`` (one affine warp: no intermediate resized frame); where it spans two or more (a frame not
+    reduced, motion-vector maps), the literal steps run with pixel-area averaging, so no detail aliases.
+    Both place every output pixel at the same source coordinates."""
+    if not any(g.pad) and (r > 1 or g.resize is not None or g.box[2:] != (g.out, g.out)) \
+            and source_step(g, r) < 2.0:
         m = _affine(g, r, *frame.shape[:2])
         out = cv2.warpAffine(frame, m, (g.out, g.out), dst=dst, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                              borderMode=cv2.BORDER_REPLICATE)
+        if out.ndim < frame.ndim:
+            out = out[..., None]
+        if dst is not None and out is not dst:
+            dst[...] = out
+            return dst
         return out
+    if r > 1:
+        raise ValueError(f"a frame decoded at 1/{r} spans {source_step(g, r):.2f} pixels per output pixel: "
+                         "reduce it less (views.reduction)")
     img = frame
     if any(g.pad):
         py, px = g.pad
@@ -230,13 +258,19 @@ def sample_corner(rng: np.random.Generator, out: int, scales: Sequence[float] = 
 
 
 def sample_multiscale(rng: np.random.Generator, out: int, scales: Sequence[float],
-                      max_distort: int = 1, flip: bool = False) -> View:
+                      max_distort: int = 1, flip: bool = False, positions: str = "fixed") -> View:
     """TSN / CoViAR's training view: a (width, height) pair of the scales at most ``max_distort`` apart,
-    uniformly among the allowed pairs, at one of the five fixed positions."""
+    uniformly among the allowed pairs, at one of the five fixed positions (``positions="fixed"``, TSN) or at
+    a uniformly random offset (``"random"``: CoViAR's and DMC-Net's ``fix_crop=False``)."""
     pairs = [(i, j) for i in range(len(scales)) for j in range(len(scales)) if abs(i - j) <= max_distort]
     i, j = pairs[int(rng.integers(len(pairs)))]
-    return View("multiscale", out, float(scales[j]), float(scales[i]),
-                POSITIONS[int(rng.integers(len(POSITIONS)))], flip=flip)
+    if positions == "random":
+        pos = (float(rng.random()), float(rng.random()))
+    elif positions == "fixed":
+        pos = POSITIONS[int(rng.integers(len(POSITIONS)))]
+    else:
+        raise ValueError(f"positions must be 'fixed' or 'random', got {positions!r}")
+    return View("multiscale", out, float(scales[j]), float(scales[i]), pos, flip=flip)
 
 
 def sample_window(rng: np.random.Generator, out: int, flip: bool = False) -> View:
@@ -245,12 +279,12 @@ def sample_window(rng: np.random.Generator, out: int, flip: bool = False) -> Vie
 
 
 def train_view(kind: str, rng: np.random.Generator, out: int, scales: Sequence[float], max_distort: int,
-               flip: bool) -> View:
+               flip: bool, positions: str = "fixed") -> View:
     """One training view of a recipe's ``train_view``; ``flip`` is drawn by the caller (half the clips)."""
     if kind == "corner":
         return sample_corner(rng, out, scales, flip)
     if kind == "multiscale":
-        return sample_multiscale(rng, out, scales, max_distort, flip)
+        return sample_multiscale(rng, out, scales, max_distort, flip, positions)
     if kind == "window":
         return sample_window(rng, out, flip)
     raise ValueError(f"train view must be one of {TRAIN_VIEWS}, got {kind!r}")
@@ -267,7 +301,9 @@ def test_views(kind: str, out: int, resize: int | Sequence[int] | None = None) -
         if not isinstance(rs, tuple):
             raise ValueError(f"squash_center needs test_resize = [W, H], got {resize!r}")
         return [View("squash_center", out, resize=rs)]
-    if kind == "ten_crop":
+    if kind in ("ten_crop", "squash_ten_crop"):
+        if kind == "squash_ten_crop":
+            rs = rs if isinstance(rs, tuple) else (rs, rs) if rs is not None else (out, out)
         plain = [View("ten_crop_part", out, position=p, resize=rs) for p in POSITIONS]
         return plain + [View(v.kind, v.out, position=v.position, resize=v.resize, flip=True) for v in plain]
     if kind == "window":

@@ -21,10 +21,11 @@ from torch.utils.data import DataLoader
 
 from ..core.config import ClipsConfig
 from ..data import clips as C
-from ..data.dataset import ShardClips, worker_init
+from ..data.dataset import ShardClips, pixel_views, worker_init
 from ..train.inputs import dmc_target, network_input, scales_of
 from ..train.methods import get as get_method
 from ..train.trainer import load_model, method_clips
+from .run import checkpoint_recipe
 
 
 def epe(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -79,8 +80,8 @@ def dmc_motion(model_path: str | Path, shards: Mapping[str, Sequence[Path]], cli
     method = get_method(ck["method"])
     if method.name != "dmc":
         raise ValueError(f"{model_path} is a {ck['method']} model, not DMC-Net")
-    data = ShardClips.from_config(shards, "mv+residual+flow", clips, mode="test", split=split,
-                                  **method_clips(method, int(ck.get("gop", 12))))
+    data = ShardClips.from_config(shards, "mv+residual+flow", clips, pixel_views(checkpoint_recipe(ck, clips)),
+                                  mode="test", split=split, **method_clips(method, int(ck.get("gop", 12))))
     scales = scales_of(data)
     sums = {k: 0.0 for k in ("dmc_tvl1", "mv_tvl1", "zero_tvl1", "dmc_true", "mv_true", "tvl1_true", "zero_true")}
     n = n_true = 0
@@ -130,7 +131,8 @@ def motionnet_motion(model_path: str | Path, shards: Mapping[str, Sequence[Path]
     model, ck = load_model(model_path, device)
     if not hasattr(model, "motionnet"):
         raise ValueError(f"{model_path} is a {ck['method']} model, not a stacked temporal stream")
-    data = ShardClips.from_config(shards, "rgb+flow", clips, mode="test", split=split)
+    data = ShardClips.from_config(shards, "rgb+flow", clips, pixel_views(checkpoint_recipe(ck, clips)),
+                                  mode="test", split=split)
     scales = scales_of(data)
     sums = {k: 0.0 for k in ("motionnet_tvl1", "zero_tvl1", "motionnet_true", "tvl1_true", "zero_true")}
     n = n_true = 0

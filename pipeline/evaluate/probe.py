@@ -40,7 +40,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..core.config import ClipsConfig
-from ..data.dataset import ShardClips, worker_init
+from ..core.config import effective_recipe, recipe_defaults
+from ..data.dataset import ShardClips, pixel_views, worker_init
 from ..models.probe import KINDS, LAYERS, check_layers
 from ..train.probe import Batch, clip_batches, evaluate_probe, fit_probe
 from ..train.trainer import load_model, resolve_device
@@ -98,6 +99,12 @@ def pass_seed(seed: int, k: int) -> int:
     return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(k)]).generate_state(2, np.uint64)[0] >> 1)
 
 
+def probe_recipe(clips: ClipsConfig):
+    """The probe's clips: MARS's length and size (with the non-null ``clips`` overrides) in ``window`` views,
+    so the flow it decodes is in the frame's pixels (:func:`pipeline.data.dataset.pixel_views`)."""
+    return pixel_views(effective_recipe(recipe_defaults()["mars"], clips=clips))
+
+
 class TrainPasses:
     """Training batches for :func:`~pipeline.train.probe.fit_probe`: a callable returning a fresh pass over
     the train split's clips each time it is called, ``(rgb, flow in pixels)`` pairs of ``batch_size`` clips
@@ -116,7 +123,8 @@ class TrainPasses:
         return self._pass(pass_seed(self.seed, k))
 
     def _pass(self, seed: int) -> Iterator[Batch]:
-        data = ShardClips.from_config(self.shards, MODALITIES, self.clips, mode="train", split="train", seed=seed)
+        data = ShardClips.from_config(self.shards, MODALITIES, self.clips, probe_recipe(self.clips), mode="train",
+                                      split="train", seed=seed)
         try:
             if not data.videos:
                 raise ValueError("the shards hold no video of the train split")
@@ -131,8 +139,9 @@ class TrainPasses:
 
 def _datasets(shards: Mapping[str, Sequence[Path]], clips: ClipsConfig,
               seed: int) -> tuple[ShardClips, ShardClips]:
-    train = ShardClips.from_config(shards, MODALITIES, clips, mode="train", split="train", seed=seed)
-    test = ShardClips.from_config(shards, MODALITIES, clips, mode="test", split="test")
+    train = ShardClips.from_config(shards, MODALITIES, clips, probe_recipe(clips), mode="train", split="train",
+                                   seed=seed)
+    test = ShardClips.from_config(shards, MODALITIES, clips, probe_recipe(clips), mode="test", split="test")
     for split, data in (("train", train), ("test", test)):
         if not data.videos:
             train.close()
@@ -228,7 +237,7 @@ def probe_networks(models: Mapping[str, Path], shards: Mapping[str, Sequence[Pat
         test.close()
     return {"kind": kind, "steps": int(steps), "lr": float(lr), "batch_size": int(batch_size), "seed": int(seed),
             "width_scale": float(width_scale), "layers": list(names),
-            "clips": {"length": int(clips.length), "crop": int(clips.crop), "train_videos": train_videos,
+            "clips": {"length": int(train.length), "crop": int(train.crop), "train_videos": train_videos,
                       "test_clips": test_clips},
             "flow_bound": float(bound), "networks": networks, "seconds": time.perf_counter() - start}
 

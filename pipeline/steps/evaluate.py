@@ -85,7 +85,7 @@ def run(job: DatasetJob) -> dict:
             raise StageError(f"evaluate: stream {name} has no trained model {model}; run "
                              f"`prep-cli train --method {name} --dataset {s.dataset.name}` first")
         shards = source_shards(s, get_method(name).inputs)
-        r = test_stream(name, model, shards, s.clips, cfg)
+        r = test_stream(name, model, shards, s.clips, cfg, recipe=s.recipe(name))
         results.append(r)
     classes = results[0].classes
     tvl1 = None
@@ -99,7 +99,8 @@ def run(job: DatasetJob) -> dict:
         "tvl1_seconds_per_pair": tvl1,
         "tvl1": {"backend": s.extract_flow.backend, "pairs": cfg.tvl1_pairs, "device": s.extract_flow.device},
         "device": str(resolve_device(cfg.device)), "machine": f"{platform.machine()} {platform.processor()}".strip(),
-        "settings": {"evaluate": section_values(cfg), "clips": section_values(s.clips)},
+        "settings": {"evaluate": section_values(cfg), "clips": section_values(s.clips),
+                     "recipes": {r.name: section_values(s.recipe(r.name)) for r in results}},
         "streams": {r.name: stream_metrics(r, k, tvl1) for r in results},
         "fusions": {fusion_name(f): fusion_metrics([by_name[n] for n in parse_fusion(f).names], k, tvl1,
                                                    parse_fusion(f).weights, parse_fusion(f).average,
@@ -140,7 +141,7 @@ STAGE = Stage(
     name="evaluate",
     summary="Test the trained streams on the test split (video-level top-1/top-5/mean class accuracy, "
             "fusions, static clips, seconds per video).",
-    reads=None, writes=(), uses=("evaluate", "clips", "extract_flow"), run=run, per_shard=False,
+    reads=None, writes=(), uses=("evaluate", "clips", "recipes", "extract_flow"), run=run, per_shard=False,
     options=(Option("--average", "average"), Option("--device", "device"), Option("--batch-size", "batch_size"),
              Option("--tvl1-pairs", "tvl1_pairs"), Option("--probe-steps", "probe_steps")),
 )

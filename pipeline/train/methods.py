@@ -5,8 +5,9 @@ method         loaded for training   test input  network         signal
 =============  ====================  ==========  ==============  =================================================
 flow           flow                  flow        ``arch``        cross-entropy; the teacher of mers/mars/d3d
 rgb            rgb                   rgb         ``arch``        cross-entropy
-mers           rgb + flow            rgb         ``arch``        1: feature MSE to the frozen teacher, all layers
-                                                                 but the last; 2: the last layer, cross-entropy
+mers           rgb + flow            rgb         ``arch``        alpha * feature MSE to the frozen teacher (all
+                                                                 layers but the last) + the last layer's CE, each
+                                                                 step (MARS code); two_step: the paper's 3.1
 mars           rgb + flow            rgb         ``arch``        cross-entropy + alpha * feature MSE
 d3d            rgb + flow            rgb         ``arch``        cross-entropy + lambda * logit MSE
 resframe       resframe              resframe    resframe_arch   cross-entropy (the two-path motion path)
@@ -47,7 +48,7 @@ class Phase:
     ``epochs`` the train-config key of its length."""
 
     name: str
-    loss: str           # ce | mars | d3d | feature | dmc_flow | dmc | dmc_adversarial | unsupervised | ce_unsupervised
+    loss: str           # ce | mars | mers | d3d | feature | dmc_flow | dmc | dmc_adversarial | unsupervised | ce_unsupervised
     trains: str         # all | backbone | classifier | generator | motionnet | temporal
     epochs: str = "epochs"
     optimizer: str | None = None    # sgd | adam; None: the method's recipe's
@@ -83,6 +84,10 @@ class Method:
 
 
 _CE = (Phase("main", "ce", "all"),)
+#: MERS as MARS's code trains it (MERS_train.py): every step, ``mars_alpha`` x the feature MSE trains all
+#: layers but the classifier and the cross-entropy the classifier alone (on detached features), one step;
+#: ``train.mers_schedule: two_step`` keeps the paper's two phases (the ``mers`` row below)
+MERS_JOINT = (Phase("main", "mers", "all"),)
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("flow", "flow", "arch", _CE),
     Method("rgb", "rgb", "arch", _CE),

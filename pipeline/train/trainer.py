@@ -20,6 +20,7 @@ Several processes (``torchrun``) share each global batch (:mod:`pipeline.train.d
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -39,7 +40,7 @@ from ..core.faults import fault_point
 from ..core.config import ClipsConfig, RecipeConfig, TrainConfig, effective_recipe, recipe_defaults, section_values
 from ..core.errors import CheckpointError, ConfigError, StageError
 from ..core.paths import TRAIN_FILES
-from ..data.dataset import ShardClips, worker_init
+from ..data.dataset import ShardClips, validation_views, worker_init
 from ..models import build
 from ..models.dmc import DMCDiscriminator
 from . import checkpoint as ckpt
@@ -50,7 +51,7 @@ from . import optim as O
 from . import unsupervised as U
 from .unsupervised import SCALE_WEIGHTS
 from .inputs import dmc_target, network_input, scales_of
-from .methods import Method, Phase, get as get_method
+from .methods import MERS_JOINT, Method, Phase, get as get_method
 
 log = logging.getLogger("motionprep")
 #: the stacked temporal stream end to end: MotionNet's SGD rate relative to the temporal stream's (at the full
@@ -136,18 +137,20 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn
 
 class _Both(nn.Module):
     """``x -> (features, logits, cue)`` through one forward pass (so DDP sees a single call); ``cue`` is
-    DMC-Net's generated motion cue (None for the other networks)."""
+    DMC-Net's generated motion cue (None for the other networks). ``detach_features``: the classifier sees
+    the features detached, so its loss trains the classifier alone (MERS in MARS's code)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, detach_features: bool = False):
         super().__init__()
         self.model = model
+        self.detach_features = detach_features
 
     def forward(self, x: torch.Tensor):
         if hasattr(self.model, "forward_parts"):
             f, cue = self.model.forward_parts(x)
         else:
             f, cue = self.model.forward_features(x), None
-        return f, self.model.classify(f), cue
+        return f, self.model.classify(f.detach() if self.detach_features else f), cue
 
 
 def trainable_names(model: nn.Module, trains: str, finetune: str) -> set[str]:
@@ -226,6 +229,8 @@ class Trainer:
         self.run = run
         self.method = get_method(run.method)
         self.cfg = run.train
+        if self.method.name == "mers" and self.cfg.mers_schedule == "joint":    # MARS's code: one phase
+            self.method = dataclasses.replace(self.method, phases=MERS_JOINT)
         self.recipe = run.effective_recipe()
         self.device = resolve_device(self.cfg.device)
         self.world = D.setup(self.device)
@@ -244,13 +249,14 @@ class Trainer:
         self.history: list[dict] = []
 
     # -- set-up -------------------------------------------------------------------------------------------
-    def _dataset(self, mode: str, ids: Iterable[str], seed: int | None = None, static: bool = False) -> ShardClips:
+    def _dataset(self, mode: str, ids: Iterable[str], seed: int | None = None, static: bool = False,
+                 recipe: RecipeConfig | None = None) -> ShardClips:
         return ShardClips.from_config(self.run.shards, "+".join(self.method.loads), self.run.clips,
-                                      self.recipe, mode=mode, split="train", seed=seed, ids=ids, static=static,
-                                      **method_clips(self.method, self.run.gop))
+                                      recipe or self.recipe, mode=mode, split="train", seed=seed, ids=ids,
+                                      static=static, **method_clips(self.method, self.run.gop))
 
     def _datasets(self) -> None:
-        full = self._dataset("test", None)
+        full = self._dataset("test", None, recipe=validation_views(self.recipe))
         if not full.videos:
             raise ConfigError(f"train {self.method.name}: the shards hold no video of the train split")
         self.classes = list(full.classes)
@@ -258,7 +264,8 @@ class Trainer:
                                                  self.cfg.val_fraction, self.cfg.seed)
         self.train_set = self._dataset("train", self.train_ids, seed=self.cfg.seed)
         self.scales = scales_of(self.train_set)
-        self.val_set = self._dataset("test", self.val_ids) if self.val_ids else None
+        self.val_set = (self._dataset("test", self.val_ids, recipe=validation_views(self.recipe))
+                        if self.val_ids else None)
         bs = self.recipe.batch_size
         if bs % self.world.size:
             raise ConfigError(f"batch size {bs} is not a multiple of the {self.world.size} processes")
@@ -361,7 +368,7 @@ class Trainer:
         else:
             self.optimizer = O.build_optimizer(groups, self.recipe)
         self.scheduler = O.build_scheduler(self.optimizer, self.recipe, phase_epochs(ph, self.cfg, self.recipe))
-        net = _Both(self.model)
+        net = _Both(self.model, detach_features=ph.loss == "mers")
         if self.world.size > 1:
             net = nn.parallel.DistributedDataParallel(
                 net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
@@ -398,6 +405,8 @@ class Trainer:
         if ph.loss == "feature":
             loss = L.feature_mse(feats, t_feats)
             return loss, {"mse": loss.detach().item()}
+        if ph.loss == "mers":           # the classifier's logits come from detached features (_Both)
+            return L.mars_loss(logits, feats, t_feats, y, self.cfg.mars_alpha)
         if ph.loss == "mars":
             return L.mars_loss(logits, feats, t_feats, y, self.cfg.mars_alpha)
         if ph.loss == "d3d":
