@@ -127,6 +127,9 @@ def test_dmc_groups_the_whole_classifier_slow_the_generator_not():
     paper = dataclasses.replace(r, slow_layers="backbone")     # DMC-Net 7.2's text: all but the last layer
     by = {g["name"]: g for g in _groups(model, paper)}
     assert {id(p) for p in by["fc"]["params"]} == {id(p) for p in model.classifier.fc.parameters()}
+    names = {n for n, _ in model.named_parameters()}             # from scratch: nothing to keep, all at lr
+    (main,) = [g for g in O.param_groups(model, names, r, pretrained=False) if g["name"] != "generator"]
+    assert main["name"] == "main" and main["lr"] == 0.01
 
 
 def test_schedules():

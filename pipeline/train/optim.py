@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Collection
 
 import torch
@@ -28,8 +29,12 @@ FIRST_LAYER = ("conv1.", "bn1.")
 
 
 def param_groups(model: nn.Module, names: Collection[str], recipe: RecipeConfig,
-                 motionnet_mult: float = 1.0) -> list[dict]:
+                 motionnet_mult: float = 1.0, pretrained: bool = True) -> list[dict]:
     """The named parameters of ``model`` in ``names`` as optimiser groups ``{"params", "lr", "name"}``.
+
+    ``pretrained`` False (a network trained from scratch): ``slow_layers`` is ignored, every layer at
+    ``lr``. The authors' x 0.01 keeps ImageNet weights close to where they started (CoViAR and DMC-Net
+    always start from them); on random weights it would only stall the layers it slows.
 
     The classification network is ``model.classifier`` in a DMC-Net (``classifier.`` names; its generator
     keeps ``lr``), ``model.temporal`` in the stacked temporal stream (``motionnet.`` names at
@@ -55,7 +60,7 @@ def param_groups(model: nn.Module, names: Collection[str], recipe: RecipeConfig,
         if local.startswith("temporal."):
             local = local[len("temporal."):]
         head = local.startswith("fc.")
-        if recipe.slow_layers == "none":
+        if recipe.slow_layers == "none" or not pretrained:
             put("main", lr, p)
         elif recipe.slow_layers == "backbone" and head:
             put("fc", lr, p)
@@ -68,10 +73,12 @@ def param_groups(model: nn.Module, names: Collection[str], recipe: RecipeConfig,
 
 
 def build_optimizer(groups: list[dict], recipe: RecipeConfig, optimizer: str | None = None,
-                    lr: float | None = None) -> torch.optim.Optimizer:
-    """The recipe's optimiser over ``groups`` (``optimizer`` / ``lr`` replace the recipe's: a phase of its
-    own, as MotionNet's unsupervised Adam)."""
+                    lr: float | None = None, weight_decay: float | None = None) -> torch.optim.Optimizer:
+    """The recipe's optimiser over ``groups`` (``optimizer`` / ``lr`` / ``weight_decay`` replace the
+    recipe's: a phase of its own, as MotionNet's unsupervised Adam)."""
     kind = optimizer or recipe.optimizer
+    if weight_decay is not None:
+        recipe = dataclasses.replace(recipe, weight_decay=weight_decay)
     if lr is not None:
         groups = [{**g, "lr": lr} for g in groups]
     if kind == "sgd":

@@ -362,9 +362,11 @@ class Trainer:
             prm.requires_grad_(n in names)
         if hasattr(self.model, "detach_cue"):      # DMC-Net's joint step: the CE trains the classifier alone
             self.model.detach_cue = ph.loss == "dmc"
-        groups = O.param_groups(self.model, names, self.recipe, motionnet_mult=HIDDEN_MOTIONNET_LR)
+        groups = O.param_groups(self.model, names, self.recipe, motionnet_mult=HIDDEN_MOTIONNET_LR,
+                                pretrained=bool(self.cfg.pretrained or self.method.init))
         if ph.optimizer == "adam" and self.method.network == "hidden":     # MotionNet's unsupervised Adam
-            self.optimizer = O.build_optimizer(groups, self.recipe, optimizer="adam", lr=self.cfg.hts_lr)
+            self.optimizer = O.build_optimizer(groups, self.recipe, optimizer="adam", lr=self.cfg.hts_lr,
+                                               weight_decay=0.0)       # the authors' solver: Adam, no decay
         else:
             self.optimizer = O.build_optimizer(groups, self.recipe)
         self.scheduler = O.build_scheduler(self.optimizer, self.recipe, phase_epochs(ph, self.cfg, self.recipe))
