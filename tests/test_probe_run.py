@@ -25,7 +25,7 @@ CLIPS = dataclasses.replace(ClipsConfig(), length=4, crop=16, flip=False)
 BOUND = 10.0                      # not the default 20: the probe must read it off the shards
 Q_X = {0: 89, 1: 166}             # stored flow x per class: about -3.0 px and +3.0 px at bound 10
 Q_Y = 128                         # stored zero flow (+0.04 px)
-PROBE = dict(kind="pwc", steps=40, batch_size=4, width_scale=0.25, seed=3)
+PROBE = dict(kind="pwc", steps=60, batch_size=4, width_scale=0.25, seed=3)
 
 
 def tiny_cfg(**kw) -> TrainConfig:
