@@ -1,5 +1,6 @@
-"""The networks: 3D ResNet/ResNeXt (Hara et al. 2018), the residual-frames ResNet-18-3D (Tao et al.) and 2D
-ResNets (He et al. 2016), all with one interface (:class:`~pipeline.models.base.Classifier`).
+"""The networks: 3D ResNet/ResNeXt (Hara et al. 2018) and torchvision's R3D-18, the residual-frames
+ResNet-18-3D (Tao et al.) and 2D ResNets / ResNeXts (He et al. 2016, Xie et al. 2017), all with one interface
+(:class:`~pipeline.models.base.Classifier`).
 
     model = build("resnet3d-18", in_channels=2, num_classes=101)   # any config field as an override
     logits = model(x)                        # x (N, C, T, H, W) for 3D models, (N, C, H, W) for 2D
@@ -33,10 +34,17 @@ ARCHS: dict[str, tuple[type, type[Classifier], dict[str, Any]]] = {
     "resnet3d-50": (ResNet3dConfig, ResNet3d, {"depth": 50}),      # shortcut B: 46.4 M
     "resnet3d-101": (ResNet3dConfig, ResNet3d, {"depth": 101}),    # shortcut B: 85.3 M
     "resnext3d-101": (ResNet3dConfig, ResNet3d, {"depth": 101, "cardinality": 32}),   # the MARS backbone: 48.3 M
+    # torchvision's video.r3d_18 (Tran et al. 2018): 33,371,472 at 400 classes, 40.70 G MACs at 16x112x112
+    "r3d-18": (ResNet3dConfig, ResNet3d, {"stem": "torchvision", "shortcut": "B"}),
     "resnet18-3d-elu": (ResNet18Elu3dConfig, ResNet18Elu3d, {}),   # residual frames (Tao et al.)
     "resnet2d-18": (ResNet2dConfig, ResNet2d, {}),                 # He et al. 2016
     "resnet2d-34": (ResNet2dConfig, ResNet2d, {"depth": 34}),
     "resnet2d-50": (ResNet2dConfig, ResNet2d, {"depth": 50}),      # torchvision's v1.5 stride placement
+    "resnet2d-101": (ResNet2dConfig, ResNet2d, {"depth": 101}),    # 44,549,160 at 1000 classes, 7.80 G at 224
+    "resnet2d-152": (ResNet2dConfig, ResNet2d, {"depth": 152}),    # CoViAR's / DMC-Net's I-frame net: 60,192,808,
+                                                                   # 11.51 G (DMC-Net Table 1: 11.3 G)
+    # Tao et al.'s best appearance path, torchvision's resnext101_32x8d: 88,791,336, 16.41 G at 224
+    "resnext2d-101": (ResNet2dConfig, ResNet2d, {"depth": 101, "groups": 32, "width_per_group": 8}),
     "dmcnet": (DMCNetConfig, DMCNet, {}),                          # DMC-Net: generator + 2D ResNet-18
     "hidden": (HiddenTwoStreamConfig, HiddenTwoStream, {}),        # MotionNet + a 3D temporal stream
 }
