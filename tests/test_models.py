@@ -17,9 +17,10 @@ from pipeline.models.resnet3d import ZeroPadShortcut
 from pipeline.models.summary import conv_macs, describe, summarize
 
 TINY = {"width": 8, "layers": (1, 1, 1, 1)}
-#: ResNeXt's grouped width (2 x width = 16 at width 8) must divide into the groups
+#: ResNeXt's grouped width (2 x width = 16 at width 8) must divide into the groups; S3D-G and VGG have no
+#: residual stages (``layers``)
 TINY_EXTRA = {"resnext3d-101": {"cardinality": 8}, "resnext2d-101": {"groups": 4}}
-TINY_OWN: dict[str, dict] = {}
+TINY_OWN = {"s3dg": {"width": 8}, "s3d": {"width": 8}, "vgg16": {"width": 8, "hidden": 16}}
 #: Hara et al. 2018, Table 2 (400 classes)
 HARA = {"resnet3d-18": 33.2e6, "resnet3d-34": 63.5e6, "resnet3d-50": 46.4e6, "resnet3d-101": 85.3e6,
         "resnext3d-101": 48.3e6, "resnet18-3d-elu": 33.2e6}
@@ -27,8 +28,8 @@ HARA = {"resnet3d-18": 33.2e6, "resnet3d-34": 63.5e6, "resnet3d-50": 46.4e6, "re
 EXACT = {"resnet3d-18": 33_235_280, "resnet3d-34": 63_544_912, "resnet3d-50": 47_018_576,
          "resnet3d-101": 86_064_720, "resnext3d-101": 48_340_816, "resnet18-3d-elu": 33_235_280,
          "resnet2d-18": 11_381_712, "resnet2d-34": 21_489_872, "resnet2d-50": 24_327_632,
-         "r3d-18": 33_371_472, "resnet2d-101": 43_319_760,
-         "resnet2d-152": 58_963_408, "resnext2d-101": 87_561_936}
+         "r3d-18": 33_371_472, "s3dg": 9_539_376, "s3d": 8_320_048, "resnet2d-101": 43_319_760,
+         "resnet2d-152": 58_963_408, "resnext2d-101": 87_561_936, "vgg16": 135_899_344}
 
 
 #: the classifiers of one input (DMC-Net and the stacked temporal stream, a generator + classifier, have their
@@ -145,8 +146,8 @@ def test_shortcut_defaults_and_counts():
 def test_full_size_feature_dims_and_2d_counts():
     dims = {"resnet3d-18": 512, "resnet3d-34": 512, "resnet3d-50": 2048, "resnet3d-101": 2048,
             "resnext3d-101": 2048, "resnet18-3d-elu": 512, "resnet2d-18": 512, "resnet2d-34": 512,
-            "resnet2d-50": 2048, "r3d-18": 512, "resnet2d-101": 2048, "resnet2d-152": 2048,
-            "resnext2d-101": 2048}
+            "resnet2d-50": 2048, "r3d-18": 512, "s3dg": 1024, "s3d": 1024, "resnet2d-101": 2048,
+            "resnet2d-152": 2048, "resnext2d-101": 2048, "vgg16": 4096}
     assert {a: meta(a).feature_dim for a in CLASSIFIERS} == dims
     assert {a: count(meta(a)) for a in CLASSIFIERS} == EXACT
     # DMC-Net: the generator's 4,584 parameters (Table 2) + a 2D ResNet-18 on its 2-channel cue
