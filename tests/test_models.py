@@ -17,15 +17,19 @@ from pipeline.models.resnet3d import ZeroPadShortcut
 from pipeline.models.summary import conv_macs, describe, summarize
 
 TINY = {"width": 8, "layers": (1, 1, 1, 1)}
-#: ResNeXt's grouped width (2 x width = 16 at width 8) must divide into the groups
-TINY_EXTRA = {"resnext3d-101": {"cardinality": 8}}
+#: ResNeXt's grouped width (2 x width = 16 at width 8) must divide into the groups; S3D-G and VGG have no
+#: residual stages (``layers``)
+TINY_EXTRA = {"resnext3d-101": {"cardinality": 8}, "resnext2d-101": {"groups": 4}}
+TINY_OWN = {"s3dg": {"width": 8}, "s3d": {"width": 8}, "vgg16": {"width": 8, "hidden": 16}}
 #: Hara et al. 2018, Table 2 (400 classes)
 HARA = {"resnet3d-18": 33.2e6, "resnet3d-34": 63.5e6, "resnet3d-50": 46.4e6, "resnet3d-101": 85.3e6,
         "resnext3d-101": 48.3e6, "resnet18-3d-elu": 33.2e6}
 #: ours exactly (400 classes): a change of any architecture shows here
 EXACT = {"resnet3d-18": 33_235_280, "resnet3d-34": 63_544_912, "resnet3d-50": 47_018_576,
          "resnet3d-101": 86_064_720, "resnext3d-101": 48_340_816, "resnet18-3d-elu": 33_235_280,
-         "resnet2d-18": 11_381_712, "resnet2d-34": 21_489_872, "resnet2d-50": 24_327_632}
+         "resnet2d-18": 11_381_712, "resnet2d-34": 21_489_872, "resnet2d-50": 24_327_632,
+         "r3d-18": 33_371_472, "s3dg": 9_539_376, "s3d": 8_320_048, "resnet2d-101": 43_319_760,
+         "resnet2d-152": 58_963_408, "resnext2d-101": 87_561_936, "vgg16": 135_899_344}
 
 
 #: the classifiers of one input (DMC-Net and the stacked temporal stream, a generator + classifier, have their
@@ -35,6 +39,8 @@ CLASSIFIERS = [a for a in ARCHS if a not in ("dmcnet", "hidden")]
 
 def tiny(arch: str, in_channels: int = 3, num_classes: int = 5, **kw) -> nn.Module:
     torch.manual_seed(0)
+    if arch in TINY_OWN:
+        return build(arch, in_channels=in_channels, num_classes=num_classes, **{**TINY_OWN[arch], **kw})
     return build(arch, in_channels=in_channels, num_classes=num_classes, **TINY, **TINY_EXTRA.get(arch, {}),
                  **kw)
 
@@ -70,8 +76,15 @@ def test_tiny_models_train_and_keep_the_interface(arch, in_channels):
         assert feat.shape == (2, model.feature_dim)
         torch.testing.assert_close(model(x), model.classify(feat), rtol=0, atol=0)
     assert isinstance(model.fc, nn.Linear) and model.fc.in_features == model.feature_dim
-    assert model.fc.out_features == 5 and model.last_block is model.layer4
-    assert model.input_dims == input_dims_of(arch) == (2 if arch.startswith("resnet2d") else 3)
+    assert model.fc.out_features == 5
+    if hasattr(model, "layer4"):
+        assert model.last_block is model.layer4
+    else:                                       # S3D-G's last Inception stage, VGG's last conv stage
+        ids = {id(p) for p in model.parameters()}
+        assert 0 < len(list(model.last_block.parameters())) < len(ids)
+        assert all(id(p) in ids for p in model.last_block.parameters())
+    two_d = arch.startswith(("resnet2d", "resnext2d", "vgg"))
+    assert model.input_dims == input_dims_of(arch) == (2 if two_d else 3)
     assert dataclasses.is_dataclass(model.config) and model.config.in_channels == in_channels
     assert model.arch == arch
     assert not any(k.startswith("last_block") for k in model.state_dict())   # registered once
@@ -133,7 +146,8 @@ def test_shortcut_defaults_and_counts():
 def test_full_size_feature_dims_and_2d_counts():
     dims = {"resnet3d-18": 512, "resnet3d-34": 512, "resnet3d-50": 2048, "resnet3d-101": 2048,
             "resnext3d-101": 2048, "resnet18-3d-elu": 512, "resnet2d-18": 512, "resnet2d-34": 512,
-            "resnet2d-50": 2048}
+            "resnet2d-50": 2048, "r3d-18": 512, "s3dg": 1024, "s3d": 1024, "resnet2d-101": 2048,
+            "resnet2d-152": 2048, "resnext2d-101": 2048, "vgg16": 4096}
     assert {a: meta(a).feature_dim for a in CLASSIFIERS} == dims
     assert {a: count(meta(a)) for a in CLASSIFIERS} == EXACT
     # DMC-Net: the generator's 4,584 parameters (Table 2) + a 2D ResNet-18 on its 2-channel cue

@@ -40,7 +40,8 @@ def list_cmd() -> None:
 @click.option("--frames", default=16, show_default=True, type=click.IntRange(min=1),
               help="Clip length T of 3D models (ignored by 2D ones).")
 @click.option("--size", default=None, type=click.IntRange(min=1),
-              help="Crop size S: input (1, C, T, S, S) or (1, C, S, S). [default: 112 for 3D, 224 for 2D]")
+              help="Crop size S: input (1, C, T, S, S) or (1, C, S, S). [default: 112 for 3D, 224 for 2D and "
+                   "for s3dg/s3d]")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (integer parameters and macs).")
 def summary_cmd(arch: str, in_channels: int, classes: int, frames: int, size: int | None,
                 as_json: bool) -> None:

@@ -28,6 +28,15 @@ head   global average pool; dropout; linear                   num_classes
   18: 33.2 M, 34: 63.5 M, 50: 46.4 M, 101: 85.3 M, ResNeXt-101: 48.3 M) need exactly these choices (B on
   ResNet-18 would give 33.4 M), so ``shortcut=None`` picks them.
 
+torchvision's ``video.r3d_18`` (Tran et al. 2018, "A Closer Look at Spatiotemporal Convolutions", R3D-18;
+registered as ``r3d-18``) is the same network with another stem, ``stem="torchvision"``: conv 3x7x7, stride
+(1, 2, 2), padding (1, 3, 3), BN, ReLU and no max-pool (``maxpool`` is an identity), so at 16x112x112 the
+stages are 64 x 16 x 56 x 56, 128 x 8 x 28 x 28, 256 x 4 x 14 x 14 and 512 x 2 x 7 x 7; with shortcut B
+it has 33,371,472 parameters at 400 classes and 40.7 G multiply-adds (torchvision's R3D_18_Weights:
+33,371,472 parameters, 40.70 "GFLOPS"). Its state_dict maps onto ours by renaming ``stem.0`` -> ``conv1``,
+``stem.1`` -> ``bn1``, ``layerI.J.conv1.0/1`` -> ``layerI.J.conv1``/``bn1``, ``layerI.J.conv2.0/1`` ->
+``layerI.J.conv2``/``bn2``; ``downsample.0/1`` and ``fc`` keep their names.
+
 The final pooling is adaptive, so any clip of at least one frame and one pixel runs (Hara's code pooled a
 fixed (1, 4, 4) for 16x112x112).
 """
@@ -53,6 +62,8 @@ DEPTHS = {
     200: ("bottleneck", (3, 24, 36, 3)),
 }
 SHORTCUTS = ("A", "B")
+#: stem name -> (conv1 kernel, padding, max-pool after it): Hara's, and torchvision's video ResNets' BasicStem
+STEMS = {"hara": ((7, 7, 7), (3, 3, 3), True), "torchvision": ((3, 7, 7), (1, 3, 3), False)}
 
 
 @dataclass(frozen=True)
@@ -68,10 +79,14 @@ class ResNet3dConfig:
     shortcut: str | None = None     # "A" zero-pad identity, "B" 1x1x1 conv + BN; None = Hara's: A for basic
                                     # blocks (ResNet-18/34), B for bottlenecks and ResNeXt (Hara's READMEs)
     dropout: float = 0.0            # dropout probability before the classifier (Hara: none)
+    stem: str = "hara"              # "hara": conv 7x7x7 (stride 1, 2, 2) + max-pool 3x3x3 stride 2;
+                                    # "torchvision": conv 3x7x7, pad (1, 3, 3), no max-pool (video.r3d_18)
 
     def __post_init__(self) -> None:
         if self.depth not in DEPTHS:
             raise ValueError(f"depth must be one of {sorted(DEPTHS)}, got {self.depth!r}")
+        if self.stem not in STEMS:
+            raise ValueError(f"stem must be one of {sorted(STEMS)}, got {self.stem!r}")
         check_common(self)
         object.__setattr__(self, "layers", check_layers(self.layers))
         if self.shortcut is not None and self.shortcut not in SHORTCUTS:
@@ -214,10 +229,12 @@ class ResNet3d(Classifier):
         cfg = self.config = config if config is not None else ResNet3dConfig()
         block = BasicBlock3d if cfg.block == "basic" else Bottleneck3d
         extra = {} if cfg.block == "basic" else {"groups": cfg.cardinality, "expansion": cfg.expansion}
-        self.conv1 = nn.Conv3d(cfg.in_channels, cfg.width, 7, stride=(1, 2, 2), padding=3, bias=False)
+        kernel, padding, pool = STEMS[cfg.stem]
+        self.conv1 = nn.Conv3d(cfg.in_channels, cfg.width, kernel, stride=(1, 2, 2), padding=padding,
+                               bias=False)
         self.bn1 = nn.BatchNorm3d(cfg.width)
         self.act = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool3d(3, stride=2, padding=1)
+        self.maxpool = nn.MaxPool3d(3, stride=2, padding=1) if pool else nn.Identity()
         cin = cfg.width
         for i, (planes, count) in enumerate(zip(cfg.planes, cfg.blocks)):
             stage = []

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from . import build, input_dims_of
+from . import ARCHS, build, input_dims_of
 
 
 def conv_macs(module: nn.Module, output: torch.Tensor) -> int:
@@ -81,7 +81,11 @@ def input_shape_of(model: nn.Module, in_channels: int, frames: int, size: int) -
 
 
 def default_size(arch: str) -> int:
-    """The standard crop of an architecture: 224 for 2D models, 112 for 3D ones (ValueError: unknown)."""
+    """The standard crop of an architecture: its model class's ``default_size`` when it has one (S3D-G: 224,
+    Xie et al.'s and torchvision's crop), else 224 for 2D models and 112 for 3D ones (ValueError: unknown)."""
+    own = getattr(ARCHS[arch][1], "default_size", None) if arch in ARCHS else None
+    if own is not None:
+        return int(own)
     return 224 if input_dims_of(arch) == 2 else 112
 
 
@@ -89,7 +93,7 @@ def describe(arch: str, in_channels: int | None = None, classes: int = 400, fram
              size: int | None = None, **overrides: Any) -> dict[str, Any]:
     """:func:`summarize` of ``build(arch, in_channels=..., num_classes=classes, **overrides)`` (``in_channels``
     None: the architecture's own, 3, or 5 for DMC-Net) on its batch-1
-    input ((1, C, T, S, S) for 3D, (1, C, S, S) for 2D; ``size`` None = 112 for 3D, 224 for 2D), built on
+    input ((1, C, T, S, S) for 3D, (1, C, S, S) for 2D; ``size`` None = :func:`default_size`), built on
     the ``meta`` device (no memory, no compute). Adds ``arch`` and ``feature_dim`` to the summary."""
     if size is None:
         size = default_size(arch)
