@@ -110,8 +110,13 @@ def read_file(path: str | Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"{path} holds pickled Python objects, which motionprep never unpickles ({first}); "
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if found is None:       # a damaged file or not a torch file at all
+            detail = re.search(r"WeightsUnpickler error:\s*(.+?)\n", str(exc) + "\n")
+            raise WeightsError(f"{path} cannot be read as a torch file "
+                               f"({detail.group(1).strip() if detail else type(exc).__name__})") from None
+        raise WeightsError(f"{path} holds pickled Python objects ({found.group(1)}), which motionprep never "
+                           f"unpickles (it reads with torch.load(weights_only=True)); "
                            + RESAVE_HINT.format(path=path)) from None
     except Exception as exc:       # torch's safe loader raises RuntimeError, KeyError, ... on damaged files
         raise WeightsError(f"{path} cannot be read as a torch file ({type(exc).__name__}: {exc})") from None
@@ -571,11 +576,17 @@ MAPPERS: dict[str, Callable[[dict[str, torch.Tensor], str | None], Mapped]] = {
 
 # -- classifier, verification -------------------------------------------------------------------------------
 
-def _reference(spec: Mapping[str, Any]) -> torch.nn.Module:
+def _reference(spec: Mapping[str, Any], meta: bool = False) -> torch.nn.Module:
+    """``build(**spec)`` without touching the global generator; on the meta device (shapes only: no memory,
+    no initialisation cost) when ``meta``."""
     from . import build
 
     try:
-        return build(**spec)
+        with torch.random.fork_rng(devices=[]):
+            if meta:
+                with torch.device("meta"):
+                    return build(**spec)
+            return build(**spec)
     except ValueError as exc:
         raise WeightsError(f"model_spec {dict(spec)} does not build: {exc}") from None
 
@@ -608,12 +619,12 @@ def verify(state: Mapping[str, torch.Tensor], spec: Mapping[str, Any]) -> dict[s
     to the model's (fp16 files load as fp32); batch norms' missing ``num_batches_tracked`` (files before
     PyTorch 0.4.1) are added as 0. :class:`WeightsError` naming the first missing, unexpected and mis-shaped
     keys otherwise."""
-    ref = _reference(spec).state_dict()
+    ref = _reference(spec, meta=True).state_dict()
     state = dict(state)
     for k in ref:
         if k.endswith(".num_batches_tracked") and k not in state and \
                 k[:-len("num_batches_tracked")] + "running_mean" in state:
-            state[k] = torch.zeros_like(ref[k])
+            state[k] = torch.zeros(ref[k].shape, dtype=ref[k].dtype)
     missing = [k for k in ref if k not in state]
     unexpected = [k for k in state if k not in ref]
     shapes = [f"{k} {tuple(state[k].shape)} (the network's {tuple(ref[k].shape)})"
@@ -648,7 +659,7 @@ def convert(obj: Any, arch: str | None = None, format: str = "auto", num_classes
     spec = dict(mapped.spec)
     new_state = mapped.state
     replaced = num_classes is not None and num_classes != spec.get("num_classes")
-    if num_classes is not None:
+    if replaced:
         new_state, spec = replace_classifier(new_state, spec, num_classes)
     new_state = verify(new_state, spec)
     info = {"source": source, "format": fmt, "detected": detected, "wrappers": wrappers,
