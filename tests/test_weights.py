@@ -276,3 +276,19 @@ def test_a_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert out.read_bytes() == b"previous"                     # the old file, untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.pt"]   # no temporary left
+
+
+def test_hara_resnet18_loads_into_the_residual_frames_network_key_for_key():
+    torch.manual_seed(0)
+    state = build("resnet3d-18", width=4, num_classes=3).state_dict()
+    out, spec, _ = convert(state, arch="resnet18-3d-elu")
+    assert spec == {"arch": "resnet18-3d-elu", "in_channels": 3, "num_classes": 3, "width": 4}
+    build(**spec).load_state_dict(out)
+
+
+def test_hara_2020_resnext_with_a_wide_stem_is_refused():
+    torch.manual_seed(0)
+    state = build("resnext3d-101", width=4, layers=(1, 1, 1, 1), cardinality=4).state_dict()
+    state["conv1.weight"] = torch.zeros(8, 3, 7, 7, 7)          # Hara 2020: stem as wide as stage 1 (8)
+    with pytest.raises(WeightsError, match="2020 ResNeXt"):
+        convert(state)

@@ -288,7 +288,7 @@ def resnet_spec(shape: ResNetShape, arch: str | None, what: str) -> dict[str, An
             spec[key] = value
         elif key == "shortcut":
             cfg = make_config(arch, **{k: v for k, v in spec.items() if k != "arch"})
-            if value != cfg.shortcut_type:
+            if value != getattr(cfg, "shortcut_type", getattr(cfg, "shortcut", None)):
                 spec[key] = value
         elif key == "layers":
             spec[key] = tuple(value)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import sys
 import types
-from functools import partialmethod
 from pathlib import Path
 
 import torch
