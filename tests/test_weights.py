@@ -292,3 +292,38 @@ def test_hara_2020_resnext_with_a_wide_stem_is_refused():
     state["conv1.weight"] = torch.zeros(8, 3, 7, 7, 7)          # Hara 2020: stem as wide as stage 1 (8)
     with pytest.raises(WeightsError, match="2020 ResNeXt"):
         convert(state)
+
+
+def r3d_stand_in() -> nn.Module:
+    """What torchvision's r3d_18 is in motionprep's Classifier layout, from today's ResNet3d: a 3x7x7 stem
+    (stride (1, 2, 2), padding (1, 3, 3)) without max-pool, shortcut B (the network ``r3d-18`` will be)."""
+    torch.manual_seed(0)
+    model = build("resnet3d-18", width=4, layers=(1, 1, 1, 1), shortcut="B", num_classes=5)
+    model.conv1 = nn.Conv3d(3, 4, (3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False)
+    model.maxpool = nn.Identity()
+    return model.eval()
+
+
+def test_torchvision_r3d_renaming_reproduces_the_original_code_on_a_stand_in():
+    """The r3d-18 hook's renaming, checked against torchvision's own VideoResNet output today; the
+    network itself is the other branch's (then the next test runs instead of skipping)."""
+    from pipeline.models.weights import rename_video_resnet
+
+    path, io = fixture("torchvision_r3d_l1111")
+    model = r3d_stand_in()
+    model.load_state_dict(rename_video_resnet(torch.load(path, weights_only=True)))      # strict
+    with torch.no_grad():
+        assert (model(io["input"]) - io["output"]).abs().max().item() <= 1e-4
+
+
+def test_torchvision_r3d_maps_once_the_network_exists():
+    from pipeline.models import ARCHS
+
+    path, io = fixture("torchvision_r3d_l1111")
+    if "r3d-18" not in ARCHS:
+        with pytest.raises(WeightsError, match="'r3d-18', which is not available"):
+            load_pretrained(path)
+        pytest.skip("architecture r3d-18 not registered yet")
+    state, spec, info = load_pretrained(path)
+    assert spec["arch"] == "r3d-18" and info["format"] == "torchvision"
+    assert (run(spec, state, io["input"])[0] - io["output"]).abs().max().item() <= 1e-4

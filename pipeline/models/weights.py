@@ -341,7 +341,9 @@ def _tv_resnext(state: dict[str, torch.Tensor], arch: str | None) -> Mapped:
     shape = resnet_shape(state, "torchvision ResNeXt")
     target = arch or "resnext2d-101"
     _check_arch_available(target, f"torchvision ResNeXt ({shape.cardinality} groups, layers {shape.layers})")
-    return Mapped(dict(state), {"arch": target, "in_channels": shape.in_channels, "num_classes": shape.num_classes})
+    spec = {"arch": target, "in_channels": shape.in_channels, "num_classes": shape.num_classes}
+    return Mapped(dict(state), _adapt(spec, {"width": shape.width, "layers": shape.layers,
+                                             "cardinality": shape.cardinality}))
 
 
 def _tv_is_video_resnet(state: Mapping[str, torch.Tensor]) -> bool:
@@ -354,12 +356,22 @@ def _tv_video_resnet(state: dict[str, torch.Tensor], arch: str | None) -> Mapped
     blocks whose ``convN.0`` / ``convN.1`` are a conv and its batch norm -> ``conv1``/``bn1`` and
     ``convN``/``bnN`` of the Classifier layout (which ``r3d-18`` is expected to follow; the verification
     checks it). ``mc3_18`` / ``r2plus1d_18`` (other block convs) are refused."""
-    if any(re.fullmatch(r"layer\d+\.\d+\.conv1\.0\.\d+\.weight", k) for k in state) or \
-            state["layer1.0.conv1.0.weight"].shape[2] == 1:
+    block_convs = [v for k, v in state.items() if re.fullmatch(r"layer\d+\.\d+\.conv\d\.0\.weight", k)]
+    if any(re.fullmatch(r"layer\d+\.\d+\.conv\d\.0\.\d+\.weight", k) for k in state) or \
+            any(v.dim() == 5 and v.shape[2] == 1 for v in block_convs):
         raise WeightsError("torchvision video ResNet with (2+1)D or mixed convolutions (r2plus1d_18 / mc3_18): "
                            "motionprep has no such network; only video.r3d_18 maps (to 'r3d-18')")
     target = arch or "r3d-18"
     _check_arch_available(target, "torchvision video.r3d_18")
+    out = rename_video_resnet(state)
+    shape = resnet_shape(out, "torchvision video ResNet")
+    spec = {"arch": target, "in_channels": shape.in_channels, "num_classes": shape.num_classes}
+    return Mapped(out, _adapt(spec, {"width": shape.width, "layers": shape.layers}))
+
+
+def rename_video_resnet(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """torchvision VideoResNet names -> the Classifier layout: ``stem.0``/``stem.1`` -> ``conv1``/``bn1``,
+    ``layerI.J.convN.0``/``.1`` -> ``layerI.J.convN``/``bnN``; ``downsample.*`` and ``fc.*`` unchanged."""
     out: dict[str, torch.Tensor] = {}
     for k, v in state.items():
         k2 = re.sub(r"^stem\.0\.", "conv1.", k)
@@ -367,8 +379,25 @@ def _tv_video_resnet(state: dict[str, torch.Tensor], arch: str | None) -> Mapped
         k2 = re.sub(r"^(layer\d+\.\d+)\.conv(\d)\.0\.", r"\1.conv\2.", k2)
         k2 = re.sub(r"^(layer\d+\.\d+)\.conv(\d)\.1\.", r"\1.bn\2.", k2)
         out[k2] = v
-    return Mapped(out, {"arch": target, "in_channels": int(state["stem.0.weight"].shape[1]),
-                        "num_classes": int(state["fc.weight"].shape[0])})
+    return out
+
+
+def _adapt(spec: dict[str, Any], detected: Mapping[str, Any]) -> dict[str, Any]:
+    """``spec`` plus the ``detected`` values of fields the architecture's config has and whose default
+    differs (``layers`` compared with the default's block counts) -- for networks added after this module."""
+    from . import config_fields, make_config
+
+    fields = config_fields(spec["arch"])
+    base = make_config(spec["arch"])
+    for key, value in detected.items():
+        if key not in fields:
+            continue
+        default = getattr(base, "blocks", None) if key == "layers" else getattr(base, key)
+        if key == "layers" and default is None:
+            default = getattr(base, "layers", None)
+        if default != value:
+            spec[key] = tuple(value) if key == "layers" else value
+    return spec
 
 
 def _tv_is_s3d(state: Mapping[str, torch.Tensor]) -> bool:

@@ -76,9 +76,16 @@ def torchvision_resnet() -> types.ModuleType:
     stub._log_api_usage_once = lambda *a, **k: None
     stub.register_model = lambda *a, **k: (lambda f: f)
     stub.handle_legacy_interface = lambda *a, **k: (lambda f: f)
-    stub.Weights = lambda **k: k
+    stub.Weights = lambda **k: types.SimpleNamespace(**k)
     import enum
-    stub.WeightsEnum = enum.Enum
+
+    class WeightsEnum(enum.Enum):                 # torchvision's forwards attributes to the value
+        def __getattr__(self, name):
+            if name.startswith("_"):
+                raise AttributeError(name)
+            return getattr(self.value, name)
+
+    stub.WeightsEnum = WeightsEnum
     stub._IMAGENET_CATEGORIES = []
     stub._ovewrite_named_param = lambda kw, p, v: kw.setdefault(p, v)
     imports = [
@@ -112,6 +119,42 @@ def make_torchvision(tv) -> None:
         with torch.no_grad():
             y = model(x)
         save(name, model.state_dict(), x, {"output": y})        # published files are plain state dicts
+
+
+# -- torchvision video.r3d_18: torchvision 0.29.1 wheel, torchvision/models/video/resnet.py -------------------
+def make_torchvision_r3d(stub: types.ModuleType) -> None:
+    imports = [
+        ("from ...transforms._presets import VideoClassification\n", "from tvstub import ImageClassification\n", 1),
+        ("from ...utils import _log_api_usage_once\n", "from tvstub import _log_api_usage_once\n", 1),
+        ("from .._api import register_model, Weights, WeightsEnum\n",
+         "from tvstub import register_model, Weights, WeightsEnum\nVideoClassification = ImageClassification\n", 1),
+        ("from .._meta import _KINETICS400_CATEGORIES\n", "_KINETICS400_CATEGORIES = []\n", 1),
+        ("from .._utils import _ovewrite_named_param, handle_legacy_interface\n",
+         "from tvstub import _ovewrite_named_param, handle_legacy_interface\n", 1),
+        ("from .._utils import _ModelURLs\n", "_ModelURLs = dict\n", 1),
+    ]
+    widths = [
+        ("nn.Conv3d(3, 64, kernel_size=(3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),\n"
+         "            nn.BatchNorm3d(64),",
+         f"nn.Conv3d(3, {W}, kernel_size=(3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),\n"
+         f"            nn.BatchNorm3d({W}),", 1),
+        ("        self.inplanes = 64\n", f"        self.inplanes = {W}\n", 1),
+        ("conv_makers[0], 64, layers[0]", f"conv_makers[0], {W}, layers[0]", 1),
+        ("conv_makers[1], 128, layers[1]", f"conv_makers[1], {2 * W}, layers[1]", 1),
+        ("conv_makers[2], 256, layers[2]", f"conv_makers[2], {4 * W}, layers[2]", 1),
+        ("conv_makers[3], 512, layers[3]", f"conv_makers[3], {8 * W}, layers[3]", 1),
+        ("nn.Linear(512 * block.expansion, num_classes)", f"nn.Linear({8 * W} * block.expansion, num_classes)", 1),
+    ]
+    mod = scratch(SRC / "torchvision-0.29.1/torchvision/models/video/resnet.py", imports + widths, "tv_video",
+                  {"tvstub": stub})
+    torch.manual_seed(0)
+    model = mod.VideoResNet(mod.BasicBlock, [mod.Conv3DSimple] * 4, [1, 1, 1, 1], mod.BasicStem, num_classes=5)
+    randomize(model, 13)         # r3d_18 is VideoResNet(BasicBlock, [Conv3DSimple] * 4, [2, 2, 2, 2], BasicStem)
+    model.eval()
+    x = torch.randn(1, 3, 8, 32, 32, generator=torch.Generator().manual_seed(14))
+    with torch.no_grad():
+        y = model(x)
+    save("torchvision_r3d_l1111", model.state_dict(), x, {"output": y})
 
 
 # -- kenshohara/3D-ResNets-PyTorch @ 540a0ea (2020 layout): models/resnet.py, native widen_factor ------------
@@ -234,6 +277,7 @@ if __name__ == "__main__":
     sys.dont_write_bytecode = True
     tv = torchvision_resnet()
     make_torchvision(tv)
+    make_torchvision_r3d(sys.modules["tvstub"])
     make_kenshohara_2020()
     make_kenshohara_2018()
     make_mars()
