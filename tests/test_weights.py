@@ -327,3 +327,8 @@ def test_torchvision_r3d_maps_once_the_network_exists():
     state, spec, info = load_pretrained(path)
     assert spec["arch"] == "r3d-18" and info["format"] == "torchvision"
     assert (run(spec, state, io["input"])[0] - io["output"]).abs().max().item() <= 1e-4
+
+
+def test_2d_weights_for_a_3d_architecture_are_refused():
+    with pytest.raises(WeightsError, match="2D weights for the 3D architecture 'resnet3d-18'"):
+        load_pretrained(DATA / "torchvision_resnet18.pth", arch="resnet3d-18")

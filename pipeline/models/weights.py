@@ -275,6 +275,11 @@ def resnet_spec(shape: ResNetShape, arch: str | None, what: str) -> dict[str, An
         detected["depth"] = depth
         if shape.dims == 3:
             detected["cardinality"] = shape.cardinality
+    from . import input_dims_of
+
+    if input_dims_of(arch) != shape.dims:
+        raise WeightsError(f"{what}: {shape.dims}D weights for the {input_dims_of(arch)}D architecture {arch!r}; "
+                           f"motionprep does not inflate or collapse kernels")
     fields = config_fields(arch)
     base = make_config(arch)
     detected["width"] = shape.width
