@@ -17,7 +17,7 @@ def human(n: int, digits: int = 2) -> str:
 
 @click.group("models")
 def models_group() -> None:
-    """The networks: parameters and multiply-adds of each architecture."""
+    """The networks: parameters and multiply-adds of each architecture; published weights imported."""
 
 
 @models_group.command("list")
@@ -60,3 +60,39 @@ def summary_cmd(arch: str, in_channels: int, classes: int, frames: int, size: in
     click.echo(f"  parameters     {human(info['parameters'])}")
     click.echo(f"  multiply-adds  {human(info['macs'], 1)} (convolutions {human(info['conv_macs'], 1)}, "
                f"linear {human(info['linear_macs'], 1)})")
+
+
+@models_group.command("import")
+@click.argument("src", type=click.Path(exists=True, dir_okay=False))
+@click.option("--arch", default=None,
+              help="The motionprep architecture to load into (see `prep-cli models list`); only input channels, "
+                   "classes, width and shortcut follow the file, so another depth is refused. [default: detected "
+                   "from the tensors]")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="The motionprep checkpoint to write (atomically; tensors and plain values only).")
+@click.option("--format", "fmt", default="auto", show_default=True,
+              type=click.Choice(["auto", "torchvision", "kenshohara", "mars", "coviar", "dmcnet", "motionprep"]),
+              help="The layout of SRC; auto detects it from the keys (docs/weights.md).")
+@click.option("--classes", default=None, type=click.IntRange(min=1),
+              help="Replace the classifier by a fresh one of N outputs (everything else loaded). [default: keep "
+                   "the file's]")
+def import_cmd(src: str, arch: str | None, out: str, fmt: str, classes: int | None) -> None:
+    """Convert the published weights SRC (torchvision, kenshohara/3D-ResNets-PyTorch, MARS, CoViAR, DMC-Net or
+    a motionprep checkpoint) into a motionprep checkpoint whose model_spec rebuilds the network. Every tensor
+    must fit the network by name and shape: anything missing, unexpected or mis-shaped is an error naming the
+    keys, and nothing is written."""
+    from ..models.weights import import_weights
+
+    info = import_weights(src, out, arch=arch, format=fmt, num_classes=classes)
+    how = "detected" if info["detected"] else "given"
+    unwrapped = "/".join(info["wrappers"]) + (" module." if info["module_prefix"] else "")
+    click.echo(f"{src}: format {info['format']} ({how}){f', unwrapped {unwrapped.strip()}' if unwrapped.strip() else ''}")
+    click.echo(f"  arch {info['arch']}, {info['num_classes']} classes (classifier {info['classifier']}), "
+               f"{info['tensors']} tensors")
+    click.echo(f"  model_spec {json.dumps(info['model_spec'])}")
+    if info["dropped"]:
+        click.echo(f"  dropped {len(info['dropped'])} source tensors: {', '.join(info['dropped'][:5])}"
+                   f"{' ...' if len(info['dropped']) > 5 else ''}")
+    for note in info["notes"]:
+        click.echo(f"  note: {note}")
+    click.echo(f"wrote {out}")
