@@ -65,7 +65,7 @@ def shards(tmp_path_factory):
 
 
 def cfg(**kw) -> TrainConfig:
-    base = dict(coviar_arch="resnet2d-18", iframe_arch="resnet2d-18", width=4, layers=(1, 1, 1, 1), epochs=2,
+    base = dict(coviar_arch="resnet2d-18", iframe_arch="resnet2d-18", hts_arch="resnet3d-18", width=4, layers=(1, 1, 1, 1), epochs=2,
                 batch_size=4, workers=0, schedule="constant", lr=0.01, device="cpu", precision="fp32", seed=0,
                 val_fraction=0.25, dmc_generator_epochs=1, dmc_adversarial_epochs=1)
     return dataclasses.replace(TrainConfig(), **{**base, **kw})

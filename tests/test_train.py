@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.core.config import ClipsConfig, EvaluateConfig, TrainConfig
+from pipeline.core.config import ClipsConfig, EvaluateConfig, TrainConfig, effective_recipe, recipe_defaults
 from pipeline.core.errors import CheckpointError, ConfigError
 from pipeline.evaluate.run import test_stream as run_test_stream   # not collected as a test
 from pipeline.media import jpeg
@@ -551,7 +551,24 @@ def test_finetune_last_trains_only_the_last_block_and_the_classifier(easy, flow_
     t.fit()
     t.close()
     moved = changed(start, ckpt.load(tmp_path / "model.pt")["model"])
-    assert moved and all(k.startswith(("layer4.", "fc.")) for k in moved), sorted(moved)
+    params = {n for n, _ in t.model.named_parameters()}
+    assert moved & params and all(k.startswith(("layer4.", "fc.")) for k in moved & params), sorted(moved)
     assert "fc.weight" in moved and any(k.startswith("layer4.") and k.endswith("weight") for k in moved)
+    # MARS's fine-tuning keeps the whole network in train mode: frozen layers' batch-norm statistics move
+    assert "layer1.0.bn1.running_mean" in moved
     with pytest.raises(ConfigError, match="pretrained"):
         Trainer(make_run("flow", easy, tmp_path / "x", tiny_cfg(finetune="all")))
+
+
+def test_finetune_bn_freeze_keeps_frozen_layers_statistics(easy, flow_teacher, tmp_path):
+    teacher_path, _ = flow_teacher
+    start = ckpt.load(teacher_path)["model"]
+    cfg = tiny_cfg(epochs=1, lr=0.02, pretrained=str(teacher_path), finetune="last")
+    recipe = dataclasses.replace(recipe_defaults()["flow"], finetune_bn="freeze")
+    run = dataclasses.replace(make_run("flow", easy, tmp_path, cfg),
+                              recipe=effective_recipe(recipe, train=cfg, clips=CLIPS))
+    t = Trainer(run)
+    t.fit()
+    t.close()
+    moved = changed(start, ckpt.load(tmp_path / "model.pt")["model"])
+    assert moved and all(k.startswith(("layer4.", "fc.")) for k in moved), sorted(moved)

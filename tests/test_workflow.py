@@ -25,7 +25,7 @@ datasets:
       decode: {short_side: 32}
       reencode: {size: [32, 32]}
       clips: {length: 4, crop: 24, flip: false}
-      train: {arch: resnet3d-18, iframe_arch: resnet2d-18, width: 4, layers: [1, 1, 1, 1], epochs: 4, mers_classifier_epochs: 1, batch_size: 2, lr: 0.01, workers: 0, dmc_adversarial_epochs: 1, hts_motionnet_epochs: 1, hts_motionnet_width: 4, hts_scales: 3}
+      train: {arch: resnet3d-18, d3d_arch: resnet3d-18, hts_arch: resnet3d-18, iframe_arch: resnet2d-18, appearance_arch: resnet2d-18, width: 4, layers: [1, 1, 1, 1], epochs: 4, mers_classifier_epochs: 1, batch_size: 2, lr: 0.01, workers: 0, dmc_adversarial_epochs: 1, hts_motionnet_epochs: 1, hts_motionnet_width: 4, hts_scales: 3}
 make_demo: {classes: 2, train_per_class: 2, test_per_class: 1, frames: 8, width: 32, height: 32}
 evaluate: {tvl1_pairs: 2, probe_steps: 5, probe_layers: [stem, layer4]}
 """

@@ -221,7 +221,9 @@ class ClipsConfig:
 
 @_section("train")
 class TrainConfig:
-    arch: str                       # 3D network of the flow / RGB / MERS / MARS / D3D streams
+    arch: str                       # 3D network of the flow / RGB / MERS / MARS streams
+    d3d_arch: str                   # network of the D3D student (S3D-G)
+    hts_arch: str                   # temporal network of the stacked temporal stream (VGG-16)
     resframe_arch: str              # network of the residual-frame motion path
     appearance_arch: str            # 2D network of the appearance path
     coviar_arch: str                # 2D network of the mv and residual streams and of DMC-Net's classifier
@@ -251,8 +253,10 @@ class TrainConfig:
     hts_scales: int                 # MotionNet's flow scales
     hts_gamma: float                # weight of the unsupervised losses end to end
     val_fraction: float             # held-out part of train for validation
-    finetune: str                   # none | last | all
-    pretrained: str | None          # checkpoint to start from
+    finetune: str | None            # last | all; None: the recipe's finetune_layers
+    pretrained: str | None          # weights to start from (any format of pipeline.models.weights)
+    pretrained_format: str          # auto | torchvision | kenshohara | mars | coviar | dmcnet | motionprep
+    cross_modality: bool            # RGB first convolution averaged over its channels for other inputs
     seed: int
     workers: int                    # DataLoader workers
     device: str                     # auto | cpu | cuda | cuda:N
@@ -320,6 +324,11 @@ class RecipeConfig:
     lr_patience: int
     epochs: int
     batch_size: int
+    finetune_lr: float | None       # from train.pretrained: these replace lr, weight_decay, epochs (None:
+    finetune_weight_decay: float | None  # keep them)
+    finetune_epochs: int | None
+    finetune_layers: str            # last | all: what trains from pretrained weights
+    finetune_bn: str                # train | freeze: the batch norms of the layers that do not train
 
 
 #: the keys of ``train`` / ``clips`` / ``evaluate`` that, when not null, replace every recipe's
@@ -343,6 +352,12 @@ def effective_recipe(recipe: RecipeConfig, **sections) -> RecipeConfig:
     """``recipe`` with the non-null values of :data:`RECIPE_OVERRIDES` of the given sections (``train=``,
     ``clips=``, ``evaluate=`` dataclasses) put in: what one run of the method uses."""
     changes = {}
+    train = sections.get("train")
+    if train is not None and getattr(train, "pretrained", None):       # fine-tuning: the recipe's own values
+        for key in ("lr", "weight_decay", "epochs"):
+            v = getattr(recipe, f"finetune_{key}")
+            if v is not None:
+                changes[key] = v
     for section, keys in RECIPE_OVERRIDES.items():
         cfg = sections.get(section)
         for k in keys if cfg is not None else ():

@@ -344,7 +344,9 @@ class HiddenTwoStreamConfig:
     upsampled to the clip's size and normalized like TV-L1 flow (:class:`FlowNormalization`), then a 3D
     network on the (N, 2, T - 1, H, W) flow clip."""
 
-    temporal: str = "resnet3d-18"            # the flow network (a 3D classifier on 2 channels)
+    temporal: str = "resnet3d-18"            # the flow network: a 3D classifier on the 2-channel flow clip, or a
+                                             # 2D one (VGG-16, the paper's) on the T - 1 flows stacked as
+                                             # 2 (T - 1) channels x1, y1, x2, y2, ... (TSN's stacking)
     num_classes: int = 400
     in_channels: int = 3                     # RGB
     frames: int = 16                         # clip length T (the paper: 11); MotionNet gives T - 1 flows
@@ -377,7 +379,13 @@ class HiddenTwoStream(nn.Module):
         self.config = c = config or HiddenTwoStreamConfig()
         self.motionnet = MotionNet(MotionNetConfig(frames=c.frames, scales=c.scales, width=c.motionnet_width))
         self.normalize = FlowNormalization(c.flow_bound, c.flow_mean)
-        self.temporal = build(c.temporal, in_channels=2, num_classes=c.num_classes, width=c.width, layers=c.layers)
+        from . import input_dims_of
+        self.stacked = input_dims_of(c.temporal) == 2    # a 2D temporal network: flows stacked as channels
+        channels = 2 * (c.frames - 1) if self.stacked else 2
+        if c.frames < 2:
+            raise ValueError(f"the stacked temporal stream needs clips of at least 2 frames, got {c.frames}")
+        extra = {"layers": c.layers} if c.layers is not None else {}
+        self.temporal = build(c.temporal, in_channels=channels, num_classes=c.num_classes, width=c.width, **extra)
         self.feature_dim = self.temporal.feature_dim
 
     @property
@@ -398,7 +406,10 @@ class HiddenTwoStream(nn.Module):
     def forward_parts(self, rgb: torch.Tensor):
         """(features (N, feature_dim), (MotionNet's flows, its input)) of an RGB clip."""
         flows, frames, clip = self.flow(rgb)
-        return self.temporal.forward_features(self.normalize(clip)), (flows, frames)
+        x = self.normalize(clip)                                  # (N, 2, T - 1, H, W)
+        if self.stacked:                                          # -> (N, 2 (T - 1), H, W): x1, y1, x2, y2 ...
+            x = x.transpose(1, 2).flatten(1, 2)
+        return self.temporal.forward_features(x), (flows, frames)
 
     def forward_features(self, rgb: torch.Tensor) -> torch.Tensor:
         return self.forward_parts(rgb)[0]

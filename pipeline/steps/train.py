@@ -120,6 +120,7 @@ STAGE = Stage(
         Option("--epochs", "epochs"), Option("--batch-size", "batch_size"), Option("--lr", "lr"),
         Option("--seed", "seed"), Option("--workers", "workers"), Option("--device", "device"),
         Option("--precision", "precision"), Option("--pretrained", "pretrained"),
-        Option("--finetune", "finetune"),
+        Option("--finetune", "finetune"), Option("--pretrained-format", "pretrained_format"),
+        Option("--cross-modality/--no-cross-modality", "cross_modality"),
     ),
 )

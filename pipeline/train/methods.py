@@ -9,7 +9,7 @@ mers           rgb + flow            rgb         ``arch``        alpha * feature
                                                                  layers but the last) + the last layer's CE, each
                                                                  step (MARS code); two_step: the paper's 3.1
 mars           rgb + flow            rgb         ``arch``        cross-entropy + alpha * feature MSE
-d3d            rgb + flow            rgb         ``arch``        cross-entropy + lambda * logit MSE
+d3d            rgb + flow            rgb         ``d3d_arch``    cross-entropy + lambda * logit MSE
 resframe       resframe              resframe    resframe_arch   cross-entropy (the two-path motion path)
 appearance     frame                 frame       appearance_arch cross-entropy (the two-path appearance path)
 iframe         frame (at I-frames)   frame       iframe_arch     cross-entropy (CoViAR's I-frame stream)
@@ -17,10 +17,10 @@ mv             mv (one P-frame)      mv          coviar_arch     cross-entropy (
 residual       residual (a P-frame)  residual    coviar_arch     cross-entropy (CoViAR's residual stream)
 dmc            mv + residual + flow  mv +        dmcnet          1: flow MSE, generator only; 2: CE + alpha MSE;
                                      residual                    3: + lambda adversarial (DMC-Net 7.2, Adam)
-hidden         rgb                   rgb         hidden (arch)   1: MotionNet alone, unsupervised (Adam); 2: the
+hidden         rgb                   rgb         ``hts_arch``    1: MotionNet alone, unsupervised (Adam); 2: the
                                                                  temporal stream, cross-entropy, MotionNet frozen
-hidden_e2e     rgb                   rgb         hidden (arch)   from hidden: end to end, cross-entropy
-hidden_e2e_    rgb                   rgb         hidden (arch)   from hidden: end to end, cross-entropy + gamma
+hidden_e2e     rgb                   rgb         ``hts_arch``    from hidden: end to end, cross-entropy
+hidden_e2e_    rgb                   rgb         ``hts_arch``    from hidden: end to end, cross-entropy + gamma
 unsup                                                            unsupervised (Hidden Two-Stream 3.2, 4.3)
 =============  ====================  ==========  ==============  =================================================
 
@@ -94,7 +94,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("mers", "rgb", "arch", (Phase("features", "feature", "backbone"),
                                    Phase("classifier", "ce", "classifier", "mers_classifier_epochs")), "flow"),
     Method("mars", "rgb", "arch", (Phase("main", "mars", "all"),), "flow"),
-    Method("d3d", "rgb", "arch", (Phase("main", "d3d", "all"),), "flow"),
+    Method("d3d", "rgb", "d3d_arch", (Phase("main", "d3d", "all"),), "flow"),
     Method("resframe", "resframe", "resframe_arch", _CE),
     Method("appearance", "frame", "appearance_arch", _CE),
     Method("iframe", "frame", "iframe_arch", _CE, length=1, anchor="i"),
@@ -106,10 +106,10 @@ METHODS: dict[str, Method] = {m.name: m for m in (
             Phase("adversarial", "dmc_adversarial", "all", "dmc_adversarial_epochs")),
            length=2, anchor="p", test_inputs=("mv", "residual"), extra_loads=("flow",),
            network="dmcnet"),
-    Method("hidden", "rgb", "arch", (Phase("motionnet", "unsupervised", "motionnet", "hts_motionnet_epochs", "adam"),
+    Method("hidden", "rgb", "hts_arch", (Phase("motionnet", "unsupervised", "motionnet", "hts_motionnet_epochs", "adam"),
                                      Phase("temporal", "ce", "temporal")), network="hidden"),
-    Method("hidden_e2e", "rgb", "arch", (Phase("end_to_end", "ce", "all"),), network="hidden", init="hidden"),
-    Method("hidden_e2e_unsup", "rgb", "arch", (Phase("end_to_end", "ce_unsupervised", "all"),), network="hidden",
+    Method("hidden_e2e", "rgb", "hts_arch", (Phase("end_to_end", "ce", "all"),), network="hidden", init="hidden"),
+    Method("hidden_e2e_unsup", "rgb", "hts_arch", (Phase("end_to_end", "ce_unsupervised", "all"),), network="hidden",
            init="hidden"),
 )}
 

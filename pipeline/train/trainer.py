@@ -41,7 +41,7 @@ from ..core.config import ClipsConfig, RecipeConfig, TrainConfig, effective_reci
 from ..core.errors import CheckpointError, ConfigError, StageError
 from ..core.paths import TRAIN_FILES
 from ..data.dataset import ShardClips, validation_views, worker_init
-from ..models import build
+from ..models import build, config_fields
 from ..models.dmc import DMCDiscriminator
 from . import checkpoint as ckpt
 from . import distributed as D
@@ -52,6 +52,7 @@ from . import unsupervised as U
 from .unsupervised import SCALE_WEIGHTS
 from .inputs import dmc_target, network_input, scales_of
 from .methods import MERS_JOINT, Method, Phase, get as get_method
+from . import pretrained as P
 
 log = logging.getLogger("motionprep")
 #: the stacked temporal stream end to end: MotionNet's SGD rate relative to the temporal stream's (at the full
@@ -291,19 +292,27 @@ class Trainer:
             spec = {**spec, "arch": "hidden", "temporal": arch, "frames": self.train_set.length,
                     "motionnet_width": cfg.hts_motionnet_width, "scales": cfg.hts_scales,
                     "flow_mean": self.run.clips.flow_mean, "rgb_mean": list(self.run.clips.rgb_mean)}
-        if cfg.width is not None:
+        takes = config_fields(spec["arch"])     # VGG has no blocks per stage: train.layers does not apply
+        if cfg.width is not None and "width" in takes:
             spec["width"] = cfg.width
-        if cfg.layers is not None:
+        if cfg.layers is not None and "layers" in takes:
             spec["layers"] = list(cfg.layers)
+        weights = None
+        if cfg.pretrained and not self.method.init:       # the file's network, the run's inputs and classes
+            weights = P.read(cfg.pretrained, cfg.pretrained_format)
+            spec = P.run_spec(spec, weights, self.method.arch_key)
         torch.manual_seed(cfg.seed)
         model = build_model(spec)
+        self.pretrained_info = None
         if self.method.init:
             self._load_init(model)
-        elif cfg.pretrained:
-            self._load_pretrained(model, cfg.pretrained)
-        elif cfg.finetune != "none":
-            raise ConfigError(f"train.finetune {cfg.finetune!r} needs train.pretrained (a checkpoint)")
+        elif weights is not None:
+            self.pretrained_info = P.load_into(model, weights, cfg.cross_modality)
+        elif cfg.finetune is not None:
+            raise ConfigError(f"train.finetune {cfg.finetune!r} needs train.pretrained (weights to start from)")
         self.spec = spec
+        # what trains from pretrained weights: train.finetune, else the recipe's (MARS: the last block + fc)
+        self.finetune_layers = cfg.finetune or (self.recipe.finetune_layers if self.pretrained_info else "all")
         self.model = model.to(self.device)
         if self.world.size > 1:
             self.model = D.convert_batchnorm(self.model, self.device)
@@ -338,18 +347,6 @@ class Trainer:
         model.load_state_dict(data["model"])
         log.info("started from %s", path)
 
-    def _load_pretrained(self, model: nn.Module, path: str) -> None:
-        data = ckpt.load(path)
-        state = model.state_dict()
-        keep = {k: v for k, v in data["model"].items() if k in state and state[k].shape == v.shape}
-        dropped = sorted(set(data["model"]) - set(keep))
-        missing = sorted(set(state) - set(keep))
-        if any(not k.startswith("fc.") for k in missing):
-            raise CheckpointError(f"pretrained checkpoint {path} does not fit {self.spec_name(model)}: "
-                                  f"missing or mismatched {missing[:5]}")
-        model.load_state_dict(keep, strict=False)
-        log.info("started from %s%s", path, f" (new classifier; dropped {dropped})" if dropped else "")
-
     @staticmethod
     def spec_name(model: nn.Module) -> str:
         return type(model).__name__
@@ -357,7 +354,7 @@ class Trainer:
     # -- phases -------------------------------------------------------------------------------------------
     def _enter_phase(self, p: int) -> None:
         ph = self.method.phases[p]
-        names = trainable_names(self.model, ph.trains, self.cfg.finetune)
+        names = trainable_names(self.model, ph.trains, self.finetune_layers)
         for n, prm in self.model.named_parameters():
             prm.requires_grad_(n in names)
         if hasattr(self.model, "detach_cue"):      # DMC-Net's joint step: the CE trains the classifier alone
@@ -435,7 +432,8 @@ class Trainer:
         batches = [D.rank_slice(b, self.world)
                    for b in epoch_batches(len(self.train_set), self.batch_size, self.cfg.seed, epoch)]
         self.model.train()
-        freeze_frozen_statistics(self.model)      # MERS step 2, finetune "last": frozen layers stay as they are
+        if not (self.pretrained_info and self.recipe.finetune_bn == "train"):   # MARS's fine-tuning: they update
+            freeze_frozen_statistics(self.model)  # MERS step 2, finetune "last": frozen layers stay as they are
         bar = tqdm(total=len(batches), desc=f"{self.method.name} epoch {epoch + 1}/{len(self.plan)}",
                    unit="batch", disable=not (self.run.progress and self.world.main), dynamic_ncols=True,
                    leave=False)
@@ -529,7 +527,8 @@ class Trainer:
         return {"method": self.method.name, "train": section_values(self.cfg),
                 "clips": section_values(self.run.clips), "recipe": section_values(self.recipe), "teacher": str(self.run.teacher or ""),
                 "world_size": self.world.size, "device": str(self.device), "bf16": self.bf16,
-                "batch_size": self.batch_size, **dict(self.run.provenance)}
+                "batch_size": self.batch_size, "finetune_layers": self.finetune_layers,
+                "pretrained": self.pretrained_info or {}, **dict(self.run.provenance)}
 
     def _save_resumable(self, epoch: int) -> None:
         if not self.world.main:
