@@ -253,7 +253,9 @@ def from_torchvision(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.
     """torchvision's ``video.s3d`` state_dict in our names: ``features.*`` keep theirs, the classifier's 1x1x1
     conv ``classifier.1.weight`` (K, 1024, 1, 1, 1) becomes ``fc.weight`` (K, 1024) and ``classifier.1.bias``
     ``fc.bias``. It loads strictly into ``S3DG(S3DGConfig(gating=False))``; into S3D-G with
-    ``strict=False`` (only the gates' ``...gate*.transform.weight`` missing: S3D-G started from S3D)."""
+    ``strict=False`` (only the gates' ``...gate*.transform.weight`` missing: S3D-G started from S3D, in code
+    only: ``prep-cli models import`` / :func:`pipeline.models.weights.load_pretrained` map these weights to
+    ``s3d`` and refuse ``s3dg``, never loading partially)."""
     out = {}
     for key, value in state_dict.items():
         if key == "classifier.1.weight":
