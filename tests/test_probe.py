@@ -270,3 +270,41 @@ def test_fit_probe_leaves_the_backbone_bit_identical(tiny):
     assert any(not torch.equal(a, b) for a, b in zip(first, again.parameters()))
     with pytest.raises(ValueError, match="ran out"):
         fit_probe(tiny, "stem", iter([]), kind="simple", steps=1)
+
+
+# -- S3D-G: probe layers by PROBE_LAYERS --------------------------------------------------------------------
+#: the tiny S3D-G (width 8, gated) and the (C, T', H', W') of each probe layer on a (2, 3, 8, 32, 32) clip:
+#: MaxPool_2a, MaxPool_3a (D3D's "3A"), Mixed_3c, Mixed_4f, Mixed_5c
+S3DG_SHAPES = {"stem": (8, 4, 8, 8), "layer1": (24, 4, 4, 4), "layer2": (60, 4, 4, 4), "layer3": (104, 2, 2, 2),
+               "layer4": (128, 1, 1, 1)}
+
+
+def test_s3dg_probe_layers_are_its_inception_endpoints():
+    from pipeline.models.s3dg import ENDPOINTS
+
+    torch.manual_seed(0)
+    model = build("s3dg", width=8, num_classes=4).eval()
+    assert set(model.PROBE_LAYERS) == set(LAYERS)
+    x = torch.randn(2, 3, 8, 32, 32)
+    feats = layer_features(model, x, LAYERS)
+    ends = {"stem": "MaxPool_2a_3x3", "layer1": "MaxPool_3a_3x3", "layer2": "Mixed_3c", "layer3": "Mixed_4f",
+            "layer4": "Mixed_5c"}
+    with torch.no_grad():
+        for name, end in ends.items():
+            expected = model.features[:ENDPOINTS[end] + 1](x)
+            assert tuple(feats[name].shape) == (2, *S3DG_SHAPES[name])
+            assert torch.allclose(feats[name], expected)
+            assert feature_channels(model, name) == S3DG_SHAPES[name][0]
+    assert not any(m._forward_hooks for m in model.modules())
+
+
+def test_the_probe_fits_and_scores_on_s3dg():
+    torch.manual_seed(0)
+    model = build("s3dg", width=8, num_classes=4)
+    gen = torch.Generator().manual_seed(3)
+    data = [(torch.randn(2, 3, 8, 32, 32, generator=gen), torch.randn(2, 2, 7, 32, 32, generator=gen))]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    dec = fit_probe(model, "layer1", lambda: data, kind="spatial", steps=2, width_scale=0.125)
+    score = evaluate_probe(model, "layer1", dec, lambda: data)
+    assert math.isfinite(score.epe) and math.isfinite(score.zero_flow_epe)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())

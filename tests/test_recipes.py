@@ -8,6 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from torch import nn
 import yaml
 
 from pipeline.core.config import (ClipsConfig, ConfigError, TrainConfig, effective_recipe, recipe_defaults,
@@ -116,6 +117,24 @@ def test_coviar_groups_backbone_slow_first_layer_and_fc():
     assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
     iframe = O.build_optimizer(_groups(model, RECIPES["iframe"]), RECIPES["iframe"])   # first layer: 0.01 too
     assert {g["name"] for g in iframe.param_groups} == {"fc", "slow"}
+
+
+@pytest.mark.parametrize("arch, overrides, first", [
+    ("s3dg", {"width": 8}, lambda m: m.features[0]),                     # Conv2d_1a: both separable convs
+    ("vgg16", {"width": 2, "hidden": 8}, lambda m: m.features[0]),
+    ("vgg16", {"width": 2, "hidden": 8, "batch_norm": True}, lambda m: m.features[:2]),   # conv + BN
+    ("r3d-18", {"width": 4, "layers": (1, 1, 1, 1)}, lambda m: nn.ModuleList([m.conv1, m.bn1])),
+])
+def test_first_layer_group_is_the_networks_own_first_layer(arch, overrides, first):
+    model = build(arch, in_channels=2, num_classes=5, **overrides)
+    r = RECIPES["mv"]                                          # CoViAR: first layer x 0.1, backbone x 0.01
+    by = {g["name"]: g for g in _groups(model, r)}
+    assert set(by) == {"fc", "first", "slow"}
+    ids = lambda ps: {id(p) for p in ps}     # noqa: E731
+    assert ids(by["first"]["params"]) == ids(first(model).parameters())
+    assert ids(by["first"]["params"]) == ids(model.first_layer.parameters())
+    assert ids(by["fc"]["params"]) == ids(model.fc.parameters())
+    assert sum(len(g["params"]) for g in by.values()) == len(list(model.parameters()))
 
 
 def test_dmc_groups_the_whole_classifier_slow_the_generator_not():

@@ -26,7 +26,16 @@ FIXTURES = {
     "mars_resnext_flow": ("kenshohara", "resnext3d-101"),
     "coviar_iframe_resnet18": ("coviar", "resnet2d-18"),
     "dmcnet_densenettiny_resnet18": ("dmcnet", "dmcnet"),
+    "torchvision_r3d_l1111": ("torchvision", "r3d-18"),
+    "torchvision_s3d_w4": ("torchvision", "s3d"),
+    "torchvision_vgg16_w2": ("torchvision", "vgg16"),
+    "torchvision_vgg16_bn_w2": ("torchvision", "vgg16"),
+    "torchvision_resnext_g4_l1111": ("torchvision", "resnext2d-101"),
 }
+#: torchvision hook -> its fixture (every hook has one)
+HOOK_FIXTURES = {"resnet": ["torchvision_resnet18", "torchvision_resnet50_l1111", "torchvision_resnext_g4_l1111"],
+                 "video.r3d_18": ["torchvision_r3d_l1111"], "video.s3d": ["torchvision_s3d_w4"],
+                 "vgg": ["torchvision_vgg16_w2", "torchvision_vgg16_bn_w2"]}
 
 
 def fixture(name: str) -> tuple[Path, dict]:
@@ -207,21 +216,91 @@ def test_hara_stems_other_than_7x7x7_are_refused():
         convert(raw)
 
 
-@pytest.mark.parametrize("keys, arch", [
-    ({"stem.0.weight": (4, 3, 3, 7, 7), "layer1.0.conv1.0.weight": (4, 4, 3, 3, 3), "fc.weight": (5, 32)}, "r3d-18"),
-    ({"features.0.0.0.weight": (4, 3, 1, 7, 7), "classifier.1.weight": (5, 32, 1, 1, 1)}, "s3dg"),
-    ({"features.0.weight": (4, 3, 3, 3), "classifier.6.weight": (5, 32)}, "vgg16"),
-    ({"conv1.weight": (4, 3, 7, 7), "layer1.0.conv1.weight": (32, 4, 1, 1), "layer1.0.conv2.weight": (32, 1, 3, 3),
-      "layer1.0.conv3.weight": (16, 32, 1, 1), "fc.weight": (5, 16)}, "resnext2d-101"),
-], ids=["video.r3d_18", "video.s3d", "vgg16", "resnext101_32x8d"])
-def test_torchvision_hooks_name_the_architecture_they_wait_for(keys, arch):
-    state = {k: torch.zeros(s) for k, s in keys.items()}
-    for i in range(2, 5):                      # the ResNet layouts need a block in every stage to be read
-        if "layer1.0.conv1.weight" in keys:
-            state[f"layer{i}.0.conv1.weight"] = torch.zeros(1)
-    assert detect_format(state) == "torchvision"
-    with pytest.raises(WeightsError, match=f"'{arch}'"):
-        convert(state)
+def test_every_torchvision_hook_maps_a_fixture_to_a_registered_architecture():
+    from pipeline.models import ARCHS
+    from pipeline.models.weights import TORCHVISION_HOOKS
+
+    assert sorted(HOOK_FIXTURES) == sorted(h.name for h in TORCHVISION_HOOKS)
+    for hook in TORCHVISION_HOOKS:
+        for name in HOOK_FIXTURES[hook.name]:
+            state = torch.load(DATA / f"{name}.pth", weights_only=True)
+            assert detect_format(state) == "torchvision" and hook.detect(state), name
+            assert [h.name for h in TORCHVISION_HOOKS if h.detect(state)][0] == hook.name, name
+            mapped = hook.map(dict(state), None)
+            assert mapped.spec["arch"] in ARCHS and mapped.spec["arch"] == FIXTURES[name][1]
+
+
+def test_s3d_weights_into_s3dg_are_refused_as_the_gates_have_no_weights():
+    path = DATA / "torchvision_s3d_w4.pth"
+    with pytest.raises(WeightsError, match=r"gates .* would have no weights.*--arch s3d") as exc:
+        load_pretrained(path, arch="s3dg")
+    assert "never loads partially" in str(exc.value)
+    _, spec, _ = load_pretrained(path, arch="s3d")              # the default, named
+    assert spec["arch"] == "s3d"
+    with pytest.raises(WeightsError, match="map to 's3d'"):
+        load_pretrained(path, arch="vgg16")
+
+
+@pytest.mark.parametrize("gate_at", ["branches", "blocks"])
+def test_s3dg_state_dicts_in_our_names_keep_their_gates(gate_at):
+    torch.manual_seed(0)
+    state = build("s3dg", width=4, num_classes=3, gate_at=gate_at).state_dict()
+    out, spec, info = convert(state)
+    assert info["format"] == "torchvision" and spec["arch"] == "s3dg" and spec["width"] == 4
+    assert spec.get("gate_at", "branches") == gate_at
+    assert all(torch.equal(out[k], state[k]) for k in state)
+    with pytest.raises(WeightsError, match="would drop them; use --arch s3dg"):
+        convert(state, arch="s3d")
+
+
+def test_s3d_classes_replace_the_converted_fc():
+    state, spec, info = load_pretrained(DATA / "torchvision_s3d_w4.pth", num_classes=7)
+    assert info["classifier"] == "replaced" and state["fc.weight"].shape == (7, 64) and spec["num_classes"] == 7
+
+
+def test_vgg_depth_and_batch_norm_are_read_from_the_feature_indices():
+    torch.manual_seed(0)
+    for depth, bn in ((11, False), (19, True), (16, True)):
+        state = build("vgg16", depth=depth, batch_norm=bn, width=2, hidden=8, num_classes=3,
+                      pool_size=2).state_dict()
+        tv = {("classifier.6." + k[3:] if k.startswith("fc.") else k): v for k, v in state.items()}
+        for src in (tv, state):                                 # torchvision's names and ours
+            out, spec, _ = convert(src)
+            assert spec["arch"] == "vgg16" and spec.get("depth", 16) == depth
+            assert spec.get("batch_norm", False) == bn and spec["pool_size"] == 2 and spec["hidden"] == 8
+            assert all(torch.equal(out[k], state[k]) for k in state)
+
+
+def test_vgg_with_a_broken_layout_is_refused():
+    raw = torch.load(DATA / "torchvision_vgg16_w2.pth", weights_only=True)
+    moved = {k: v for k, v in raw.items() if not k.startswith("features.2.")}
+    moved["features.1.weight"] = raw["features.2.weight"]              # two convs one index apart
+    with pytest.raises(WeightsError, match="fit no VGG layout"):
+        convert(moved)
+    with pytest.raises(WeightsError, match="classifier"):
+        convert({k: v for k, v in raw.items() if not k.startswith("classifier.6.")})
+
+
+@pytest.mark.parametrize("arch", ["resnet2d-101", "resnet2d-152", "resnext2d-101"])
+def test_deep_torchvision_resnets_come_out_under_their_registered_names(arch):
+    torch.manual_seed(0)
+    state = build(arch, width=8, num_classes=3).state_dict()
+    _, spec, _ = convert(state, format="torchvision")
+    assert spec == {"arch": arch, "in_channels": 3, "num_classes": 3, "width": 8}
+
+
+def test_resnext_groups_and_width_per_group_are_read_and_given_arch_keeps_its_groups():
+    _, spec, _ = load_pretrained(DATA / "torchvision_resnext_g4_l1111.pth")
+    assert (spec["groups"], spec["width_per_group"], spec["layers"]) == (4, 32, (1, 1, 1, 1))
+    with pytest.raises(WeightsError, match="shape mismatch"):             # resnext2d-101 has 32 groups
+        load_pretrained(DATA / "torchvision_resnext_g4_l1111.pth", arch="resnext2d-101")
+    torch.manual_seed(0)                                                   # resnext50_32x4d's layout
+    state = build("resnext2d-101", depth=50, width=8, width_per_group=16, groups=4,
+                  layers=(1, 1, 1, 1)).state_dict()
+    assert convert(state)[1] == {"arch": "resnext2d-101", "in_channels": 3, "num_classes": 400, "depth": 50,
+                                 "layers": (1, 1, 1, 1), "groups": 4, "width": 8, "width_per_group": 16}
+    wide = build("resnet2d-50", width=8, width_per_group=128, layers=(1, 1, 1, 1)).state_dict()  # wide_resnet50_2
+    assert convert(wide)[1]["width_per_group"] == 128
 
 
 def test_unknown_layouts_are_refused():
@@ -292,41 +371,6 @@ def test_hara_2020_resnext_with_a_wide_stem_is_refused():
     state["conv1.weight"] = torch.zeros(8, 3, 7, 7, 7)          # Hara 2020: stem as wide as stage 1 (8)
     with pytest.raises(WeightsError, match="2020 ResNeXt"):
         convert(state)
-
-
-def r3d_stand_in() -> nn.Module:
-    """What torchvision's r3d_18 is in motionprep's Classifier layout, from today's ResNet3d: a 3x7x7 stem
-    (stride (1, 2, 2), padding (1, 3, 3)) without max-pool, shortcut B (the network ``r3d-18`` will be)."""
-    torch.manual_seed(0)
-    model = build("resnet3d-18", width=4, layers=(1, 1, 1, 1), shortcut="B", num_classes=5)
-    model.conv1 = nn.Conv3d(3, 4, (3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False)
-    model.maxpool = nn.Identity()
-    return model.eval()
-
-
-def test_torchvision_r3d_renaming_reproduces_the_original_code_on_a_stand_in():
-    """The r3d-18 hook's renaming, checked against torchvision's own VideoResNet output today; the
-    network itself is the other branch's (then the next test runs instead of skipping)."""
-    from pipeline.models.weights import rename_video_resnet
-
-    path, io = fixture("torchvision_r3d_l1111")
-    model = r3d_stand_in()
-    model.load_state_dict(rename_video_resnet(torch.load(path, weights_only=True)))      # strict
-    with torch.no_grad():
-        assert (model(io["input"]) - io["output"]).abs().max().item() <= 1e-4
-
-
-def test_torchvision_r3d_maps_once_the_network_exists():
-    from pipeline.models import ARCHS
-
-    path, io = fixture("torchvision_r3d_l1111")
-    if "r3d-18" not in ARCHS:
-        with pytest.raises(WeightsError, match="'r3d-18', which is not available"):
-            load_pretrained(path)
-        pytest.skip("architecture r3d-18 not registered yet")
-    state, spec, info = load_pretrained(path)
-    assert spec["arch"] == "r3d-18" and info["format"] == "torchvision"
-    assert (run(spec, state, io["input"])[0] - io["output"]).abs().max().item() <= 1e-4
 
 
 def test_2d_weights_for_a_3d_architecture_are_refused():

@@ -8,7 +8,8 @@ VGG (Simonyan & Zisserman 2015), all with one interface (:class:`~pipeline.model
     logits = model.classify(feat)            # dropout + model.fc; equals model(x)
 
 Every model has ``fc`` (the final linear layer), ``last_block`` (the last residual stage; S3D-G: Mixed_5b-5c;
-VGG: the last conv stage), ``feature_dim``,
+VGG: the last conv stage), ``first_layer`` (the layer reading the input: ``conv1`` + ``bn1``; S3D-G and VGG:
+``features[0]``, the optimiser's first-layer rate), ``PROBE_LAYERS`` (the motion probe's layers), ``feature_dim``,
 ``config`` (its dataclass), ``input_dims`` (3 or 2) and ``arch`` (its registry name).
 :mod:`.summary` counts parameters and multiply-adds.
 """

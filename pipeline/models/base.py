@@ -41,11 +41,23 @@ class Classifier(nn.Module):
     fc: nn.Linear
     dropout: nn.Module
     feature_dim: int
+    #: D3D's motion probe (:mod:`.probe`): probe layer name -> the module path whose output it reads. ResNets:
+    #: the stem's max pool and the four residual stages; other layouts override it (S3D-G: Inception endpoints)
+    PROBE_LAYERS: dict[str, str] = {"stem": "maxpool", "layer1": "layer1", "layer2": "layer2",
+                                    "layer3": "layer3", "layer4": "layer4"}
 
     @property
     def last_block(self) -> nn.Module:
         """The last residual stage (``layer4``); a property, so its parameters are not registered twice."""
         return self.layer4
+
+    @property
+    def first_layer(self) -> nn.Module:
+        """The first layer, the one that reads the input channels: ``conv1`` and its batch norm ``bn1``
+        (a container built on each call, not registered, so nothing is counted twice). The recipes' first-layer
+        rate (``first_lr_mult``, :mod:`pipeline.train.optim`) applies to its parameters."""
+        return nn.ModuleList([m for m in (getattr(self, "conv1", None), getattr(self, "bn1", None))
+                              if isinstance(m, nn.Module)])
 
     def _head(self, features: int, num_classes: int, dropout: float) -> None:
         """The part every network ends with: global average pool, dropout, the linear classifier ``fc``;

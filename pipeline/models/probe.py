@@ -29,11 +29,12 @@ What the paper leaves open, and the reading taken here:
 * ``width_scale`` (default 1, the paper's channels) multiplies the hidden widths of Spatial and PWC for tiny
   tests; the output layer always has 3 channels.
 
-:func:`layer_features` captures the activations of the chosen layer of a frozen backbone with forward hooks:
-``stem`` is the output of the stem's max pool (``conv1``, ``bn1``, ``act``, ``maxpool``), ``layer1`` ..
-``layer4`` the outputs of the residual stages, as in the networks of :mod:`.resnet3d` and
-:mod:`.resnet18_3d` (for a 3D ResNet at 16x112x112, width 64: stem 64 x 8 x 56 x 56 ... layer4 512 x 1 x 4
-x 4). The flow targets, the loss and the probe's training live in :mod:`pipeline.train.probe`.
+:func:`layer_features` captures the activations of the chosen layer of a frozen backbone with forward hooks
+on the modules the network's ``PROBE_LAYERS`` names (:class:`~pipeline.models.base.Classifier`): for the
+ResNets of :mod:`.resnet3d` and :mod:`.resnet18_3d`, ``stem`` is the output of the stem's max pool
+(``conv1``, ``bn1``, ``act``, ``maxpool``), ``layer1`` .. ``layer4`` the outputs of the residual stages (for a
+3D ResNet at 16x112x112, width 64: stem 64 x 8 x 56 x 56 ... layer4 512 x 1 x 4 x 4); for S3D-G / S3D
+(:mod:`.s3dg`) MaxPool_2a, MaxPool_3a (D3D's "3A"), Mixed_3c, Mixed_4f and Mixed_5c. The flow targets, the loss and the probe's training live in :mod:`pipeline.train.probe`.
 """
 
 from __future__ import annotations
@@ -48,8 +49,22 @@ from torch import nn
 KINDS = ("simple", "spatial", "pwc")
 #: the layers a probe may read, input side first; ``stem`` is the output of the stem's max pool
 LAYERS = ("stem", "layer1", "layer2", "layer3", "layer4")
-#: the module whose output each layer name means
+#: the module whose output each layer name means, for a network without ``PROBE_LAYERS`` (the ResNets')
 _MODULES = {"stem": "maxpool", "layer1": "layer1", "layer2": "layer2", "layer3": "layer3", "layer4": "layer4"}
+
+
+def probe_modules(model: nn.Module) -> dict[str, str]:
+    """Probe layer name -> module path in ``model``: its ``PROBE_LAYERS`` (every name of :data:`LAYERS`),
+    else the ResNets' (stem max pool, ``layer1`` .. ``layer4``)."""
+    return dict(getattr(model, "PROBE_LAYERS", _MODULES))
+
+
+def _submodule(model: nn.Module, path: str) -> nn.Module | None:
+    try:
+        module = model.get_submodule(path)
+    except AttributeError:
+        return None
+    return module if isinstance(module, nn.Module) else None
 
 
 @dataclass(frozen=True)
@@ -174,10 +189,11 @@ class _Captured(Exception):
 def layer_features(model: nn.Module, x: torch.Tensor, layers: str | Iterable[str]) -> dict[str, torch.Tensor]:
     """The activations of ``layers`` (names of :data:`LAYERS`) of a frozen 3D network for clips ``x``.
 
-    ``model``: a 3D network of :mod:`pipeline.models` (stem ``conv1``/``bn1``/``act``/``maxpool``, stages
-    ``layer1`` .. ``layer4``, ``forward_features``); ``x``: (N, C, T, H, W) float on the model's device.
-    Returns ``{name: (N, C', T', H', W') float}`` detached copies, captured with forward hooks on the stem's
-    max pool and the stages while ``forward_features`` runs under ``torch.no_grad()`` in eval mode (batch
+    ``model``: a 3D network of :mod:`pipeline.models` with ``forward_features`` and the modules its
+    ``PROBE_LAYERS`` names (ResNets: stem ``conv1``/``bn1``/``act``/``maxpool``, stages ``layer1`` ..
+    ``layer4``; S3D-G: Inception endpoints in ``features``); ``x``: (N, C, T, H, W) float on the model's
+    device. Returns ``{name: (N, C', T', H', W') float}`` detached copies, captured with forward hooks on
+    those modules while ``forward_features`` runs under ``torch.no_grad()`` in eval mode (batch
     norms use their running statistics); the run stops after the deepest requested layer. Every module's
     ``training`` flag is restored afterwards and no parameter or buffer changes. ValueError for an unknown
     layer (naming the allowed ones) or a model without those modules or not taking 5-D clips.
@@ -188,10 +204,13 @@ def layer_features(model: nn.Module, x: torch.Tensor, layers: str | Iterable[str
                          f"{type(model).__name__} takes {model.input_dims}-D inputs")
     if x.ndim != 5:
         raise ValueError(f"clips must be (N, C, T, H, W), got shape {tuple(x.shape)}")
-    missing = [_MODULES[n] for n in names if not isinstance(getattr(model, _MODULES[n], None), nn.Module)]
+    paths = probe_modules(model)
+    modules = {n: _submodule(model, paths[n]) if n in paths else None for n in names}
+    missing = [paths.get(n, n) for n in names if modules[n] is None]
     if missing or not hasattr(model, "forward_features"):
         raise ValueError(f"{type(model).__name__} lacks {missing or 'forward_features'}: the probe needs a "
-                         f"network with a stem max pool and stages layer1 .. layer4")
+                         f"network with a stem max pool and stages layer1 .. layer4, or PROBE_LAYERS naming "
+                         f"its modules for {', '.join(LAYERS)}")
     deepest = max(names, key=LAYERS.index)
     out: dict[str, torch.Tensor] = {}
 
@@ -203,7 +222,7 @@ def layer_features(model: nn.Module, x: torch.Tensor, layers: str | Iterable[str
         return hook
 
     modes = [(m, m.training) for m in model.modules()]
-    handles = [getattr(model, _MODULES[n]).register_forward_hook(hook_for(n)) for n in names]
+    handles = [modules[n].register_forward_hook(hook_for(n)) for n in names]
     try:
         model.eval()
         with torch.no_grad():
@@ -232,4 +251,4 @@ def feature_channels(model: nn.Module, layer: str) -> int:
 
 
 __all__ = ["KINDS", "LAYERS", "FlowDecoder", "ProbeConfig", "build_probe", "check_layers", "feature_channels",
-           "layer_features", "spatial_conv"]
+           "layer_features", "probe_modules", "spatial_conv"]

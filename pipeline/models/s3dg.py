@@ -186,6 +186,16 @@ class S3DG(Classifier):
     input_dims = 3
     #: the crop of Xie et al. and torchvision's weights (``prep-cli models summary`` uses it)
     default_size = 224
+    #: D3D's motion probe layers (:mod:`.probe`), analogous to a ResNet's stem max pool and four stages, at
+    #: 16 x 224 x 224 (w = 64): ``stem`` MaxPool_2a_3x3 (after Conv2d_1a, like a ResNet's stem; 64 x 8 x 56 x
+    #: 56), ``layer1`` MaxPool_3a_3x3 (D3D's "3A", the layer of its Table 1 and Figs. 5-6; 192 x 8 x 28 x 28),
+    #: ``layer2`` Mixed_3c (480 x 8 x 28 x 28), ``layer3`` Mixed_4f (832 x 4 x 14 x 14), ``layer4`` Mixed_5c
+    #: (1024 x 2 x 7 x 7): the last layer of each resolution, with the paper's 3A for the first one
+    PROBE_LAYERS = {"stem": f"features.{ENDPOINTS['MaxPool_2a_3x3']}",
+                    "layer1": f"features.{ENDPOINTS['MaxPool_3a_3x3']}",
+                    "layer2": f"features.{ENDPOINTS['Mixed_3c']}",
+                    "layer3": f"features.{ENDPOINTS['Mixed_4f']}",
+                    "layer4": f"features.{ENDPOINTS['Mixed_5c']}"}
 
     def __init__(self, config: S3DGConfig | None = None) -> None:
         super().__init__()
@@ -218,6 +228,12 @@ class S3DG(Classifier):
                 nn.init.trunc_normal_(m.transform.weight, std=0.01, a=-0.02, b=0.02)
 
     @property
+    def first_layer(self) -> nn.Module:
+        """Conv2d_1a_7x7 (``features[0]``: the separable 1x7x7 and 7x1x1 convs with their batch norms), the
+        layer that reads the input channels."""
+        return self.features[0]
+
+    @property
     def last_block(self) -> nn.Module:
         """The last Inception stage, Mixed_5b and Mixed_5c (``features[14:]``): what "fine-tune the last
         stage" trains."""
@@ -237,7 +253,9 @@ def from_torchvision(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.
     """torchvision's ``video.s3d`` state_dict in our names: ``features.*`` keep theirs, the classifier's 1x1x1
     conv ``classifier.1.weight`` (K, 1024, 1, 1, 1) becomes ``fc.weight`` (K, 1024) and ``classifier.1.bias``
     ``fc.bias``. It loads strictly into ``S3DG(S3DGConfig(gating=False))``; into S3D-G with
-    ``strict=False`` (only the gates' ``...gate*.transform.weight`` missing: S3D-G started from S3D)."""
+    ``strict=False`` (only the gates' ``...gate*.transform.weight`` missing: S3D-G started from S3D, in code
+    only: ``prep-cli models import`` / :func:`pipeline.models.weights.load_pretrained` map these weights to
+    ``s3d`` and refuse ``s3dg``, never loading partially)."""
     out = {}
     for key, value in state_dict.items():
         if key == "classifier.1.weight":

@@ -124,6 +124,11 @@ class VGG(Classifier):
                 nn.init.zeros_(m.bias)
 
     @property
+    def first_layer(self) -> nn.Module:
+        """The first conv (``features[0]``) and, with ``batch_norm``, its BN (``features[1]``)."""
+        return self.features[:2] if self.config.batch_norm else self.features[0]
+
+    @property
     def last_block(self) -> nn.Module:
         """The last conv stage (a view of ``features``: its convs, [BNs,] ReLUs and max-pool)."""
         return self.features[self._last_start:]

@@ -30,10 +30,12 @@ How a file is read, in this order:
 Layouts (``format``):
 
 ========== =============================================================================================
-torchvision  ``torchvision.models`` ImageNet ResNet-18/34/50/101/152 -> ``resnet2d-*`` (the same names).
-             Hooks wait for networks not yet in :data:`pipeline.models.ARCHS`: ``resnext101_32x8d`` ->
-             ``resnext2d-101``, ``video.r3d_18`` -> ``r3d-18``, ``video.s3d`` -> ``s3dg``, ``vgg16`` ->
-             ``vgg16`` (:data:`TORCHVISION_HOOKS`; each names the missing architecture).
+torchvision  ``torchvision.models`` (:data:`TORCHVISION_HOOKS`): ResNet-18/34/50/101/152 ->
+             ``resnet2d-18`` .. ``resnet2d-152`` (the same names); ``resnext101_32x8d`` -> ``resnext2d-101``
+             (groups, width_per_group from the shapes); ``video.r3d_18`` -> ``r3d-18`` (``stem.*`` and
+             ``convN.0/1`` renamed); ``video.s3d`` -> ``s3d`` (``classifier.1`` -> ``fc``; refused into
+             ``s3dg``: its gates would have no weights); ``vgg16`` / ``vgg16_bn`` -> ``vgg16``
+             (``classifier.6`` -> ``fc``; ``batch_norm`` read from the keys).
 kenshohara   kenshohara/3D-ResNets-PyTorch, both layouts: 2018 (``resnet-18-kinetics.pth``,
              ``resnext-101-kinetics.pth``; 3 input channels, 64 stem channels) and 2020 (``r3d18_K_200ep.pth``
              ...; ``n_input_channels``, ``widen_factor``, ``conv1_t_size``) -> ``resnet3d-*`` /
@@ -246,9 +248,12 @@ def _arch_names(prefix: str) -> list[str]:
 
 def resnet_spec(shape: ResNetShape, arch: str | None, what: str) -> dict[str, Any]:
     """The ``model_spec`` of a ResNet of ``shape``: ``arch`` given, only the fields that do not make the
-    architecture adapt (in_channels, num_classes, width, shortcut), so a file of another depth is refused
-    by the verification; detected, the architecture of the same block kind, depth and cardinality, with a
-    ``depth`` / ``layers`` override where no name has them (e.g. ``{"arch": "resnet2d-50", "depth": 101}``).
+    architecture adapt (in_channels, num_classes, width, shortcut, a 2D bottleneck's width_per_group), so a
+    file of another depth or cardinality is refused by the verification; detected, the architecture of the
+    same block kind, depth and cardinality (``resnet2d-101``, ``resnext2d-101``: groups and width_per_group
+    read from stage 1's grouped conv), with a ``depth`` / ``layers`` override where no name has them (e.g.
+    ``{"arch": "resnet3d-50", "layers": (1, 1, 1, 1)}``, ``{"arch": "resnext2d-101", "depth": 50,
+    "width_per_group": 4}`` for resnext50_32x4d).
     Only fields that differ from the architecture's defaults appear, besides in_channels and num_classes."""
     from . import config_fields, make_config
     from .resnet2d import DEPTHS as DEPTHS_2D
@@ -257,11 +262,7 @@ def resnet_spec(shape: ResNetShape, arch: str | None, what: str) -> dict[str, An
     depths = DEPTHS_3D if shape.dims == 3 else DEPTHS_2D
     detected: dict[str, Any] = {"in_channels": shape.in_channels, "num_classes": shape.num_classes}
     if arch is None:
-        family = "resnext3d-" if shape.dims == 3 and shape.cardinality > 1 else (
-            "resnet3d-" if shape.dims == 3 else "resnet2d-")
-        if shape.dims == 2 and shape.cardinality > 1:
-            raise WeightsError(f"{what}: a 2D ResNeXt (cardinality {shape.cardinality}): motionprep has no 2D "
-                               f"ResNeXt yet (architecture 'resnext2d-101' is not available)")
+        family = ("resnext" if shape.cardinality > 1 else "resnet") + ("3d-" if shape.dims == 3 else "2d-")
         names = _arch_names(family)
         depth = next((d for d, (b, n) in depths.items() if b == shape.block and n == shape.layers), None)
         exact = [a for a in names if make_config(a).depth == depth and make_config(a).block == shape.block]
@@ -275,6 +276,8 @@ def resnet_spec(shape: ResNetShape, arch: str | None, what: str) -> dict[str, An
         detected["depth"] = depth
         if shape.dims == 3:
             detected["cardinality"] = shape.cardinality
+        else:
+            detected["groups"] = shape.cardinality
     from . import input_dims_of
 
     if input_dims_of(arch) != shape.dims:
@@ -283,6 +286,9 @@ def resnet_spec(shape: ResNetShape, arch: str | None, what: str) -> dict[str, An
     fields = config_fields(arch)
     base = make_config(arch)
     detected["width"] = shape.width
+    if shape.dims == 2 and shape.block == "bottleneck":
+        # torchvision's inner width int(planes * width_per_group / 64) * groups, at stage 1 (planes = width)
+        detected["width_per_group"] = shape.mid // shape.cardinality * 64 // shape.width
     if shape.dims == 3 and "shortcut" in fields:
         detected["shortcut"] = shape.shortcut
     spec: dict[str, Any] = {"arch": arch}
@@ -330,7 +336,9 @@ def _tv_is_resnet(state: Mapping[str, torch.Tensor]) -> bool:
 
 
 def _tv_resnet(state: dict[str, torch.Tensor], arch: str | None) -> Mapped:
-    """torchvision ResNet-18/34/50/101/152: the names are motionprep's ResNet2d's."""
+    """torchvision ResNet-18/34/50/101/152 (-> ``resnet2d-18`` .. ``resnet2d-152``), wide_resnet50_2 /
+    101_2 (``width_per_group`` 128) and ResNeXt (:func:`_tv_resnext`): the names are motionprep's
+    ResNet2d's."""
     shape = resnet_shape(state, "torchvision ResNet")
     if shape.cardinality > 1:
         return _tv_resnext(state, arch)
@@ -340,15 +348,19 @@ def _tv_resnet(state: dict[str, torch.Tensor], arch: str | None) -> Mapped:
 
 
 def _tv_resnext(state: dict[str, torch.Tensor], arch: str | None) -> Mapped:
-    """torchvision resnext50_32x4d / resnext101_32x8d: torchvision's ResNet names with a grouped conv2; maps
-    by name onto ``resnext2d-101`` once that network exists (assumed to keep the torchvision names, as
-    ResNet2d does; the verification checks it)."""
+    """torchvision resnext101_32x8d (-> ``resnext2d-101``), resnext50_32x4d (-> ``resnext2d-101`` with
+    ``depth`` 50 and ``width_per_group`` 4), resnext101_64x4d (``groups`` 64, ``width_per_group`` 4):
+    torchvision's ResNet names with a grouped conv2; groups and width_per_group are read from stage 1's
+    conv2 (groups = its output over its input channels per group)."""
     shape = resnet_shape(state, "torchvision ResNeXt")
-    target = arch or "resnext2d-101"
-    _check_arch_available(target, f"torchvision ResNeXt ({shape.cardinality} groups, layers {shape.layers})")
-    spec = {"arch": target, "in_channels": shape.in_channels, "num_classes": shape.num_classes}
-    return Mapped(dict(state), _adapt(spec, {"width": shape.width, "layers": shape.layers,
-                                             "cardinality": shape.cardinality}))
+    if shape.dims != 2 or shape.block != "bottleneck":
+        raise WeightsError(f"torchvision ResNeXt: expected a 2D bottleneck network, got {shape.dims}D "
+                           f"{shape.block} blocks")
+    if shape.stem_kernel != (7, 7):
+        raise WeightsError(f"torchvision ResNeXt: conv1 kernel {shape.stem_kernel}, motionprep's is 7x7")
+    mapped = Mapped(dict(state), resnet_spec(shape, arch, "torchvision ResNeXt"))
+    mapped.notes.append(f"ResNeXt: {shape.cardinality} groups, stage-1 inner width {shape.mid}")
+    return mapped
 
 
 def _tv_is_video_resnet(state: Mapping[str, torch.Tensor]) -> bool:
@@ -409,12 +421,55 @@ def _tv_is_s3d(state: Mapping[str, torch.Tensor]) -> bool:
     return "features.0.0.0.weight" in state and state["features.0.0.0.weight"].dim() == 5
 
 
+#: a gate's weight in S3DG's names (``features.3.gate``, ``features.N.gate0`` .. ``gate3``, ``features.N.gate``)
+_GATE_KEY = re.compile(r"^features\.\d+\.gate\d?\.transform\.weight$")
+
+
 def _tv_s3d(state: dict[str, torch.Tensor], arch: str | None) -> Mapped:
-    """torchvision ``video.s3d`` (S3D-G): waits for motionprep's ``s3dg`` network and its names."""
-    target = arch or "s3dg"
-    _check_arch_available(target, "torchvision video.s3d")
-    raise WeightsError("torchvision video.s3d -> 's3dg': the key mapping is not written yet (it needs the "
-                       "names of motionprep's S3D-G network); add it to pipeline/models/weights.py:_tv_s3d")
+    """torchvision ``video.s3d`` (S3D without gating) -> ``s3d``: ``features.*`` keep their names (S3DG has
+    torchvision's indices), the classifier's 1x1x1 conv ``classifier.1`` becomes ``fc``
+    (:func:`pipeline.models.s3dg.from_torchvision`). A state dict already in S3DG's names (``fc.*``, with
+    or without gates) maps too: gated -> ``s3dg`` (``gate_at`` read from the gate names).
+
+    Width, input channels and classes come from the shapes (Conv2d_1a's spatial conv has ``width`` output
+    channels: 64 * width // 64). The gates are the rule of no partial loads: S3D weights into ``s3dg`` are
+    refused (S3D-G's gates would have no weights; load them as ``s3d``), as are S3D-G weights into ``s3d``
+    (their gates would be dropped)."""
+    from .s3dg import from_torchvision
+
+    if "classifier.1.weight" in state:
+        out, names = from_torchvision(state), "torchvision"
+    elif "fc.weight" in state:
+        out, names = dict(state), "motionprep S3DG"
+    else:
+        raise WeightsError(f"S3D layout without a classifier (no classifier.1.weight / fc.weight; keys "
+                           f"{sorted(state)[:SHOW]})")
+    gates = sorted(k for k in out if _GATE_KEY.match(k))
+    gate_at = None if not gates else ("branches" if any(".gate0." in k for k in gates) else "blocks")
+    target = arch or ("s3dg" if gates else "s3d")
+    from . import ARCHS, make_config
+    from .s3dg import S3DGConfig
+
+    if target not in ARCHS or ARCHS[target][0] is not S3DGConfig:
+        raise WeightsError(f"S3D weights ({names} names) map to 's3d' (or, with gates, 's3dg'), not {target!r}")
+    gating = make_config(target).gating
+    if gating and not gates:
+        raise WeightsError(f"these are S3D weights without feature gates (torchvision video.s3d): {target!r} is "
+                           f"S3D-G, whose gates (one C x C matrix after Conv2d_2c and on every Inception "
+                           f"branch) would have no weights, and motionprep never loads partially. Load them "
+                           f"as --arch s3d (the default for this file); training S3D-G from S3D weights is "
+                           f"not an import")
+    if gates and not gating:
+        raise WeightsError(f"these are S3D-G weights ({len(gates)} gates, e.g. {gates[0]}): {target!r} has no "
+                           f"gates and would drop them; use --arch s3dg")
+    w = out["features.0.0.0.weight"]
+    spec: dict[str, Any] = {"arch": target, "in_channels": int(w.shape[1]),
+                            "num_classes": int(out["fc.weight"].shape[0])}
+    detected: dict[str, Any] = {"width": int(w.shape[0])}
+    if gate_at is not None:
+        detected["gate_at"] = gate_at
+    notes = ["classifier.1 (1x1x1 conv) -> fc"] if names == "torchvision" else []
+    return Mapped(out, _adapt(spec, detected), notes=notes)
 
 
 def _tv_is_vgg(state: Mapping[str, torch.Tensor]) -> bool:
@@ -423,11 +478,57 @@ def _tv_is_vgg(state: Mapping[str, torch.Tensor]) -> bool:
 
 
 def _tv_vgg(state: dict[str, torch.Tensor], arch: str | None) -> Mapped:
-    """torchvision ``vgg16``: waits for motionprep's ``vgg16`` network and its names."""
+    """torchvision ``vgg16`` / ``vgg16_bn`` (and vgg11/13/19[_bn]) -> ``vgg16`` (``depth``, ``batch_norm``
+    overridden where they differ): ``features.N`` keep their indices, ``classifier.0`` (fc6) and
+    ``classifier.3`` (fc7) their names, ``classifier.6`` (fc8) becomes ``fc``. A state dict already in
+    motionprep's VGG names (``fc.*``) maps too.
+
+    Read from the shapes and indices: batch norm (``features.1.running_mean``), the convs per stage (a
+    max-pool, which has no tensors, makes the gap between two convs' indices one longer), width (the first
+    conv's outputs), input channels, ``hidden`` (fc6's outputs), ``pool_size`` (fc6's inputs over 8 w) and
+    classes."""
+    from .vgg import DEPTHS, VGGConfig
+
+    convs = sorted(int(m.group(1)) for k in state
+                   if (m := re.fullmatch(r"features\.(\d+)\.weight", k)) and state[k].dim() == 4)
+    heads = sorted({k.split(".")[1] for k in state if k.startswith("classifier.")})
+    ours = heads == ["0", "3"] and "fc.weight" in state          # already motionprep's VGG names
+    if not convs or convs[0] != 0 or (heads != ["0", "3", "6"] and not ours):
+        raise WeightsError(f"torchvision VGG: expected features.0 first and classifier.0/3/6, got convs at "
+                           f"{convs[:SHOW]} and classifier entries {heads}")
+    bn = "features.1.running_mean" in state
+    step = 3 if bn else 2                                   # conv, [BN,] ReLU
+    stages, count = [], 1
+    for a, b in zip(convs, convs[1:]):
+        if b - a == step:
+            count += 1
+        elif b - a == step + 1:                             # a max-pool between
+            stages.append(count)
+            count = 1
+        else:
+            raise WeightsError(f"torchvision VGG: convs at features.{a} and features.{b} fit no VGG layout "
+                               f"({'with' if bn else 'without'} batch norm)")
+    stages.append(count)
+    depth = next((d for d, n in DEPTHS.items() if n == tuple(stages)), None)
+    if depth is None:
+        raise WeightsError(f"torchvision VGG with {stages} convs per stage: not one of VGG-11/13/16/19 "
+                           f"({', '.join(f'{d}: {n}' for d, n in DEPTHS.items())})")
     target = arch or "vgg16"
-    _check_arch_available(target, "torchvision vgg16")
-    raise WeightsError("torchvision vgg16 -> 'vgg16': the key mapping is not written yet (it needs the names "
-                       "of motionprep's VGG-16 network); add it to pipeline/models/weights.py:_tv_vgg")
+    from . import ARCHS
+
+    if target not in ARCHS or ARCHS[target][0] is not VGGConfig:
+        raise WeightsError(f"torchvision VGG weights map to 'vgg16', not {target!r}")
+    first, fc6 = state["features.0.weight"], state["classifier.0.weight"]
+    width, last = int(first.shape[0]), int(state[f"features.{convs[-1]}.weight"].shape[0])
+    pool = round((fc6.shape[1] / last) ** 0.5)
+    if pool * pool * last != fc6.shape[1]:
+        raise WeightsError(f"torchvision VGG: fc6 takes {fc6.shape[1]} inputs, not {last} x k x k")
+    out = {("fc." + k[len("classifier.6."):] if k.startswith("classifier.6.") else k): v for k, v in state.items()}
+    spec: dict[str, Any] = {"arch": target, "in_channels": int(first.shape[1]),
+                            "num_classes": int(out["fc.weight"].shape[0])}
+    detected = {"depth": depth, "width": width, "hidden": int(fc6.shape[0]), "pool_size": pool,
+                "batch_norm": bn}
+    return Mapped(out, _adapt(spec, detected), notes=[] if ours else ["classifier.6 (fc8) -> fc"])
 
 
 #: torchvision families, tried in order

@@ -2,9 +2,10 @@
 
 * :func:`param_groups`: the parameters one phase trains, split into named groups with their learning rates:
   ``slow_layers`` (``backbone``: every classifier parameter but its last linear layer ``fc``, CoViAR and the
-  DMC-Net paper; ``all``: the whole classifier, the DMC-Net code) at ``lr * slow_lr_mult``, the first
-  convolution and its batch norm (``conv1``, ``bn1``) at ``lr * first_lr_mult`` when slow layers are set
-  and ``first_lr_mult`` is not None
+  DMC-Net paper; ``all``: the whole classifier, the DMC-Net code) at ``lr * slow_lr_mult``, the classifier's
+  first layer (its ``first_layer``: ResNets' ``conv1`` and ``bn1``, S3D-G's Conv2d_1a ``features[0]``,
+  VGG's first conv [and BN]) at ``lr * first_lr_mult`` when slow layers are set and ``first_lr_mult`` is not
+  None
   (CoViAR's re-initialised first layer of its motion-vector and residual streams), a composite network's
   front part (DMC-Net's generator) at ``lr``, and MotionNet inside the stacked temporal stream at
   ``lr * motionnet_mult``.
@@ -24,8 +25,18 @@ from torch import nn
 
 from ..core.config import RecipeConfig
 
-#: parameter-name prefixes of the first convolution of the classifiers (2D and 3D ResNets)
+#: parameter-name prefixes of the first layer of a network without a ``first_layer`` (2D and 3D ResNets' names)
 FIRST_LAYER = ("conv1.", "bn1.")
+
+
+def first_layer_ids(model: nn.Module) -> set[int] | None:
+    """The ids of the parameters of the classification network's first layer: ``first_layer`` of
+    ``model.classifier`` (DMC-Net), ``model.temporal`` (the stacked temporal stream) or ``model``; None when
+    that network has no ``first_layer`` (then the names :data:`FIRST_LAYER` decide)."""
+    net = model.classifier if hasattr(model, "generator") else (
+        model.temporal if isinstance(getattr(model, "temporal", None), nn.Module) else model)
+    first = getattr(net, "first_layer", None)
+    return {id(p) for p in first.parameters()} if isinstance(first, nn.Module) else None
 
 
 def param_groups(model: nn.Module, names: Collection[str], recipe: RecipeConfig,
@@ -42,6 +53,7 @@ def param_groups(model: nn.Module, names: Collection[str], recipe: RecipeConfig,
     of ``names`` is in exactly one group."""
     lr = float(recipe.lr)
     prefix = "classifier." if hasattr(model, "generator") else ""
+    first = first_layer_ids(model)
     groups: dict[str, tuple[float, list]] = {}
 
     def put(group: str, rate: float, p: nn.Parameter) -> None:
@@ -64,7 +76,8 @@ def param_groups(model: nn.Module, names: Collection[str], recipe: RecipeConfig,
             put("main", lr, p)
         elif recipe.slow_layers == "backbone" and head:
             put("fc", lr, p)
-        elif local.startswith(FIRST_LAYER) and recipe.first_lr_mult is not None:
+        elif recipe.first_lr_mult is not None and (id(p) in first if first is not None
+                                                   else local.startswith(FIRST_LAYER)):
             put("first", lr * recipe.first_lr_mult, p)
         else:
             put("slow", lr * recipe.slow_lr_mult, p)
@@ -111,4 +124,4 @@ def build_scheduler(optimizer: torch.optim.Optimizer, recipe: RecipeConfig, epoc
     raise ValueError(f"unknown schedule {recipe.schedule!r}")
 
 
-__all__ = ["param_groups", "build_optimizer", "build_scheduler", "FIRST_LAYER"]
+__all__ = ["param_groups", "build_optimizer", "build_scheduler", "FIRST_LAYER", "first_layer_ids"]

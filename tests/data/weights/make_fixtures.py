@@ -7,7 +7,7 @@ stubs the few imports that are not torch, executes it, fills every parameter and
 values, and saves (1) the checkpoint exactly as the source's code saves it and (2) one input and the
 source's output on it.
 
-    /work/main/.venv/bin/python tests/data/weights/make_fixtures.py [SRC_DIR]
+    /work/main/.venv/bin/python tests/data/weights/make_fixtures.py [SRC_DIR [MAKER ...]]
 """
 
 from __future__ import annotations
@@ -273,13 +273,149 @@ def make_dmcnet(tv) -> None:
          {"output": y, "dmc": flow})
 
 
+# -- torchvision video.s3d: torchvision 0.29.1 wheel, torchvision/models/video/s3d.py (+ ops/misc.py) ------
+def _torchvision_ops(stub: types.ModuleType) -> types.ModuleType:
+    """torchvision/ops/misc.py (Conv3dNormActivation) executed with ``..utils`` replaced by the two
+    functions it imports, taken from torchvision/utils.py's own source (``ast``: only those definitions)."""
+    import ast
+
+    utils_path = SRC / "torchvision-0.29.1/torchvision/utils.py"
+    tree = ast.parse(utils_path.read_text())
+    wanted = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in ("_make_ntuple",
+                                                                                   "_log_api_usage_once")]
+    assert sorted(n.name for n in wanted) == ["_log_api_usage_once", "_make_ntuple"]
+    utils = types.ModuleType("tvutils")
+    exec("import collections\nfrom itertools import repeat\nfrom types import FunctionType\n"
+         "from typing import Any\nimport torch\n", utils.__dict__)
+    exec(compile(ast.Module(body=wanted, type_ignores=[]), str(utils_path), "exec"), utils.__dict__)
+    return scratch(SRC / "torchvision-0.29.1/torchvision/ops/misc.py",
+                   [("from ..utils import _log_api_usage_once, _make_ntuple\n",
+                     "from tvutils import _log_api_usage_once, _make_ntuple\n", 1)],
+                   "tv_ops_misc", {"tvutils": utils})
+
+
+#: S3D fixture width: every channel count c of torchvision's s3d becomes max(1, c * S3D_W // 64), as
+#: motionprep's S3DGConfig(width=S3D_W).channels does
+S3D_W = 4
+
+
+def make_torchvision_s3d(stub: types.ModuleType) -> None:
+    ops = _torchvision_ops(stub)
+    c = lambda n: max(1, n * S3D_W // 64)                       # noqa: E731
+    imports = [
+        ("from torchvision.ops.misc import Conv3dNormActivation\n",
+         "from tv_ops_misc import Conv3dNormActivation\n", 1),
+        ("from ...transforms._presets import VideoClassification\n", "from tvstub import ImageClassification\n", 1),
+        ("from ...utils import _log_api_usage_once\n", "from tvstub import _log_api_usage_once\n", 1),
+        ("from .._api import register_model, Weights, WeightsEnum\n",
+         "from tvstub import register_model, Weights, WeightsEnum\nVideoClassification = ImageClassification\n", 1),
+        ("from .._meta import _KINETICS400_CATEGORIES\n", "_KINETICS400_CATEGORIES = []\n", 1),
+        ("from .._utils import _ovewrite_named_param, handle_legacy_interface\n",
+         "from tvstub import _ovewrite_named_param, handle_legacy_interface\n", 1),
+    ]
+    blocks = [(192, 64, 96, 128, 16, 32, 32), (256, 128, 128, 192, 32, 96, 64), (480, 192, 96, 208, 16, 48, 64),
+              (512, 160, 112, 224, 24, 64, 64), (512, 128, 128, 256, 24, 64, 64), (512, 112, 144, 288, 32, 64, 64),
+              (528, 256, 160, 320, 32, 128, 128), (832, 256, 160, 320, 32, 128, 128),
+              (832, 384, 192, 384, 48, 128, 128)]
+    widths = [
+        ("TemporalSeparableConv(3, 64, 7, 2, 3, norm_layer)", f"TemporalSeparableConv(3, {c(64)}, 7, 2, 3, norm_layer)", 1),
+        ("            Conv3dNormActivation(\n                64,\n                64,\n",
+         f"            Conv3dNormActivation(\n                {c(64)},\n                {c(64)},\n", 1),
+        ("TemporalSeparableConv(64, 192, 3, 1, 1, norm_layer)",
+         f"TemporalSeparableConv({c(64)}, {c(192)}, 3, 1, 1, norm_layer)", 1),
+        ("nn.Conv3d(1024, num_classes,", f"nn.Conv3d({c(1024)}, num_classes,", 1),
+        # the fixture's 16 x 32 x 32 clip leaves Mixed_5c at 2 x 1 x 1: torchvision's fixed (2, 7, 7) window
+        # cannot run there; (2, 1, 1) is the window motionprep clips it to
+        ("nn.AvgPool3d(kernel_size=(2, 7, 7), stride=1)", "nn.AvgPool3d(kernel_size=(2, 1, 1), stride=1)", 1),
+    ]
+    cin = c(192)
+    for b in blocks:
+        old = "SepInceptionBlock3D(" + ", ".join(map(str, b)) + ", norm_layer)"
+        outs = [c(v) for v in b[1:]]
+        widths.append((old, "SepInceptionBlock3D(" + ", ".join(map(str, [cin] + outs)) + ", norm_layer)", 1))
+        cin = outs[0] + outs[2] + outs[4] + outs[5]
+    assert cin == c(1024)
+    mod = scratch(SRC / "torchvision-0.29.1/torchvision/models/video/s3d.py", imports + widths, "tv_s3d",
+                  {"tvstub": stub, "tv_ops_misc": ops})
+    torch.manual_seed(0)
+    model = mod.S3D(num_classes=5)                              # what s3d() builds (dropout 0.2)
+    randomize(model, 15)
+    model.eval()
+    x = torch.randn(1, 3, 16, 32, 32, generator=torch.Generator().manual_seed(16))
+    with torch.no_grad():
+        y = model(x)
+    save("torchvision_s3d_w4", model.state_dict(), x, {"output": y})
+
+
+# -- torchvision vgg16 / vgg16_bn: torchvision 0.29.1 wheel, torchvision/models/vgg.py -----------------------
+VGG_W, VGG_HIDDEN = 2, 16                      # 64 and 4096 in the published networks
+
+
+def make_torchvision_vgg(stub: types.ModuleType) -> None:
+    imports = [
+        ("from ..transforms._presets import ImageClassification\n", "from tvstub import ImageClassification\n", 1),
+        ("from ..utils import _log_api_usage_once\n", "from tvstub import _log_api_usage_once\n", 1),
+        ("from ._api import register_model, Weights, WeightsEnum\n",
+         "from tvstub import register_model, Weights, WeightsEnum\n", 1),
+        ("from ._meta import _IMAGENET_CATEGORIES\n", "from tvstub import _IMAGENET_CATEGORIES\n", 1),
+        ("from ._utils import _ovewrite_named_param, handle_legacy_interface\n",
+         "from tvstub import _ovewrite_named_param, handle_legacy_interface\n", 1),
+    ]
+    w, h = VGG_W, VGG_HIDDEN
+    d = [w, w, "M", 2 * w, 2 * w, "M", 4 * w, 4 * w, 4 * w, "M", 8 * w, 8 * w, 8 * w, "M", 8 * w, 8 * w, 8 * w, "M"]
+    widths = [
+        ('    "D": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],\n',
+         f'    "D": {d!r},\n'.replace("'", '"'), 1),
+        ("nn.Linear(512 * 7 * 7, 4096)", f"nn.Linear({8 * w} * 7 * 7, {h})", 1),
+        ("nn.Linear(4096, 4096)", f"nn.Linear({h}, {h})", 1),
+        ("nn.Linear(4096, num_classes)", f"nn.Linear({h}, num_classes)", 1),
+    ]
+    mod = scratch(SRC / "torchvision-0.29.1/torchvision/models/vgg.py", imports + widths, "tv_vgg",
+                  {"tvstub": stub})
+    for name, bn, seed in (("torchvision_vgg16_w2", False, 17), ("torchvision_vgg16_bn_w2", True, 19)):
+        torch.manual_seed(0)
+        model = mod.VGG(mod.make_layers(mod.cfgs["D"], batch_norm=bn), num_classes=5)   # = vgg16(_bn)()
+        randomize(model, seed)
+        model.eval()
+        x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(seed + 1))
+        with torch.no_grad():
+            y = model(x)
+        save(name, model.state_dict(), x, {"output": y})
+
+
+# -- torchvision resnext101_32x8d (resnet.py): groups and width_per_group, one block per stage ---------------
+def make_torchvision_resnext(tv) -> None:
+    torch.manual_seed(0)
+    # resnext101_32x8d is ResNet(Bottleneck, [3, 4, 23, 3], groups=32, width_per_group=8) (inner width
+    # int(planes * 8 / 64) * 32 = 4 planes), resnext50_32x4d the same with width_per_group 4 (2 planes). At stem
+    # width 4, groups 4 and width_per_group 32 give resnext50_32x4d's ratio (int(planes * 32 / 64) * 4 = 2
+    # planes) with whole channels per group, within 300 KB; one block per stage
+    model = tv.ResNet(tv.Bottleneck, [1, 1, 1, 1], groups=4, width_per_group=32, num_classes=10)
+    randomize(model, 21)
+    model.eval()
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(22))
+    with torch.no_grad():
+        y = model(x)
+    save("torchvision_resnext_g4_l1111", model.state_dict(), x, {"output": y})
+
+
+MAKERS = {
+    "torchvision": lambda tv: make_torchvision(tv),
+    "r3d": lambda tv: make_torchvision_r3d(sys.modules["tvstub"]),
+    "s3d": lambda tv: make_torchvision_s3d(sys.modules["tvstub"]),
+    "vgg": lambda tv: make_torchvision_vgg(sys.modules["tvstub"]),
+    "resnext": lambda tv: make_torchvision_resnext(tv),
+    "kenshohara2020": lambda tv: make_kenshohara_2020(),
+    "kenshohara2018": lambda tv: make_kenshohara_2018(),
+    "mars": lambda tv: make_mars(),
+    "coviar": lambda tv: make_coviar(tv),
+    "dmcnet": lambda tv: make_dmcnet(tv),
+}
+
+
 if __name__ == "__main__":
+    # make_fixtures.py [SRC_DIR [MAKER ...]]: all fixtures, or only those of the named makers (MAKERS)
     sys.dont_write_bytecode = True
     tv = torchvision_resnet()
-    make_torchvision(tv)
-    make_torchvision_r3d(sys.modules["tvstub"])
-    make_kenshohara_2020()
-    make_kenshohara_2018()
-    make_mars()
-    make_coviar(tv)
-    make_dmcnet(tv)
+    for key in (sys.argv[2:] or list(MAKERS)):
+        MAKERS[key](tv)
