@@ -33,8 +33,8 @@ from pipeline.models import build
 from pipeline.models.weights import import_weights
 
 
-def sources(workdir: Path) -> dict[str, tuple[Path, str]]:
-    """Write the two source files once (seeded random weights); ``{name: (path, arch)}``."""
+def sources(workdir: Path) -> dict[str, tuple[Path, str, int]]:
+    """Write the two source files once (seeded random weights); ``{name: (path, arch, classes)}``."""
     workdir.mkdir(parents=True, exist_ok=True)
     out = {}
     for name, arch, classes, wrap in (("mars", "resnext3d-101", 400, True),
@@ -47,7 +47,7 @@ def sources(workdir: Path) -> dict[str, tuple[Path, str]]:
             tmp = path.with_suffix(".tmp")
             torch.save(obj, tmp)
             os.replace(tmp, path)
-        out[name] = (path, arch)
+        out[name] = (path, arch, classes)
     return out
 
 
@@ -64,7 +64,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     res = {}
-    for name, (path, arch) in sources(args.workdir).items():
+    for name, (path, arch, classes) in sources(args.workdir).items():
         t = {"import": [], "floor": []}
         for _ in range(args.rounds):
             for kind in t:                           # alternating: the same page cache for both
@@ -77,7 +77,7 @@ def main() -> None:
                 t[kind].append(time.perf_counter() - t0)
                 dst.unlink()
         best = {k: min(v) for k, v in t.items()}
-        res[name] = {"arch": arch, "parameters": sum(p.numel() for p in build(arch).parameters()),
+        res[name] = {"arch": arch, "parameters": sum(p.numel() for p in build(arch, num_classes=classes).parameters()),
                      "file_mb": round(path.stat().st_size / 1e6, 1),
                      "import_s": round(best["import"], 2), "floor_s": round(best["floor"], 2),
                      "import_over_floor": round(best["import"] / best["floor"], 2)}
