@@ -80,10 +80,10 @@ def with_stride(fs: FeatureSet, length: int) -> FeatureSet:
     return replace(fs, length=n, stride=fs.stride or n)
 
 
-__all__ = ["FeatureSet", "SET_KEYS", "resolve_sets", "with_stride", "test_view_of"]
+__all__ = ["FeatureSet", "SET_KEYS", "resolve_sets", "with_stride", "view_name"]
 
 
-def test_view_of(view: str, recipe_view: str) -> str:
+def view_name(view: str, recipe_view: str) -> str:
     """The :mod:`pipeline.data.views` test view of a set's ``view`` for a method whose recipe tests with
     ``recipe_view``: ``test`` -> the recipe's; ``center`` -> its centre (:data:`views.CENTRE_VIEW`);
     ``ten_crop`` -> the 10 crops of its resize (squashed for a squashing recipe)."""

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..core import paths
 from ..core.errors import ConfigError, ShardError, StageError
-from ..features.sets import FeatureSet, resolve_sets, test_view_of, with_stride
+from ..features.sets import FeatureSet, resolve_sets, view_name, with_stride
 from ..shards import ShardReader, ShardWriter, Stream
 from ..train import SOURCE_STAGE
 from .contract import Option, ShardJob, Stage, VideoFailure, VideoResult, write_shard
@@ -143,7 +143,7 @@ def run_set(job: ShardJob, fs: FeatureSet) -> dict:
         raise ConfigError(f"{NAME} {fs.name}: {method.name} sees clips of {method.length} frame(s); length "
                           f"{fs.length} does not apply")
     fs = with_stride(fs, method.length or recipe.length)
-    view = test_view_of(fs.view, recipe.test_view)
+    view = view_name(fs.view, recipe.test_view)
     sources = source_paths(job, method.inputs)
     upstream, up_failures, fps = upstream_record(sources)
     params = {**upstream, NAME: set_params(fs, data, sha256_of(ck), view, "bf16" if bf16 else "fp32")}

@@ -70,7 +70,7 @@ def fit_linear(x: np.ndarray, y: np.ndarray, num_classes: int, *, epochs: int, l
         loss = nn.functional.cross_entropy(layer(z), t) + weight_decay * layer.weight.pow(2).sum()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     w = layer.weight.detach().numpy().copy()
     return LinearProbe(w, layer.bias.detach().numpy().copy(), mean, std), losses
 
