@@ -274,3 +274,27 @@ def test_train_linear_writes_model_and_metrics(tmp_path):
     metrics = json.loads((d / "metrics.json").read_text())
     assert out["model"] == str(d / "model.pt") and metrics["feature_set"] == "rgb" and metrics["method"] == "rgb"
     assert 0 <= metrics["top1"] <= 1 and metrics["chance"] == pytest.approx(1 / 3)
+
+
+DEMO = Path(os.environ.get("MOTIONPREP_DEMO", REPO))        # a folder where `make demo` ran (results/, manifests/)
+
+
+@pytest.mark.skipif(not (DEMO / "results" / "train" / "demo" / "mars" / "model.pt").exists()
+                    or not (DEMO / "results" / "train" / "demo" / "flow" / "model.pt").exists(),
+                    reason="needs the demo's trained MARS and flow teacher (make demo; or MOTIONPREP_DEMO=<folder>)")
+@pytest.mark.parametrize("method", ["mars", "flow"])
+def test_the_linear_probe_on_the_demo_beats_chance(tmp_path, method, monkeypatch):
+    from pipeline.core.manifest import read_manifest
+    from pipeline.data.features import ShardFeatures
+    from pipeline.train.linear import train_probe
+    monkeypatch.chdir(DEMO)
+    s = resolve({"results": str(DEMO / "results"), "manifests": str(DEMO / "manifests")}, "demo")
+    m = read_manifest(s.manifest_path)
+    out = tmp_path / "features"
+    for k in range(2):
+        run_shard("extract_features", s, k, manifest=m, out_dir=out, progress=False, options={"set": method})
+    shards = sorted((out / method).glob("shard-*.h5"))
+    _, metrics = train_probe(ShardFeatures(shards, split="train"), ShardFeatures(shards, split="test"),
+                             epochs=s.train.linear_epochs, lr=s.train.linear_lr,
+                             weight_decay=s.train.linear_weight_decay)
+    assert metrics["test_videos"] == 56 and metrics["top1"] > 2 * metrics["chance"], metrics
