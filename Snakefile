@@ -21,6 +21,7 @@ include: "stages/extract_mv.smk"
 include: "stages/resframe.smk"
 include: "stages/train.smk"
 include: "stages/evaluate.smk"
+include: "stages/extract_features.smk"
 include: "stages/report.smk"
 
 

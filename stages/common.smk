@@ -50,9 +50,16 @@ def stage_dir(stage, dataset="{dataset}"):
     return str(paths.stage_dir(RESULTS, stage, dataset))
 
 
-def stage_output(stage, kind, dataset="{dataset}", shard="{shard}"):
-    """One shard's output of kind `kind` (a key of paths.OUTPUT_PATTERNS); wildcards by default."""
-    return f"{stage_dir(stage, dataset)}/{paths.OUTPUT_PATTERNS[kind].format(shard=shard)}"
+def _sub(stage, sub):
+    """The folder level of a stage whose outputs lie one deeper (Stage.wildcard): `sub`, else the wildcard."""
+    w = get_stage(stage).wildcard
+    return "" if not w else f"/{sub if sub is not None else '{' + w + '}'}"
+
+
+def stage_output(stage, kind, dataset="{dataset}", shard="{shard}", sub=None):
+    """One shard's output of kind `kind` (a key of paths.OUTPUT_PATTERNS); wildcards by default (and, for a
+    stage with a `wildcard`, its folder level: `sub`, else that wildcard)."""
+    return f"{stage_dir(stage, dataset)}{_sub(stage, sub)}/{paths.OUTPUT_PATTERNS[kind].format(shard=shard)}"
 
 
 def stage_outputs(stage):
@@ -62,7 +69,7 @@ def stage_outputs(stage):
 
 
 def stage_log(stage):
-    return f"{paths.log_dir(LOGS, stage, '{dataset}')}/{paths.LOG_PATTERN}"
+    return f"{paths.log_dir(LOGS, stage, '{dataset}')}{_sub(stage, None)}/{paths.LOG_PATTERN}"
 
 
 def prep_cli(stage, extra=""):
@@ -70,6 +77,8 @@ def prep_cli(stage, extra=""):
     upstream stage's folder when it has one, its log in {log}."""
     s = get_stage(stage)
     upstream = f" --input {stage_dir(s.upstream, '{wildcards.dataset}')}" if s.upstream else ""
+    if s.wildcard:
+        upstream += f" --{s.wildcard} {{wildcards.{s.wildcard}}}"
     return (f"prep-cli {s.command} --config {{params.config}} --dataset {{wildcards.dataset}}"
             f" --manifest {{params.manifest}} --shard {{wildcards.shard}}{upstream}"
             f" --out {stage_dir(stage, '{wildcards.dataset}')} --no-progress{extra} > {{log}} 2>&1")

@@ -6,7 +6,8 @@ def report_inputs(wildcards):
     name = wildcards.dataset
     streams = dataset_settings(name).evaluate.streams
     return ([evaluate_output("metrics", name)] + [train_output(m, name) for m in streams]
-            + shard_files_of("extract_flow", name)[:1] + shard_files_of("extract_mv", name)[:1])
+            + shard_files_of("extract_flow", name)[:1] + shard_files_of("extract_mv", name)[:1]
+            + [linear_output(s, name) for s in feature_sets(name)])
 
 
 rule report:

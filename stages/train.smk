@@ -35,3 +35,29 @@ rule train:
     shell:
         "prep-cli train --config {params.config} --dataset {wildcards.dataset} --method {wildcards.method}"
         " --resume --no-progress > {log} 2>&1"
+
+
+def linear_output(feature_set="{set}", dataset="{dataset}"):
+    return str(paths.linear_dir(RESULTS, dataset, feature_set) / paths.TRAIN_FILES["model"])
+
+
+def linear_inputs(wildcards):
+    return [stage_output("extract_features", "shard", wildcards.dataset, k, sub=wildcards.set)
+            for k in shard_ids(wildcards.dataset)]
+
+
+# the linear probe of a feature set (train --method linear): results/train/<dataset>/linear_<set>/model.pt and
+# metrics.json, from every shard of results/extract_features/<dataset>/<set>/
+rule train_linear:
+    input:
+        linear_inputs,
+    output:
+        model=linear_output(),
+        metrics=str(paths.linear_dir(RESULTS, "{dataset}", "{set}") / paths.TRAIN_FILES["metrics"]),
+    log:
+        str(paths.log_dir(LOGS, "train", "{dataset}")) + "/linear_{set}.log",
+    params:
+        config=CONFIG_FILE,
+    shell:
+        "prep-cli train --config {params.config} --dataset {wildcards.dataset} --method linear"
+        " --features {wildcards.set} --no-progress > {log} 2>&1"

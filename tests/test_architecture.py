@@ -19,13 +19,14 @@ ALLOWED = {
     "compressed": {"core", "media"},
     "resframe": {"core", "media"},
     "steps": {"core", "media", "flow", "formats", "shards", "compressed", "resframe", "data", "train", "evaluate",
-              "report"},
+              "report", "features"},
     "data": {"core", "media", "flow", "shards", "compressed", "resframe"},
     "layouts": {"core", "media", "shards"},
     "report": {"core", "media", "flow", "shards", "compressed", "data"},
     "models": {"core"},
     "train": {"core", "models", "data"},
     "evaluate": {"core", "media", "flow", "shards", "data", "models", "train"},
+    "features": {"core", "media", "shards", "data", "models", "train"},
     "cli": {"core", "steps", "shards", "layouts", "report", "models"},
 }
 

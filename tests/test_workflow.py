@@ -28,6 +28,7 @@ datasets:
       train: {arch: resnet3d-18, d3d_arch: resnet3d-18, hts_arch: resnet3d-18, iframe_arch: resnet2d-18, appearance_arch: resnet2d-18, width: 4, layers: [1, 1, 1, 1], epochs: 4, mers_classifier_epochs: 1, batch_size: 2, lr: 0.01, workers: 0, dmc_adversarial_epochs: 1, hts_motionnet_epochs: 1, hts_motionnet_width: 4, hts_scales: 3}
 make_demo: {classes: 2, train_per_class: 2, test_per_class: 1, frames: 8, width: 32, height: 32}
 evaluate: {tvl1_pairs: 2, probe_steps: 5, probe_layers: [stem, layer4]}
+extract_features: {workers: 0}
 """
 
 
@@ -126,6 +127,19 @@ def test_snakemake_runs_the_workflow_on_a_tiny_demo(tmp_path):
     report = (tmp_path / "results" / "report" / "demo" / "report.md").read_text()
     assert "| MARS |" in report and "accuracy_vs_time.png" in report and "## Learned motion" in report
     assert "probe_epe.png" in report
+    # the features of MARS and of the flow teacher, aligned with the other shards, and their linear probes
+    for name in ("mars", "flow"):
+        for k, rgb in enumerate(shards):
+            feat = tmp_path / "results" / "extract_features" / "demo" / name / rgb.name
+            assert verify(feat) == [], feat
+            with ShardReader(rgb) as base, ShardReader(feat) as r:
+                assert r.video_ids() == base.video_ids() and r.attrs["modality"] == "feature"
+                assert r.attrs["extract_features.trained_method"] == name and "decode" in r.params
+                assert r.table()["num_frames"].tolist() == [1] * len(r)        # 7 frames: one clip of 4
+            assert (tmp_path / "logs" / "extract_features" / "demo" / name / rgb.name.replace(".h5", ".log")).exists()
+        probe = json.loads((tmp_path / "results" / "train" / "demo" / f"linear_{name}" / "metrics.json").read_text())
+        assert probe["feature_set"] == name and probe["test_videos"] == 2 and 0 <= probe["top1"] <= 1
+    assert "## Linear probe" in report and "| mars | MARS |" in report and "| flow | Flow |" in report
     # a second run has nothing to do: every output is up to date
     again = _snakemake(tmp_path, "all", "--dry-run")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

@@ -79,12 +79,14 @@ def import_cmd(sources, out_dir, layout, labels, classes, dataset, videos_per_sh
 
 @shards_group.command("export")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--layout", required=True, type=click.Choice(["rawframes", "kenshohara"]),
+@click.option("--layout", required=True, type=click.Choice(["rawframes", "kenshohara", "npy"]),
               help="rawframes: mmaction2 img_00001.jpg / flow_x_00001.jpg folders plus list files; "
-                   "kenshohara: one <class>/<video>.hdf5 per video.")
+                   "kenshohara: one <class>/<video>.hdf5 per video; npy (feature shards): video_features' "
+                   "<video>_<set>.npy, <video>_timestamps_ms.npy, <video>_fps.npy per video.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
 def export_cmd(files, layout, out_dir) -> None:
-    """Write rgb/flow shard FILES in a layout other projects read (JPEG bytes copied unchanged)."""
+    """Write rgb/flow shard FILES (feature shards: --layout npy) in a layout other projects read (JPEG bytes
+    copied unchanged)."""
     from ..layouts.convert import export_shards
     written = export_shards(files, out_dir, layout)
     click.echo(f"exported {len(files)} shard file(s) to {out_dir} as {layout} ({len(written)} files listed)")

@@ -252,6 +252,10 @@ class TrainConfig:
     hts_motionnet_width: int        # MotionNet's conv1 channels
     hts_scales: int                 # MotionNet's flow scales
     hts_gamma: float                # weight of the unsupervised losses end to end
+    linear_epochs: int              # linear probe: epochs of full-batch Adam
+    linear_lr: float                # linear probe: Adam rate
+    linear_weight_decay: float      # linear probe: L2 weight
+    linear_unit: str                # linear probe: video (mean-pooled clips) | clip
     val_fraction: float             # held-out part of train for validation
     finetune: str | None            # last | all; None: the recipe's finetune_layers
     pretrained: str | None          # weights to start from (any format of pipeline.models.weights)
@@ -277,6 +281,22 @@ class EvaluateConfig:
     probe_layers: tuple[str, ...]           # the layers probed
     probe_kind: str                         # simple | spatial | pwc
     probe_steps: int                        # Adam steps per decoder
+
+
+@_section("extract_features")
+class ExtractFeaturesConfig:
+    sets: tuple                     # feature sets: method names or {name, method | checkpoint, overrides}
+    layer: str                      # pooled | a named module
+    pool: str                       # mean | none (a named module's output)
+    length: int | None              # frames per clip; None: the method's recipe
+    stride: int | None              # frames between clip starts; None: length
+    view: str                       # test | center | ten_crop
+    dtype: str                      # float16 | float32
+    logits: bool                    # also the class scores
+    batch_size: int                 # clips per forward pass
+    workers: int                    # DataLoader workers
+    device: str                     # auto | cpu | cuda | cuda:N
+    precision: str                  # auto | bf16 | fp32
 
 
 def _definition(name: str):
@@ -370,7 +390,7 @@ def effective_recipe(recipe: RecipeConfig, **sections) -> RecipeConfig:
 #: config section -> its dataclass (``<CamelName>Config``), in file order
 SECTION_TYPES = {cls.SECTION: cls for cls in (MakeDemoConfig, DecodeConfig, ExtractFlowConfig, ReencodeConfig,
                                               ExtractMvConfig, ResframeConfig, ClipsConfig, TrainConfig,
-                                              EvaluateConfig)}
+                                              EvaluateConfig, ExtractFeaturesConfig)}
 SECTIONS = tuple(SECTION_TYPES)
 
 
@@ -423,6 +443,7 @@ class Settings:
     clips: ClipsConfig
     train: TrainConfig
     evaluate: EvaluateConfig
+    extract_features: ExtractFeaturesConfig
     recipes: Mapping[str, RecipeConfig] = dataclasses.field(default_factory=dict)
     raw: Mapping = dataclasses.field(repr=False, compare=False, default_factory=dict)
 

@@ -45,7 +45,9 @@ MV_PICTURE, MV_OVERVIEW = "{video}-frame{index:04d}.png", "{video}-overview.png"
 #: checkpoint of the last finished epoch, the per-epoch log (JSON lines), the effective settings and the
 #: train / validation video ids
 TRAIN_FILES = {"model": "model.pt", "checkpoint": "last.pt", "log": "log.jsonl", "config": "config.json",
-               "split": "split.json"}
+               "split": "split.json", "metrics": "metrics.json"}
+#: the linear probe of feature set S is the training run ``linear_<S>`` (model.pt and metrics.json)
+LINEAR_RUN = "linear_{set}"
 #: the evaluation of a dataset, ``<results>/evaluate/<dataset>/``: metrics per stream and fusion, and the
 #: video-level scores of every stream (for later fusion)
 EVALUATE_FILES = {"metrics": "metrics.json", "scores": "scores.h5"}
@@ -59,6 +61,16 @@ REPORT_FIGURES = {"accuracy_time": "accuracy_vs_time.png", "training": "training
 def train_dir(results: str | Path, dataset: str, method: str) -> Path:
     """``<results>/train/<dataset>/<method>``: one method's run folder."""
     return stage_dir(results, "train", dataset) / method
+
+
+def feature_dir(results: str | Path, dataset: str, feature_set: str) -> Path:
+    """``<results>/extract_features/<dataset>/<set>``: the feature shards of one feature set."""
+    return stage_dir(results, "extract_features", dataset) / feature_set
+
+
+def linear_dir(results: str | Path, dataset: str, feature_set: str) -> Path:
+    """``<results>/train/<dataset>/linear_<set>``: the linear probe of one feature set."""
+    return train_dir(results, dataset, LINEAR_RUN.format(set=feature_set))
 
 
 def shard_id(shard: int) -> str:
@@ -143,7 +155,7 @@ def video_filename(video_id: str) -> str:
     return f"{video_stem(video_id)}.avi"
 
 
-__all__ = ["TRAIN_FILES", "EVALUATE_FILES", "REPORT_FILE", "REPORT_FIGURES", "train_dir", "OUTPUT_PATTERNS", "SHARD_GLOB", "LOG_PATTERN", "MANIFEST_PATTERN", "DEMO_FILES", "PICTURES_FOLDER", "shard_id",
+__all__ = ["LINEAR_RUN", "feature_dir", "linear_dir", "TRAIN_FILES", "EVALUATE_FILES", "REPORT_FILE", "REPORT_FIGURES", "train_dir", "OUTPUT_PATTERNS", "SHARD_GLOB", "LOG_PATTERN", "MANIFEST_PATTERN", "DEMO_FILES", "PICTURES_FOLDER", "shard_id",
            "output_name", "shard_name", "failures_name", "failures_path_for", "shard_index", "shard_files", "stage_dir",
            "log_dir", "dataset_log", "manifest_path", "video_stem", "video_filename", "PICTURES_LOG", "FLOW_PICTURE",
            "FLOW_STRIP", "MV_PICTURE", "MV_OVERVIEW"]

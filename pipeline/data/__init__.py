@@ -11,7 +11,7 @@ from __future__ import annotations
 from .clips import group_scores
 
 _LAZY = {"ShardClips": "dataset", "PRESETS": "dataset", "preset": "dataset", "worker_init": "dataset",
-         "MvShard": "mv_source"}
+         "MvShard": "mv_source", "ShardFeatures": "features"}
 
 
 def __getattr__(name: str):
@@ -21,4 +21,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["ShardClips", "PRESETS", "preset", "group_scores", "worker_init", "MvShard"]
+__all__ = ["ShardClips", "PRESETS", "preset", "group_scores", "worker_init", "MvShard", "ShardFeatures"]

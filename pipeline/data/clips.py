@@ -52,6 +52,28 @@ def test_clip_starts(num_frames: int, length: int) -> list[int]:
     return list(range(0, max(num_frames - length, 0) + 1, length))
 
 
+def strided_clip_starts(num_frames: int, length: int, stride: int) -> list[int]:
+    """Starts ``0, stride, 2*stride, ...`` of every clip of ``length`` frames that fits in the video (feature
+    extraction: 16/16 non-overlapping, 16/8 half-overlapping). A video shorter than one clip gives the single
+    start 0 (its clip looped, :func:`clip_indices`); the tail that does not fill a clip is dropped, as
+    video_features and mmaction2 do."""
+    if num_frames < 1:
+        raise ValueError(f"a video needs at least one frame, got {num_frames}")
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    return list(range(0, max(num_frames - length, 0) + 1, stride))
+
+
+def strided_anchored_starts(num_frames: int, length: int, anchor: str, gop: int, stride: int) -> list[int]:
+    """The anchored starts (:func:`anchored_starts`) at least ``stride`` frames apart, from the first; ``[0]``
+    when the video has none (looped)."""
+    out: list[int] = []
+    for s in anchored_starts(num_frames, length, anchor, gop):
+        if not out or s - out[-1] >= stride:
+            out.append(s)
+    return out or [0]
+
+
 def spaced_clip_starts(num_frames: int, length: int, count: int = 0) -> list[int]:
     """Test clip starts: ``count`` = 0 gives every non-overlapping clip (:func:`test_clip_starts`, MARS);
     ``count`` > 0 gives ``count`` starts spread evenly as TSN's test sampling does: the ``n - length + 1``

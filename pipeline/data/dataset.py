@@ -156,7 +156,7 @@ def _decode_jpeg(buf: np.ndarray, gray: bool, reduce: int = 1) -> np.ndarray:
         flag = _REDUCED[reduce] | cv2.IMREAD_COLOR if reduce > 1 else cv2.IMREAD_COLOR
     img = cv2.imdecode(buf, flag)
     if img is None:
-        raise ValueError("JPEG data does not decode")
+        raise ShardError("JPEG data does not decode")      # a ValueError too
     return img
 
 
@@ -200,7 +200,7 @@ class ShardClips(Dataset):
                  max_distort: int = _MARS.max_distort, crop_positions: str = _MARS.crop_positions,
                  test_view: str = _MARS.test_view,
                  test_resize: float = _MARS.test_resize, test_clips: int = _MARS.test_clips,
-                 reduced: bool = True):
+                 reduced: bool = True, test_stride: int | None = None):
         if mode not in ("train", "test"):
             raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
         self.modalities = parse_modalities(modalities)
@@ -239,17 +239,25 @@ class ShardClips(Dataset):
         resize = int(round(float(test_resize) * self.crop))
         self.test_view_list = V.test_views(test_view, self.crop, (resize, resize) if test_view in (
             "squash_center", "squash_ten_crop") else resize)
+        self.test_stride = None if test_stride is None else int(test_stride)
         if mode == "train":
             self.items = [(v, 0, 0) for v in range(len(self.videos))]
         else:       # every test clip (frame) in every test view: the view is the fastest-varying index
-            count = self.test_clips or (C.ANCHORED_TEST_FRAMES if anchor is not None else 0)
-            self.items = [(v, s, k) for v, e in enumerate(self.videos)
-                          for s in (C.anchored_test_starts(e.num_frames, self.length, anchor, self.gop, count)
-                                    if anchor is not None else C.spaced_clip_starts(e.num_frames, self.length, count))
+            self.items = [(v, s, k) for v, e in enumerate(self.videos) for s in self.test_starts(e.num_frames)
                           for k in range(len(self.test_view_list))]
         self.item_video = np.array([v for v, _, _ in self.items], dtype=np.int64)
         self._handles: dict = {}
         self._pid = os.getpid()
+
+    def test_starts(self, num_frames: int) -> list[int]:
+        """The first frames of a video's test clips: every ``test_stride`` frames when given (feature
+        extraction), else the recipe's test clips (anchored ones for single-frame methods)."""
+        if self.test_stride is not None:
+            return (C.strided_anchored_starts(num_frames, self.length, self.anchor, self.gop, self.test_stride)
+                    if self.anchor is not None else C.strided_clip_starts(num_frames, self.length, self.test_stride))
+        count = self.test_clips or (C.ANCHORED_TEST_FRAMES if self.anchor is not None else 0)
+        return (C.anchored_test_starts(num_frames, self.length, self.anchor, self.gop, count)
+                if self.anchor is not None else C.spaced_clip_starts(num_frames, self.length, count))
 
     @classmethod
     def from_config(cls, shards, modalities: str | Sequence[str], clips: ClipsConfig,

@@ -18,7 +18,7 @@ from ..core.paths import shard_name
 from ..shards import ShardReader, ShardWriter, Stream
 from . import LayoutError, VideoRef, iter_lines, read, read_side_labels, scan
 
-EXPORT_LAYOUTS = ("rawframes", "kenshohara")
+EXPORT_LAYOUTS = ("rawframes", "kenshohara", "npy")
 
 
 def _classes_and_labels(refs: list[VideoRef], classes: list[str] | None) -> tuple[list[str], list[int]]:
@@ -136,6 +136,8 @@ def export_shards(shards: Sequence[str | Path], out_dir: str | Path, layout: str
     if layout == "rawframes":
         from .rawframes import write_shards
         return write_shards(shards, out_dir)
+    if layout == "npy":
+        return _export_npy(shards, out_dir)
     if layout != "kenshohara":
         raise LayoutError(f"cannot export to {layout!r}; export layouts: {EXPORT_LAYOUTS}")
     from .kenshohara import write_shard
@@ -151,6 +153,23 @@ def export_shards(shards: Sequence[str | Path], out_dir: str | Path, layout: str
             for v, vid in enumerate(t["video_id"]):
                 if int(t["label"][v]) >= 0:
                     rows.append(f"{safe_name(vid.rsplit('/', 1)[-1])} {int(t['label'][v])} {t['split'][v]}")
+    if classes is not None:
+        (out_dir / "classes.txt").write_text("".join(c + "\n" for c in classes))
+    if rows:
+        (out_dir / "labels.txt").write_text("\n".join(rows) + "\n")
+    return sorted(set(files))
+
+
+def _export_npy(shards: Sequence[str | Path], out_dir: Path) -> list[Path]:
+    """Feature shards as video_features' ``<video>_<key>.npy`` files (:mod:`.npy`), with ``classes.txt``
+    and ``labels.txt`` (``<video> <label index> <split>``)."""
+    from .npy import write_shard
+    files, rows, classes = [], [], None
+    for s in shards:
+        written, names, labelled = write_shard(s, out_dir)
+        files += written
+        rows += labelled
+        classes = classes or names
     if classes is not None:
         (out_dir / "classes.txt").write_text("".join(c + "\n" for c in classes))
     if rows:

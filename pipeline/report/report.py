@@ -340,11 +340,39 @@ def stage_pictures(results: Path, dataset: str,
     return found, notes
 
 
+def read_linear(results: Path, dataset: str, feature_sets: Sequence[str]) -> tuple[dict[str, dict], list[str]]:
+    """``{set: the linear probe's metrics.json}`` of the feature sets that have one, and a note for each
+    that has none."""
+    found, notes = {}, []
+    for name in feature_sets:
+        p = paths.linear_dir(results, dataset, name) / paths.TRAIN_FILES["metrics"]
+        try:
+            found[name] = json.loads(p.read_text())
+        except (OSError, ValueError):
+            notes.append(f"- No linear probe of the feature set {name}: `{link(p, results)}` is missing; run "
+                         f"`prep-cli train --method linear --features {name}`.")
+    return found, notes
+
+
+def linear_table(probes: Mapping[str, Mapping[str, Any]], metrics: Mapping[str, Any]) -> list[str]:
+    """The linear probe's video top-1 of each feature set beside its network's own (the evaluation's)."""
+    streams = metrics.get("streams", {})
+    md = ["| feature set | network | linear probe top-1 | network's own top-1 | chance | test videos |",
+          "|---|---|---:|---:|---:|---:|"]
+    for name, m in probes.items():
+        method = m.get("method") or name
+        own = streams.get(method, {}).get("top1")
+        md.append(f"| {name} | {display_name(method)} | {pct(m.get('top1'))} | {pct(own)} | "
+                  f"{pct(m.get('chance'))} | {m.get('test_videos', MISSING)} |")
+    return md
+
+
 # -- the report ---------------------------------------------------------------------------------------------
 def build_markdown(dataset: str, metrics: Mapping[str, Any], rows: Sequence[Row],
                    logs: Mapping[str, list[dict]], log_notes: Sequence[str],
                    figures: Mapping[str, str | None], pictures: Sequence[tuple[str, str, str]],
-                   picture_notes: Sequence[str]) -> str:
+                   picture_notes: Sequence[str], probes: Mapping[str, Mapping[str, Any]] | None = None,
+                   probe_notes: Sequence[str] = ()) -> str:
     """The text of report.md; ``figures``: figure key -> relative link (absent: not drawn); ``pictures``:
     (title, shard, relative link)."""
     drops = static_drops(rows)
@@ -377,6 +405,12 @@ def build_markdown(dataset: str, metrics: Mapping[str, Any], rows: Sequence[Row]
         md += ["## Where motion is: D3D's probe", ""] + probe_lines(metrics["probe"]) + [""]
         if figures.get("probe"):
             md += [f"![Probe end-point error per layer]({figures['probe']})", ""]
+    if probes or probe_notes:
+        md += ["## Linear probe", "", "Logistic regression on each feature set's frozen clip features "
+               "(`prep-cli extract-features`, `prep-cli train --method linear`), fitted on the train split and "
+               "tested on the test videos, beside the network's own accuracy.", ""]
+        md += (linear_table(probes, metrics) if probes else []) + [""] + list(probe_notes)
+        md += [""] if probe_notes else []
     md += ["## Pictures", ""]
     for title, where, target in pictures:
         md += [f"### {title}", "", f"First video of `{where}`:", "", f"![{title}]({target})", ""]
@@ -385,7 +419,8 @@ def build_markdown(dataset: str, metrics: Mapping[str, Any], rows: Sequence[Row]
     return "\n".join(md)
 
 
-def write_report(results: Path, dataset: str, out_dir: Path, methods: Sequence[str]) -> dict:
+def write_report(results: Path, dataset: str, out_dir: Path, methods: Sequence[str],
+                 feature_sets: Sequence[str] = ()) -> dict:
     """Write ``out_dir/report.md`` and its PNGs from the evaluation and training results of ``dataset``.
 
     ``methods``: the training runs whose logs to plot (a missing log is noted in the report). Returns
@@ -421,7 +456,8 @@ def write_report(results: Path, dataset: str, out_dir: Path, methods: Sequence[s
     pictures, picture_notes = stage_pictures(results, dataset, out_dir)
     text = build_markdown(dataset, metrics, rows, logs, log_notes,
                           {k: link(p, out_dir) for k, p in written.items()},
-                          [(t, w, link(p, out_dir)) for t, w, p in pictures], picture_notes)
+                          [(t, w, link(p, out_dir)) for t, w, p in pictures], picture_notes,
+                          *read_linear(results, dataset, feature_sets))
     report = out_dir / paths.REPORT_FILE
     write_text_atomic(report, text)
     figures = [*written.values(), *(p for *_, p in pictures)]
@@ -430,4 +466,5 @@ def write_report(results: Path, dataset: str, out_dir: Path, methods: Sequence[s
 
 
 __all__ = ["write_report", "read_metrics", "read_log", "accuracy_rows", "accuracy_table", "static_drops",
-           "static_sentence", "training_table", "build_markdown", "display_name", "FIGURES"]
+           "static_sentence", "training_table", "build_markdown", "display_name", "FIGURES", "read_linear",
+           "linear_table"]

@@ -29,7 +29,7 @@ from ..core.errors import ShardError
 FORMAT = "vidshard"
 FORMAT_VERSION = 1
 #: the modalities a shard may hold (its ``modality`` attribute); the one list every module uses
-MODALITIES = ("rgb", "flow", "mv", "residual", "resframe")
+MODALITIES = ("rgb", "flow", "mv", "residual", "resframe", "feature")
 PRODUCER = f"motionprep {__version__}"
 
 

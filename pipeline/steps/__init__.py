@@ -15,6 +15,7 @@ extract_mv         reencode                  shard-K.h5 (mv), shard-K.iframes.h5
 resframe           decode                    shard-K.h5 (resframe), shard-K.failures.json
 train              the shards of a method    train/<dataset>/<method>/: model.pt, last.pt, log.jsonl
 evaluate           trained models, shards    metrics.json, scores.h5
+extract_features   trained models, shards    <set>/shard-K.h5 (feature), <set>/shard-K.failures.json
 report             metrics, logs, shards     report.md and its PNGs
 =================  ========================  =================================================
 """
@@ -27,7 +28,7 @@ from .contract import Stage
 
 #: stage names in workflow order (the module of each is ``pipeline.steps.<name>``)
 NAMES = ("make_demo", "manifest", "decode", "extract_flow", "reencode", "extract_mv", "resframe", "train", "evaluate",
-         "report")
+         "extract_features", "report")
 
 
 def get(name: str) -> Stage:

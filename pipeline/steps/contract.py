@@ -75,6 +75,9 @@ class Stage:
     manifest_optional: bool = False
     #: ``prep-cli <stage> SRC DST``: process one file outside any dataset (``fn(src, dst, settings, section)``)
     single_file: Callable[..., dict] | None = None
+    #: the per-shard outputs lie one folder deeper, ``<stage dir>/<value>/``, the value given by the run
+    #: option of this name (extract_features: ``set``, the feature set); the workflow makes it a wildcard
+    wildcard: str | None = None
 
     @property
     def command(self) -> str:

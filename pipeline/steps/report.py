@@ -12,7 +12,9 @@ def run(job: DatasetJob) -> dict:
     from ..report.report import write_report      # plotting: imported only when a report is written
     s = job.settings
     out = Path(job.out) if job.out else s.stage_dir("report")
-    summary = write_report(s.results, s.dataset.name, out, list(s.evaluate.streams))
+    from ..features.sets import resolve_sets
+    summary = write_report(s.results, s.dataset.name, out, list(s.evaluate.streams),
+                           [fs.name for fs in resolve_sets(s.extract_features)])
     summary["message"] = f"{summary['report']} ({len(summary.get('figures', []))} figures)"
     return summary
 
@@ -20,6 +22,6 @@ def run(job: DatasetJob) -> dict:
 STAGE = Stage(
     name="report",
     summary="Write the report (accuracy table, accuracy versus time, training curves, static-clip drop, "
-            "pictures of flow, motion vectors and residuals).",
+            "pictures of flow, motion vectors and residuals, the linear probe of each feature set).",
     reads=None, writes=(), uses=("evaluate",), run=run, per_shard=False,
 )

@@ -6,9 +6,11 @@ videos, both from the train split). The students of the flow teacher (mers, mars
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ..core import paths
+from ..core.atomic import write_text_atomic
 from ..core.errors import ConfigError, StageError
 from ..core.config import Settings, effective_recipe
 from ..shards import ShardReader
@@ -67,10 +69,53 @@ def check_same_geometry(shards: dict[str, list[Path]]) -> None:
                          "reencode.size (e.g. [340, 256]) and rerun decode and extract_flow")
 
 
+def run_linear(job: DatasetJob) -> dict:
+    """``--method linear``: the linear probe of a feature set (``--features``, default the first of
+    ``extract_features.sets``) into ``results/train/<dataset>/linear_<set>/``: model.pt and metrics.json."""
+    from ..data.features import ShardFeatures       # torch: lazily
+    from ..features.sets import resolve_sets
+    from ..train.checkpoint import save
+    from ..train.linear import probe_payload, train_probe
+    s, cfg = job.settings, job.config
+    name = job.options.get("features") or resolve_sets(s.extract_features)[0].name
+    found = list(paths.shard_files(paths.feature_dir(s.results, s.dataset.name, name)).values())
+    if not found:
+        raise StageError(f"train linear: no features of the set {name!r} in "
+                         f"{paths.feature_dir(s.results, s.dataset.name, name)}; run `prep-cli extract-features "
+                         f"--dataset {s.dataset.name} --set {name}` first")
+    train_set = ShardFeatures(found, split="train", unit=cfg.linear_unit)
+    test_set = ShardFeatures(found, split="test", unit=cfg.linear_unit)
+    if not train_set.videos:
+        raise StageError(f"train linear: the {name} features hold no labelled video of the train split")
+    settings = {"linear_epochs": cfg.linear_epochs, "linear_lr": cfg.linear_lr, "seed": cfg.seed,
+                "linear_weight_decay": cfg.linear_weight_decay, "linear_unit": cfg.linear_unit,
+                "feature_set": name, "shards": [str(p) for p in found],
+                "features": {k: v for k, v in train_set.attrs.items() if k.startswith("extract_features.")}}
+    probe, metrics = train_probe(train_set, test_set, epochs=cfg.linear_epochs, lr=cfg.linear_lr,
+                                 weight_decay=cfg.linear_weight_decay, seed=cfg.seed)
+    metrics = {"feature_set": name, "method": str(train_set.attrs.get("extract_features.trained_method", "")),
+               "dataset": s.dataset.name, **metrics}
+    out = Path(job.out) if job.out else paths.linear_dir(s.results, s.dataset.name, name)
+    write_text_atomic(out / paths.TRAIN_FILES["metrics"], json.dumps(_plain(metrics), indent=1) + "\n")
+    save(out / paths.TRAIN_FILES["model"], probe_payload(probe, _plain(metrics), name, train_set.classes,
+                                                          _plain(settings)))
+    return {"model": str(out / paths.TRAIN_FILES["model"]), **metrics,
+            "message": f"linear probe on {name}: top-1 {metrics['top1'] * 100:.1f} % on {metrics['test_videos']} "
+                       f"test videos (train {metrics['train_top1'] * 100:.1f} %, chance "
+                       f"{(metrics['chance'] or 0) * 100:.1f} %) -> {out / paths.TRAIN_FILES['model']}"}
+
+
+def _plain(value):
+    """JSON-able values (numpy scalars and arrays made Python)."""
+    return json.loads(json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
 def run(job: DatasetJob) -> dict:
     from ..train.trainer import TrainRun, train     # torch: imported when a run starts, not by every prep-cli call
     if not job.options.get("method"):
-        raise ConfigError(f"train: give --method, one of {', '.join(METHODS)}")
+        raise ConfigError(f"train: give --method, one of {', '.join(METHODS)}, linear")
+    if job.options["method"] == "linear":
+        return run_linear(job)
     method = get_method(job.options["method"])
     s = job.settings
     out = Path(job.out) if job.out else paths.train_dir(s.results, s.dataset.name, method.name)
@@ -107,11 +152,15 @@ def run(job: DatasetJob) -> dict:
 STAGE = Stage(
     name="train",
     summary="Train one method (flow teacher, RGB, MERS, MARS, D3D, residual-frame or appearance path, CoViAR's "
-            "I-frame, motion-vector and residual streams, DMC-Net) on the dataset's shards.",
+            "I-frame, motion-vector and residual streams, DMC-Net) on the dataset's shards, or the linear probe "
+            "of a feature set (--method linear --features SET).",
     reads=None, writes=(), uses=("train", "clips", "recipes", "reencode.gop"), run=run, per_shard=False,
     options=(
         Option("--method", "method", config=False, type=None, default=None,
-               help=f"What to train: {', '.join(METHODS)}."),
+               help=f"What to train: {', '.join(METHODS)}; or linear: the linear probe of a feature set (--features)."),
+        Option("--features", "features", config=False, type=str, default=None,
+               help="--method linear: the feature set probed (results/extract_features/<dataset>/<set>/; default: "
+                    "the first of extract_features.sets)."),
         Option("--resume", "resume", config=False, is_flag=True,
                help="Continue from the run folder's last.pt when it was written with the same settings (the same next step as an uninterrupted run); otherwise start over. The workflow always passes it, so a killed or preempted job resumes."),
         Option("--teacher", "teacher", config=False, type=str, default=None,
