@@ -298,3 +298,34 @@ def test_the_linear_probe_on_the_demo_beats_chance(tmp_path, method, monkeypatch
                              epochs=s.train.linear_epochs, lr=s.train.linear_lr,
                              weight_decay=s.train.linear_weight_decay)
     assert metrics["test_videos"] == 56 and metrics["top1"] > 2 * metrics["chance"], metrics
+
+
+def test_published_weights_extract_through_the_sets_method(tmp_path):
+    """A set of published weights (Hara's 2020 layout, converted on the fly) names the method whose input and
+    recipe its network takes; its features are the converted network's forward_features."""
+    from pipeline.models.weights import load_pretrained
+    from pipeline.train.trainer import build_model
+    hara = REPO / "tests" / "data" / "weights" / "kenshohara2020_r3d10_B.pth"
+    s, m, _, _ = toy(tmp_path, extra={"sets": [{"name": "hara", "method": "rgb", "checkpoint": str(hara)}],
+                                      "length": 8})
+    summary = run_shard("extract_features", s, 0, manifest=m, progress=False)
+    assert summary["failures"] == 0
+    out = s.stage_dir("extract_features") / "hara" / paths.shard_name(0)
+    got = _features(out)
+    state, spec, _ = load_pretrained(hara)
+    net = build_model(spec)
+    net.load_state_dict(state)
+    net.eval()
+    data = ShardClips.from_config({"rgb": [s.stage_dir("decode") / paths.shard_name(0)]}, "rgb", s.clips,
+                                  dataclasses.replace(recipe_defaults()["rgb"], length=8), mode="test",
+                                  length=8, test_stride=1)
+    v = next(i for i, e in enumerate(data.videos) if e.video_id == "v0")
+    with torch.no_grad():
+        want = net.forward_features(_clip(data, v, 0)[None])[0].numpy()
+    assert got["v0"]["feature"].shape == (2, 32) and np.allclose(got["v0"]["feature"][0], want, atol=1e-5)
+    with ShardReader(out) as r:
+        assert r.attrs["extract_features.network"] == "resnet3d-18" and r.attrs["extract_features.trained_method"] == "rgb"
+    (tmp_path / "b").mkdir()
+    s2, m2, _, _ = toy(tmp_path / "b", extra={"sets": [{"name": "hara", "checkpoint": str(hara)}]})
+    with pytest.raises(Exception, match="give the set a method"):
+        run_shard("extract_features", s2, 0, manifest=m2, progress=False)

@@ -15,12 +15,12 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
 from ..core import paths
-from ..core.errors import ConfigError, ShardError, StageError
+from ..core.errors import CheckpointError, ConfigError, ShardError, StageError
 from ..features.sets import FeatureSet, resolve_sets, view_name, with_stride
 from ..shards import ShardReader, ShardWriter, Stream
 from ..train import SOURCE_STAGE
@@ -49,6 +49,33 @@ def checkpoint_of(job: ShardJob, fs: FeatureSet) -> Path:
         raise StageError(f"{NAME} {fs.name}: no trained {fs.method} model {p}; run "
                          f"`prep-cli train --method {fs.method} --dataset {s.dataset.name}` first")
     return p
+
+
+def load_network(ck: Path, fs: FeatureSet, device) -> tuple[Any, dict]:
+    """The network of ``ck`` in eval mode on ``device`` and its checkpoint entries: a trained motionprep
+    ``model.pt``, or any file ``prep-cli models import`` reads (published weights, an imported checkpoint),
+    converted on the fly; such a file names no method, so the set's ``method`` says what input the network
+    takes (and its recipe the clips and view), and its classes are numbered."""
+    from ..models import weights as W
+    from ..train.checkpoint import load as ckpt_load
+    from ..train.methods import METHODS
+    from ..train.trainer import build_model, load_model
+    try:
+        data = ckpt_load(ck)
+    except CheckpointError:
+        data = None
+    if data is not None and data.get("method") in METHODS:
+        return load_model(ck, device)
+    if not fs.method or fs.method not in METHODS:
+        raise ConfigError(f"{NAME} {fs.name}: {ck} is not a trained motionprep model; give the set a method "
+                          f"whose input and recipe its network takes (e.g. method: rgb), one of {', '.join(METHODS)}")
+    state, spec, info = W.load_pretrained(ck)
+    model = build_model(spec)
+    model.load_state_dict(state)
+    method = METHODS[fs.method]
+    data = {"method": fs.method, "model_spec": dict(spec), "input": method.input, "settings": {},
+            "classes": [f"class_{i}" for i in range(int(spec["num_classes"]))], "source": info.get("format")}
+    return model.to(device).eval(), data
 
 
 def source_paths(job: ShardJob, inputs: Iterable[str]) -> dict[str, Path]:
@@ -130,13 +157,13 @@ def run_set(job: ShardJob, fs: FeatureSet) -> dict:
     from ..features.extract import per_video, run_items, sha256_of
     from ..data.dataset import ShardClips, SOURCE
     from ..train.methods import get as get_method
-    from ..train.trainer import load_model, method_clips, resolve_device, use_bf16
+    from ..train.trainer import method_clips, resolve_device, use_bf16
     s, cfg = job.settings, job.config
     out = job.out_dir / fs.name / paths.shard_name(job.shard)
     ck = checkpoint_of(job, fs)
     device = resolve_device(cfg.device)
     bf16 = use_bf16(cfg.precision, device)
-    model, data = load_model(ck, device)
+    model, data = load_network(ck, fs, device)
     method = get_method(data["method"])
     recipe = checkpoint_recipe(data, s.clips)
     if method.length is not None and fs.length not in (None, method.length):
@@ -223,7 +250,7 @@ STAGE = Stage(
                help="Extract the features of this trained method (results/train/<dataset>/<method>/model.pt) "
                     "instead of the configured sets."),
         Option("--checkpoint", "checkpoint", config=False, type=str, default=None,
-               help="Extract the features of this motionprep checkpoint (model.pt, last.pt) instead."),
+               help="Extract the features of this checkpoint instead: a trained model.pt, or published weights in any layout prep-cli models import reads (with --method: the input and recipe it takes)."),
         Option("--layer", "layer"), Option("--pool", "pool"), Option("--length", "length"),
         Option("--stride", "stride"), Option("--view", "view"), Option("--dtype", "dtype"),
         Option("--logits", "logits"), Option("--batch-size", "batch_size"), Option("--workers", "workers"),
