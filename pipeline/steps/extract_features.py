@@ -56,10 +56,10 @@ def load_network(ck: Path, fs: FeatureSet, device) -> tuple[Any, dict]:
     ``model.pt``, or any file ``prep-cli models import`` reads (published weights, an imported checkpoint),
     converted on the fly; such a file names no method, so the set's ``method`` says what input the network
     takes (and its recipe the clips and view), and its classes are numbered."""
-    from ..models import weights as W
     from ..train.checkpoint import load as ckpt_load
     from ..train.methods import METHODS
-    from ..train.trainer import build_model, load_model
+    from ..train.pretrained import network
+    from ..train.trainer import load_model
     try:
         data = ckpt_load(ck)
     except CheckpointError:
@@ -69,13 +69,11 @@ def load_network(ck: Path, fs: FeatureSet, device) -> tuple[Any, dict]:
     if not fs.method or fs.method not in METHODS:
         raise ConfigError(f"{NAME} {fs.name}: {ck} is not a trained motionprep model; give the set a method "
                           f"whose input and recipe its network takes (e.g. method: rgb), one of {', '.join(METHODS)}")
-    state, spec, info = W.load_pretrained(ck)
-    model = build_model(spec)
-    model.load_state_dict(state)
+    model, spec, info = network(str(ck))
     method = METHODS[fs.method]
     data = {"method": fs.method, "model_spec": dict(spec), "input": method.input, "settings": {},
             "classes": [f"class_{i}" for i in range(int(spec["num_classes"]))], "source": info.get("format")}
-    return model.to(device).eval(), data
+    return model.to(device), data
 
 
 def source_paths(job: ShardJob, inputs: Iterable[str]) -> dict[str, Path]:

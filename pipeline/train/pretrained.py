@@ -57,6 +57,18 @@ def read(path: str, fmt: str = "auto") -> Pretrained:
     return Pretrained(str(path), state, spec, info)
 
 
+def network(path: str, fmt: str = "auto") -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
+    """The network of a weights file in any layout (its own architecture and classes), loaded whole, in
+    eval mode: ``(model, model_spec, info)`` (feature extraction from published weights)."""
+    from ..models import build
+    w = read(path, fmt)
+    spec = dict(w.spec)
+    arch = spec.pop("arch")
+    model = build(arch, **{k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.items()})
+    model.load_state_dict(w.state)
+    return model.eval(), dict(w.spec), w.info
+
+
 def run_spec(spec: dict[str, Any], weights: Pretrained, arch_key: str) -> dict[str, Any]:
     """The run's ``model_spec`` when it starts from ``weights``: the file's network (its depth, widths,
     blocks, shortcut, ...) with the run's input channels and classes; for a composite network whose inner
@@ -119,4 +131,4 @@ def load_into(model: nn.Module, weights: Pretrained, cross_modality: bool = Fals
     return result
 
 
-__all__ = ["INNER_OF", "Pretrained", "cross_modality_kernel", "load_into", "read", "run_spec"]
+__all__ = ["INNER_OF", "Pretrained", "cross_modality_kernel", "load_into", "network", "read", "run_spec"]
