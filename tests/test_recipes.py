@@ -46,6 +46,9 @@ def test_every_method_has_a_recipe_with_its_authors_values():
     assert (dmc.test_view, dmc.test_clips, dmc.slow_layers, round(dmc.test_resize * dmc.size)) == \
         ("squash_center", 25, "all", 256)
     assert RECIPES["hidden"].length == 11 and RECIPES["hidden"].test_view == "ten_crop"
+    sp = RECIPES["spatial"]                    # Hidden Two-Stream's spatial stream: TSN's VGG-16 recipe
+    assert (sp.size, sp.length, sp.test_view, sp.test_clips, sp.dampening, sp.lr, sp.batch_size) == \
+        (224, 1, "ten_crop", 25, 0.0, 0.001, 256)
 
 
 def test_overrides_take_precedence_over_recipes():

@@ -25,7 +25,7 @@ datasets:
       decode: {short_side: 32}
       reencode: {size: [32, 32]}
       clips: {length: 4, crop: 24, flip: false}
-      train: {arch: resnet3d-18, d3d_arch: resnet3d-18, hts_arch: resnet3d-18, iframe_arch: resnet2d-18, appearance_arch: resnet2d-18, width: 4, layers: [1, 1, 1, 1], epochs: 4, mers_classifier_epochs: 1, batch_size: 2, lr: 0.01, workers: 0, dmc_adversarial_epochs: 1, hts_motionnet_epochs: 1, hts_motionnet_width: 4, hts_scales: 3}
+      train: {arch: resnet3d-18, d3d_arch: resnet3d-18, hts_arch: resnet3d-18, iframe_arch: resnet2d-18, appearance_arch: resnet2d-18, spatial_arch: resnet2d-18, width: 4, layers: [1, 1, 1, 1], epochs: 4, mers_classifier_epochs: 1, batch_size: 2, lr: 0.01, workers: 0, dmc_adversarial_epochs: 1, hts_motionnet_epochs: 1, hts_motionnet_width: 4, hts_scales: 3}
 make_demo: {classes: 2, train_per_class: 2, test_per_class: 1, frames: 8, width: 32, height: 32}
 evaluate: {tvl1_pairs: 2, probe_steps: 5, probe_layers: [stem, layer4]}
 extract_features: {workers: 0}
@@ -101,7 +101,7 @@ def test_snakemake_runs_the_workflow_on_a_tiny_demo(tmp_path):
     # the training half: every method trained (students after their teacher), evaluated, reported
     from pipeline.train.checkpoint import load
     methods = ("flow", "rgb", "mers", "mars", "d3d", "resframe", "appearance", "iframe", "mv", "residual", "dmc",
-               "hidden", "hidden_e2e", "hidden_e2e_unsup")
+               "spatial", "hidden", "hidden_e2e", "hidden_e2e_unsup")
     for m in methods:
         run_dir = tmp_path / "results" / "train" / "demo" / m
         ck = load(run_dir / "model.pt")
@@ -119,7 +119,7 @@ def test_snakemake_runs_the_workflow_on_a_tiny_demo(tmp_path):
     assert metrics["streams"]["flow"]["flow_seconds_per_video"] > 0 == metrics["streams"]["rgb"]["flow_seconds_per_video"]
     assert "mars+rgb" in metrics["fusions"] and "iframe:2+residual+dmc" in metrics["fusions"]
     assert metrics["fusions"]["iframe:2+residual+dmc"]["weights"] == [2.0, 1.0, 1.0]     # DMC-Net's fusion
-    assert metrics["fusions"]["rgb+hidden:1.5"]["weights"] == [1.0, 1.5]
+    assert metrics["fusions"]["spatial+hidden:1.5"]["weights"] == [1.0, 1.5]     # Hidden Two-Stream's
     assert metrics["motion"]["dmc"]["epe_zero_tvl1"] > 0 and "epe_dmc_true" in metrics["motion"]["dmc"]
     assert "epe_motionnet_true" in metrics["motion"]["hidden_e2e"]
     assert set(metrics["probe"]["networks"]) == {"rgb", "mars", "d3d"}

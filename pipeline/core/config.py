@@ -228,6 +228,7 @@ class TrainConfig:
     appearance_arch: str            # 2D network of the appearance path
     coviar_arch: str                # 2D network of the mv and residual streams and of DMC-Net's classifier
     iframe_arch: str                # 2D network of the I-frame stream
+    spatial_arch: str               # 2D network of Hidden Two-Stream's spatial stream (VGG-16)
     width: int | None               # first-stage channels (None: the architecture's own)
     layers: tuple[int, ...] | None  # blocks per stage (None: the depth's own)
     epochs: int | None              # every method's epochs; None: its recipe's

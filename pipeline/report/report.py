@@ -33,11 +33,12 @@ from .pictures import visualize_shard_video, visualize_video
 #: metrics.json stream name -> the name the report (and the MARS paper) gives it, in the table's order
 DISPLAY = {"rgb": "RGB", "flow": "Flow", "mers": "MERS", "mars": "MARS", "d3d": "D3D",
            "resframe": "Residual frames", "appearance": "Appearance", "iframe": "I-frame", "mv": "MV",
-           "residual": "Residual", "dmc": "DMC-Net", "hidden": "Stacked temporal (MotionNet frozen)",
+           "residual": "Residual", "dmc": "DMC-Net", "spatial": "Spatial", "hidden": "Stacked temporal (MotionNet frozen)",
            "hidden_e2e": "Stacked temporal (end to end)", "hidden_e2e_unsup": "Stacked temporal (end to end + unsup.)"}
 #: the fusions in the table's order (others follow in the order metrics.json lists them)
 FUSION_ORDER = ("rgb+flow", "mers+rgb", "mars+rgb", "mars+rgb+flow", "resframe+appearance", "iframe+mv+residual",
-                "iframe+dmc", "iframe+residual+dmc", "rgb+hidden:1.5", "rgb+hidden_e2e:1.5", "rgb+hidden_e2e_unsup:1.5")
+                "iframe+dmc", "iframe+residual+dmc", "spatial+hidden:1.5", "spatial+hidden_e2e:1.5",
+                "spatial+hidden_e2e_unsup:1.5")
 FIGURES = paths.REPORT_FIGURES
 MISSING = "–"
 _SAVE = {"format": "png", "dpi": 100, "metadata": {"Software": None}}     # no version, no time: stable bytes

@@ -152,7 +152,8 @@ def run(job: DatasetJob) -> dict:
 STAGE = Stage(
     name="train",
     summary="Train one method (flow teacher, RGB, MERS, MARS, D3D, residual-frame or appearance path, CoViAR's "
-            "I-frame, motion-vector and residual streams, DMC-Net) on the dataset's shards, or the linear probe "
+            "I-frame, motion-vector and residual streams, DMC-Net, Hidden Two-Stream's spatial and stacked temporal "
+            "streams) on the dataset's shards, or the linear probe "
             "of a feature set (--method linear --features SET).",
     reads=None, writes=(), uses=("train", "clips", "recipes", "reencode.gop"), run=run, per_shard=False,
     options=(

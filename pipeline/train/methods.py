@@ -17,6 +17,7 @@ mv             mv (one P-frame)      mv          coviar_arch     cross-entropy (
 residual       residual (a P-frame)  residual    coviar_arch     cross-entropy (CoViAR's residual stream)
 dmc            mv + residual + flow  mv +        dmcnet          1: flow MSE, generator only; 2: CE + alpha MSE;
                                      residual                    3: + lambda adversarial (DMC-Net 7.2, Adam)
+spatial        frame                 frame       spatial_arch    cross-entropy (Hidden Two-Stream's spatial stream)
 hidden         rgb                   rgb         ``hts_arch``    1: MotionNet alone, unsupervised (Adam); 2: the
                                                                  temporal stream, cross-entropy, MotionNet frozen
 hidden_e2e     rgb                   rgb         ``hts_arch``    from hidden: end to end, cross-entropy
@@ -106,6 +107,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
             Phase("adversarial", "dmc_adversarial", "all", "dmc_adversarial_epochs")),
            length=2, anchor="p", test_inputs=("mv", "residual"), extra_loads=("flow",),
            network="dmcnet"),
+    Method("spatial", "frame", "spatial_arch", _CE),
     Method("hidden", "rgb", "hts_arch", (Phase("motionnet", "unsupervised", "motionnet", "hts_motionnet_epochs", "adam"),
                                      Phase("temporal", "ce", "temporal")), network="hidden"),
     Method("hidden_e2e", "rgb", "hts_arch", (Phase("end_to_end", "ce", "all"),), network="hidden", init="hidden"),
