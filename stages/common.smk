@@ -1,6 +1,7 @@
 # Shared helpers: the resolved config every prep-cli call gets, the result paths (from pipeline.core.paths,
 # the one module that defines them), the shard list, and the one shape of a stage's shell command.
 import hashlib
+import json
 import os
 
 import yaml
@@ -9,6 +10,7 @@ from pipeline.core import paths
 from pipeline.core.config import resolve
 from pipeline.core.manifest import num_shards, read_manifest
 from pipeline.steps import get as get_stage
+from pipeline.steps.contract import rule_params
 from pipeline.train import SOURCE_STAGE
 
 DATASET = config["dataset"]
@@ -20,20 +22,31 @@ RESULTS = SETTINGS.results
 LOGS = SETTINGS.logs
 
 
-def _write_config():
-    """The config Snakemake sees (config file plus --config overrides), for the prep-cli calls."""
-    text = yaml.safe_dump(dict(config), sort_keys=True)
-    path = os.path.join(".snakemake", "motionprep", f"config-{hashlib.sha256(text.encode()).hexdigest()[:16]}.yaml")
-    if not os.path.exists(path):
+CONFIG_TEXT = yaml.safe_dump(dict(config), sort_keys=True)   # the config file plus --config overrides
+
+
+def _write_config(name):
+    """.snakemake/motionprep/config-<name>.yaml holding the whole config Snakemake sees, for the prep-cli
+    calls (rewritten when this run's config differs from the file's)."""
+    path = os.path.join(".snakemake", "motionprep", f"config-{name}.yaml")
+    if not os.path.exists(path) or open(path).read() != CONFIG_TEXT:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w") as f:
-            f.write(text)
+            f.write(CONFIG_TEXT)
         os.replace(tmp, path)
     return path
 
 
-CONFIG_FILE = _write_config()
+def stage_config(stage):
+    """`params.config` of a stage's rules: the whole config, in a file named after what the stage's outputs
+    depend on (pipeline.steps.contract.rule_params: the parts it uses, the dataset entry), so Snakemake's
+    "params changed" reruns a rule when those change and not when another stage's settings do."""
+    def config_file(wildcards):
+        name = wildcards.get("dataset", DATASET)
+        fp = json.dumps(rule_params(dataset_settings(name), get_stage(stage)), sort_keys=True, default=str)
+        return _write_config(f"{stage}-{hashlib.sha256(f'{name}:{fp}'.encode()).hexdigest()[:16]}")
+    return config_file
 TARGET_FUNCTIONS = []  # each stage file appends a function (dataset name -> list of files) for `rule all`
 
 

@@ -10,7 +10,7 @@ rule decode:
         stage_log("decode"),
     threads: 2
     params:
-        config=CONFIG_FILE,
+        config=stage_config("decode"),
         manifest=lambda wc: manifest_path(wc.dataset),
     shell:
         prep_cli("decode", " --workers {threads}")

@@ -21,6 +21,6 @@ rule evaluate:
         str(paths.dataset_log(LOGS, "evaluate", "{dataset}")),
     threads: 2
     params:
-        config=CONFIG_FILE,
+        config=stage_config("evaluate"),
     shell:
         "prep-cli evaluate --config {params.config} --dataset {wildcards.dataset} > {log} 2>&1"

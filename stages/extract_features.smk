@@ -26,7 +26,7 @@ rule extract_features:
         stage_log("extract_features"),
     threads: 2
     params:
-        config=CONFIG_FILE,
+        config=stage_config("extract_features"),
         manifest=lambda wc: manifest_path(wc.dataset),
     wildcard_constraints:
         set=r"[A-Za-z0-9_.-]+",

@@ -21,7 +21,7 @@ rule extract_flow:
     resources:
         gpu=_flow_uses_gpu,
     params:
-        config=CONFIG_FILE,
+        config=stage_config("extract_flow"),
         manifest=lambda wc: manifest_path(wc.dataset),
     shell:
         prep_cli("extract_flow", " --workers {threads}")

@@ -14,7 +14,7 @@ rule extract_mv:
         stage_log("extract_mv"),
     threads: 1
     params:
-        config=CONFIG_FILE,
+        config=stage_config("extract_mv"),
         manifest=lambda wc: manifest_path(wc.dataset),
     shell:
         prep_cli("extract_mv")

@@ -10,7 +10,7 @@ if SETTINGS.dataset.format == "demo":
         log:
             str(paths.dataset_log(LOGS, "make_demo", DATASET)),
         params:
-            config=CONFIG_FILE,
+            config=stage_config("make_demo"),
         shell:
             f"prep-cli make-demo --config {{params.config}} --dataset {DATASET} --out {SETTINGS.dataset.root}"
             " > {log} 2>&1"

@@ -16,7 +16,7 @@ checkpoint manifest:
     log:
         str(paths.dataset_log(LOGS, "manifest", "{dataset}")),
     params:
-        config=CONFIG_FILE,
+        config=stage_config("manifest"),
     shell:
         "prep-cli manifest --config {params.config} --dataset {wildcards.dataset} --out {output.manifest}"
         " > {log} 2>&1"

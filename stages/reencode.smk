@@ -13,7 +13,7 @@ rule reencode:
         stage_log("reencode"),
     threads: 2
     params:
-        config=CONFIG_FILE,
+        config=stage_config("reencode"),
         manifest=lambda wc: manifest_path(wc.dataset),
     shell:
         prep_cli("reencode", " --workers {threads}")

@@ -18,7 +18,7 @@ rule report:
     log:
         str(paths.dataset_log(LOGS, "report", "{dataset}")),
     params:
-        config=CONFIG_FILE,
+        config=stage_config("report"),
     shell:
         "prep-cli report --config {params.config} --dataset {wildcards.dataset} > {log} 2>&1"
 

@@ -11,7 +11,7 @@ rule resframe:
         stage_log("resframe"),
     threads: 1
     params:
-        config=CONFIG_FILE,
+        config=stage_config("resframe"),
         manifest=lambda wc: manifest_path(wc.dataset),
     shell:
         prep_cli("resframe")

@@ -29,7 +29,7 @@ rule train:
         str(paths.log_dir(LOGS, "train", "{dataset}")) + "/{method}.log",
     threads: 2
     params:
-        config=CONFIG_FILE,
+        config=stage_config("train"),
     wildcard_constraints:
         method="|".join(METHODS),
     shell:
@@ -57,7 +57,7 @@ rule train_linear:
     log:
         str(paths.log_dir(LOGS, "train", "{dataset}")) + "/linear_{set}.log",
     params:
-        config=CONFIG_FILE,
+        config=stage_config("train"),
     shell:
         "prep-cli train --config {params.config} --dataset {wildcards.dataset} --method linear"
         " --features {wildcards.set} --no-progress > {log} 2>&1"

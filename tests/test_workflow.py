@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -143,6 +144,12 @@ def test_snakemake_runs_the_workflow_on_a_tiny_demo(tmp_path):
     # a second run has nothing to do: every output is up to date
     again = _snakemake(tmp_path, "all", "--dry-run")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    # another evaluate setting reruns evaluate and what reads it, not the flow, the training, the features
+    (tmp_path / "config.yaml").write_text(TINY.replace("probe_steps: 5", "probe_steps: 6"))
+    changed = _snakemake(tmp_path, "all", "--dry-run")
+    assert changed.returncode == 0, changed.stderr[-2000:]
+    rules = set(re.findall(r"^\s*(?:local)?rule (\w+):", changed.stdout + changed.stderr, re.M))
+    assert rules == {"evaluate", "report", "all"}, rules
 
 
 def test_snakemake_refuses_an_invalid_config(tmp_path):

@@ -119,6 +119,15 @@ def dataset_params(settings: Settings) -> dict:
     return {k: v for k, v in asdict(settings.dataset).items() if k != "manifest"}
 
 
+def rule_params(settings: Settings, stage: "Stage") -> dict:
+    """What a stage's outputs depend on in the configuration: the parts it ``uses`` (without
+    :data:`EXECUTION_KEYS`), the dataset entry and ``videos_per_shard``. The workflow names each rule's
+    config file by these (``stages/common.smk``), so editing one stage's settings reruns that stage and what
+    reads its outputs, not every rule."""
+    return {**used_params(settings, stage.uses), "dataset": dataset_params(settings),
+            "videos_per_shard": settings.videos_per_shard}
+
+
 @dataclass
 class DatasetJob:
     """A stage run over a whole dataset (``make_demo``, ``manifest``)."""

@@ -239,7 +239,7 @@ STAGE = Stage(
     name=NAME,
     summary="Network features of every clip of every video (a trained method or a checkpoint, any layer, "
             "clip length/stride, view) into results/extract_features/<dataset>/<set>/shard-K.h5.",
-    reads="manifest", writes=("shard", "failures"), uses=(NAME,), run=run, run_many=run_many, wildcard="set",
+    reads="manifest", writes=("shard", "failures"), uses=(NAME, "clips"), run=run, run_many=run_many, wildcard="set",
     options=(
         Option("--set", "set", config=False, type=str, default=None,
                help="The feature set of extract_features.sets to extract (default: every set), or the name of "
