@@ -271,3 +271,47 @@ def test_effective_recipe_of_a_train_config():
     clips = dataclasses.replace(ClipsConfig(), crop=24)
     r = effective_recipe(RECIPES["dmc"], train=cfg, clips=clips)
     assert (r.epochs, r.lr, r.size, r.optimizer, r.batch_size) == (3, 0.5, 24, "adam", RECIPES["dmc"].batch_size)
+
+
+def _px(rgb, offsets):
+    """One RGB pixel through CoViAR's HLS jitter."""
+    return C.hls_jitter(np.array(rgb, np.uint8).reshape(1, 1, 1, 3), offsets).reshape(3).tolist()
+
+
+def test_hls_jitter_is_coviars_colour_augmentation():
+    assert _px([128, 128, 128], (0, 50, 0)) == [178, 178, 178]       # lightness up, grey stays grey
+    assert _px([255, 255, 255], (0, 50, 0)) == [255, 255, 255]       # capped at 255
+    assert _px([128, 128, 128], (0, -200, 0)) == [0, 0, 0]           # floored at 0
+    r, g, b = _px([255, 0, 0], (60, 0, 0))                          # hue 0 -> 60 (120 degrees): red -> green
+    assert g >= 250 and r <= 5 and b <= 5
+    assert max(abs(c - 128) for c in _px([255, 0, 0], (0, 0, -255))) <= 1      # no saturation left: grey
+    clip = np.stack([np.full((4, 4, 3), 60, np.uint8), np.full((4, 4, 3), 200, np.uint8)])
+    out = C.hls_jitter(clip, (0, 20, 0))
+    assert out.shape == clip.shape and out.dtype == np.uint8 and out[0].max() == 80 and out[1].min() == 220
+    rng = np.random.default_rng(0)
+    draws = np.array([C.draw_hls_jitter(rng, (36, 50, 50)) for _ in range(2000)])
+    assert (np.abs(draws) <= [36, 50, 50]).all() and (draws.min(0) < [-30, -45, -45]).all()
+    assert (draws.max(0) > [30, 45, 45]).all() and np.abs(draws.mean(0)).max() < 3
+
+
+def test_iframe_recipe_jitters_training_colours_only(shards):
+    """CoViAR's I-frame stream: one HLS draw per training sample, from the item's generator; test samples
+    (and methods without color_jitter) keep their colours."""
+    rec = dataclasses.replace(recipe_defaults()["iframe"], size=16)
+    assert rec.color_jitter == (36, 50, 50) and recipe_defaults()["mars"].color_jitter == ()
+    kw = dict(mode="train", seed=3, length=1)
+    plain = ShardClips.from_config({"rgb": [shards["rgb"]]}, "frame", ClipsConfig(),
+                                   dataclasses.replace(rec, color_jitter=()), **kw)
+    jit = ShardClips.from_config({"rgb": [shards["rgb"]]}, "frame", ClipsConfig(), rec, **kw)
+    again = ShardClips.from_config({"rgb": [shards["rgb"]]}, "frame", ClipsConfig(), rec, **kw)
+    a, b = plain[0]["frame"], jit[0]["frame"]
+    assert a.shape == b.shape == (3, 16, 16) and not torch.equal(a, b)
+    assert torch.equal(b, again[0]["frame"])                          # deterministic for a seed
+    off = jit.colour_offsets(0)
+    want = C.hls_jitter((a.numpy() + np.array(C.RGB_MEAN, np.float32)[:, None, None]).round().astype(np.uint8)
+                        .transpose(1, 2, 0)[None], off)[0]
+    assert np.abs(b.numpy() + np.array(C.RGB_MEAN, np.float32)[:, None, None] - want.transpose(2, 0, 1)).max() <= 1
+    test_plain = ShardClips.from_config({"rgb": [shards["rgb"]]}, "frame", ClipsConfig(),
+                                        dataclasses.replace(rec, color_jitter=()), mode="test", length=1)
+    test_jit = ShardClips.from_config({"rgb": [shards["rgb"]]}, "frame", ClipsConfig(), rec, mode="test", length=1)
+    assert torch.equal(test_plain[0]["frame"], test_jit[0]["frame"]) and test_jit.colour_offsets(0) is None

@@ -327,6 +327,7 @@ class RecipeConfig:
     test_view: str                  # short_center | squash_center | ten_crop | window
     test_resize: float              # short (squash: square) side before the test view, x size
     test_clips: int                 # clips (frames) per test video; 0: every non-overlapping clip
+    color_jitter: tuple[float, ...]  # training: HLS offsets' amplitudes (hue, lightness, saturation); () none
     accumulated: bool               # mv / residual: the accumulated representation (CoViAR)
     average: str                    # logits | softmax over clips, views (and fused streams)
     optimizer: str                  # sgd | adam

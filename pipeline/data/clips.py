@@ -165,6 +165,29 @@ def flip_mv_x(q: np.ndarray) -> np.ndarray:
     return np.minimum(256 - q.astype(np.int16), 255).astype(np.uint8)
 
 
+def draw_hls_jitter(rng: np.random.Generator, amplitude: Sequence[float]) -> tuple[float, float, float]:
+    """Offsets (dh, dl, ds), each uniform in ``[-a, a]`` for ``amplitude`` (a_h, a_l, a_s) (CoViAR's colour
+    augmentation: 36, 50, 50 on OpenCV's 8-bit HLS scales, hue 0..180, lightness and saturation 0..255)."""
+    a = np.asarray(amplitude, dtype=np.float64)
+    return tuple(float(x) for x in (rng.random(3) * 2 - 1) * a)      # type: ignore[return-value]
+
+
+def hls_jitter(frames: np.ndarray, offsets: Sequence[float]) -> np.ndarray:
+    """CoViAR's colour augmentation of RGB frames: uint8 ``(T, H, W, 3)`` -> the same shape and dtype.
+
+    Each frame to OpenCV's 8-bit HLS, ``offsets`` (dh, dl, ds) added, hue capped at 180 and lightness and
+    saturation at 255, all floored at 0, truncated to uint8 and back to RGB (as CoViAR's ``color_aug``,
+    which works on BGR: the HLS values are the same)."""
+    dh, dl, ds = (float(x) for x in offsets)
+    t, h, w, c = frames.shape
+    flat = np.ascontiguousarray(frames).reshape(t * h, w, c)
+    hls = cv2.cvtColor(flat, cv2.COLOR_RGB2HLS).astype(np.float32)
+    hls += np.array([dh, dl, ds], np.float32)
+    np.minimum(hls, np.array([180, 255, 255], np.float32), out=hls)
+    np.maximum(hls, 0, out=hls)
+    return cv2.cvtColor(hls.astype(np.uint8), cv2.COLOR_HLS2RGB).reshape(t, h, w, c)
+
+
 def to_cthw(frames: np.ndarray, mean: float | Sequence[float]) -> np.ndarray:
     """uint8 ``(T, H, W, C)`` or ``(T, H, W)`` to float32 ``(C, T, H, W)`` minus a per-channel ``mean``.
 

@@ -200,7 +200,7 @@ class ShardClips(Dataset):
                  max_distort: int = _MARS.max_distort, crop_positions: str = _MARS.crop_positions,
                  test_view: str = _MARS.test_view,
                  test_resize: float = _MARS.test_resize, test_clips: int = _MARS.test_clips,
-                 reduced: bool = True, test_stride: int | None = None):
+                 reduced: bool = True, test_stride: int | None = None, color_jitter: Sequence[float] = ()):
         if mode not in ("train", "test"):
             raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
         self.modalities = parse_modalities(modalities)
@@ -240,6 +240,9 @@ class ShardClips(Dataset):
         self.test_view_list = V.test_views(test_view, self.crop, (resize, resize) if test_view in (
             "squash_center", "squash_ten_crop") else resize)
         self.test_stride = None if test_stride is None else int(test_stride)
+        self.color_jitter = tuple(float(x) for x in color_jitter)
+        if self.color_jitter and len(self.color_jitter) != 3:
+            raise ValueError(f"color_jitter takes 3 amplitudes (hue, lightness, saturation), got {color_jitter!r}")
         if mode == "train":
             self.items = [(v, 0, 0) for v in range(len(self.videos))]
         else:       # every test clip (frame) in every test view: the view is the fastest-varying index
@@ -275,7 +278,7 @@ class ShardClips(Dataset):
                    means={"flow": clips.flow_mean}, flip=clips.flip, train_view=recipe.train_view,
                    scales=recipe.scales, max_distort=recipe.max_distort, crop_positions=recipe.crop_positions,
                    test_view=recipe.test_view, test_resize=recipe.test_resize, test_clips=recipe.test_clips,
-                   **kwargs)
+                   color_jitter=recipe.color_jitter, **kwargs)
 
     # -- index --------------------------------------------------------------------------------------------
     def _index(self, split: str | None) -> list[VideoEntry]:
@@ -474,6 +477,7 @@ class ShardClips(Dataset):
             idx = np.full_like(idx, idx[len(idx) // 2])
         sample: dict[str, torch.Tensor] = {}
         raw: dict[str, list[np.ndarray]] = {}
+        jitter = self.colour_offsets(index)
         for mod in sorted(self.modalities, key=lambda m: m == "frame"):      # "frame" reuses rgb's views
             if mod == "frame":
                 m = len(idx) // 2
@@ -481,6 +485,8 @@ class ShardClips(Dataset):
                            else self._read(mod, entry, idx[m:m + 1], view))
             else:
                 streams = raw[mod] = self._read(mod, entry, idx, view)
+            if jitter is not None and mod in ("rgb", "frame"):               # one draw for the whole clip
+                streams = [C.hls_jitter(f, jitter) for f in streams]
             x = self._transform(mod, streams, view.flip)
             if self.static and mod not in ("rgb", "frame"):   # appearance: the middle frame either way
                 x.fill(self._zero_motion(mod))
@@ -489,6 +495,15 @@ class ShardClips(Dataset):
         sample["video"] = torch.tensor(v, dtype=torch.int64)
         sample["start"] = torch.tensor(start, dtype=torch.int64)
         return sample
+
+    def colour_offsets(self, index: int) -> tuple[float, float, float] | None:
+        """The HLS offsets of item ``index`` in train mode with ``color_jitter`` (CoViAR's I-frame colour
+        augmentation, :func:`clips.hls_jitter`), from its own generator; None otherwise (and at test, where
+        CoViAR's code also jitters: deliberately not done)."""
+        if self.mode != "train" or not self.color_jitter:
+            return None
+        rng = np.random.default_rng([self.seed, index, 1]) if self.seed is not None else self._rng(index)
+        return C.draw_hls_jitter(rng, self.color_jitter)
 
     def pixels_per_unit(self, mod: str) -> float:
         """Pixels per unit of a motion modality's sample values (``flow``: 2 * bound / 255, the stored
