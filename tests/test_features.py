@@ -117,6 +117,12 @@ def test_named_layers_pooled_or_not():
         m3, _, _ = model_features(model, x, "layer3", "mean")
     assert f3.shape == (2, int(np.prod(shape3))) and shape3[0] == 16
     assert torch.allclose(m3, f3.reshape(2, 16, -1).mean(2), atol=1e-6)
+    with torch.no_grad():                                  # spatially pooled, time kept: (C, T')
+        s3, _, sshape = model_features(model, x, "layer3", "space")
+    c, t = shape3[:2]
+    assert sshape == (c, t) and s3.shape == (2, c * t)
+    assert torch.allclose(s3.reshape(2, c, t), f3.reshape(2, c, t, -1).mean(3), atol=1e-6)
+    assert torch.allclose(s3.reshape(2, c, t).mean(2), m3, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------------ the stage
@@ -329,3 +335,13 @@ def test_published_weights_extract_through_the_sets_method(tmp_path):
     s2, m2, _, _ = toy(tmp_path / "b", extra={"sets": [{"name": "hara", "checkpoint": str(hara)}]})
     with pytest.raises(Exception, match="give the set a method"):
         run_shard("extract_features", s2, 0, manifest=m2, progress=False)
+
+
+def test_a_spatially_pooled_layer_keeps_time_in_the_shard(tmp_path):
+    s, m, model, _ = toy(tmp_path, extra={"layer": "layer2", "pool": "space", "length": 8})
+    assert run_shard("extract_features", s, 0, manifest=m, progress=False)["failures"] == 0
+    out = s.stage_dir("extract_features") / "rgb" / paths.shard_name(0)
+    with h5py.File(out, "r") as f:                       # plain h5py: the shape of one clip's feature
+        c, t = f["frames/feature"].attrs["feature_shape"].tolist()
+        assert f["frames/feature"].attrs["pool"] == "space" and f["frames/feature"].shape[1] == c * t
+    assert (c, t) == (8, 2)            # layer2 of width 4: 8 channels; 8 frames / 2 (max-pool) / 2 (layer2)

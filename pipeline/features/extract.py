@@ -60,12 +60,17 @@ def clip_times(ranges: np.ndarray, fps: float) -> np.ndarray:
 
 def pool_output(x: torch.Tensor, pool: str) -> torch.Tensor:
     """A module's output (N, C, ...) -> (N, D): ``mean`` averages every axis after the channels (D = C),
-    ``none`` flattens (D = C x T' x H' x W')."""
+    ``space`` the spatial ones only, keeping time ((N, C, T', H', W') -> D = C x T', channel-major; a 2D
+    output (N, C, H', W') -> C), ``none`` flattens (D = C x T' x H' x W')."""
     if pool == "mean":
+        return x.flatten(2).mean(2) if x.ndim > 2 else x
+    if pool == "space":
+        if x.ndim == 5:
+            return x.mean(dim=(3, 4)).flatten(1)
         return x.flatten(2).mean(2) if x.ndim > 2 else x
     if pool == "none":
         return x.flatten(1)
-    raise ValueError(f"pool must be 'mean' or 'none', got {pool!r}")
+    raise ValueError(f"pool must be 'mean', 'space' or 'none', got {pool!r}")
 
 
 class LayerTap:
@@ -106,7 +111,9 @@ def model_features(model: nn.Module, x: torch.Tensor, layer: str = "pooled", poo
     if tap.output is None:
         raise ValueError(f"module {layer!r} is not used by the network's forward_features")
     f = pool_output(tap.output, pool)
-    shape = tuple(tap.output.shape[1:]) if pool == "none" else tuple(f.shape[1:])
+    out = tap.output
+    shape = (tuple(out.shape[1:]) if pool == "none" else tuple(out.shape[1:3]) if pool == "space" and out.ndim == 5
+             else tuple(f.shape[1:]))
     return f, (model.classify(pooled) if logits else None), shape
 
 
