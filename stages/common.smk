@@ -44,9 +44,15 @@ def stage_config(stage):
     "params changed" reruns a rule when those change and not when another stage's settings do."""
     def config_file(wildcards):
         name = wildcards.get("dataset", DATASET)
-        fp = json.dumps(rule_params(dataset_settings(name), get_stage(stage)), sort_keys=True, default=str)
-        return _write_config(f"{stage}-{hashlib.sha256(f'{name}:{fp}'.encode()).hexdigest()[:16]}")
+        if (stage, name) not in _STAGE_CONFIGS:          # once per stage and dataset, not once per job
+            fp = json.dumps(rule_params(dataset_settings(name), get_stage(stage)), sort_keys=True, default=str)
+            _STAGE_CONFIGS[stage, name] = _write_config(
+                f"{stage}-{hashlib.sha256(f'{name}:{fp}'.encode()).hexdigest()[:16]}")
+        return _STAGE_CONFIGS[stage, name]
     return config_file
+
+
+_STAGE_CONFIGS = {}  # (stage, dataset) -> its config file, for this run
 TARGET_FUNCTIONS = []  # each stage file appends a function (dataset name -> list of files) for `rule all`
 
 

@@ -375,7 +375,7 @@ def effective_recipe(recipe: RecipeConfig, **sections) -> RecipeConfig:
     ``clips=``, ``evaluate=`` dataclasses) put in: what one run of the method uses."""
     changes = {}
     train = sections.get("train")
-    if train is not None and getattr(train, "pretrained", None):       # fine-tuning: the recipe's own values
+    if train is not None and train.pretrained:           # fine-tuning: the recipe's own values
         for key in ("lr", "weight_decay", "epochs"):
             v = getattr(recipe, f"finetune_{key}")
             if v is not None:

@@ -17,7 +17,7 @@ VGG: the last conv stage), ``first_layer`` (the layer reading the input: ``conv1
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Any
+from typing import Any, Mapping
 
 from torch import nn
 
@@ -93,6 +93,14 @@ def build(arch: str, **overrides: Any) -> nn.Module:
     return model
 
 
+def build_spec(spec: Mapping[str, Any]) -> nn.Module:
+    """The network of a ``model_spec`` (``{"arch": name, <config field>: value, ...}``, as checkpoints store
+    it: lists for tuples), freshly initialised (:func:`build`)."""
+    spec = dict(spec)
+    arch = spec.pop("arch")
+    return build(arch, **{k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.items()})
+
+
 def _entry(arch: str) -> tuple[type, type[Classifier], dict[str, Any]]:
     if arch not in ARCHS:
         raise ValueError(f"unknown architecture {arch!r}: allowed are {', '.join(ARCHS)}")
@@ -100,5 +108,5 @@ def _entry(arch: str) -> tuple[type, type[Classifier], dict[str, Any]]:
 
 
 __all__ = ["ARCHS", "Classifier", "DMCNet", "DMCNetConfig", "HiddenTwoStream", "HiddenTwoStreamConfig", "ResNet2d", "ResNet2dConfig", "ResNet3d", "ResNet3dConfig", "ResNet18Elu3d",
-           "ResNet18Elu3dConfig", "S3DG", "S3DGConfig", "VGG", "VGGConfig", "build", "config_fields",
+           "ResNet18Elu3dConfig", "S3DG", "S3DGConfig", "VGG", "VGGConfig", "build", "build_spec", "config_fields",
            "input_dims_of", "make_config"]

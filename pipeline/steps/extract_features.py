@@ -59,13 +59,13 @@ def load_network(ck: Path, fs: FeatureSet, device) -> tuple[Any, dict]:
     from ..train.checkpoint import load as ckpt_load
     from ..train.methods import METHODS
     from ..train.pretrained import network
-    from ..train.trainer import load_model
+    from ..train.trainer import model_of
     try:
         data = ckpt_load(ck)
     except CheckpointError:
         data = None
     if data is not None and data.get("method") in METHODS:
-        return load_model(ck, device)
+        return model_of(data, device), data               # the checkpoint read once
     if not fs.method or fs.method not in METHODS:
         raise ConfigError(f"{NAME} {fs.name}: {ck} is not a trained motionprep model; give the set a method "
                           f"whose input and recipe its network takes (e.g. method: rgb), one of {', '.join(METHODS)}")

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..core.errors import CheckpointError
-from ..models import weights as W
+from ..models import build_spec, weights as W
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +60,8 @@ def read(path: str, fmt: str = "auto") -> Pretrained:
 def network(path: str, fmt: str = "auto") -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
     """The network of a weights file in any layout (its own architecture and classes), loaded whole, in
     eval mode: ``(model, model_spec, info)`` (feature extraction from published weights)."""
-    from ..models import build
     w = read(path, fmt)
-    spec = dict(w.spec)
-    arch = spec.pop("arch")
-    model = build(arch, **{k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.items()})
+    model = build_spec(w.spec)
     model.load_state_dict(w.state)
     return model.eval(), dict(w.spec), w.info
 

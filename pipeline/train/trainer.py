@@ -41,7 +41,7 @@ from ..core.config import ClipsConfig, RecipeConfig, TrainConfig, effective_reci
 from ..core.errors import CheckpointError, ConfigError, StageError
 from ..core.paths import TRAIN_FILES
 from ..data.dataset import ShardClips, validation_views, worker_init
-from ..models import build, config_fields
+from ..models import build_spec as build_model, config_fields
 from ..models.dmc import DMCDiscriminator
 from . import checkpoint as ckpt
 from . import distributed as D
@@ -121,19 +121,17 @@ def use_bf16(precision: str, device: torch.device) -> bool:
     return precision == "bf16" or (precision == "auto" and device.type == "cuda")
 
 
-def build_model(spec: Mapping[str, Any]) -> nn.Module:
-    """The network of a ``model_spec`` (``{"arch": name, <config field>: value, ...}``)."""
-    spec = dict(spec)
-    arch = spec.pop("arch")
-    return build(arch, **{k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.items()})
+def model_of(data: Mapping[str, Any], device: torch.device | str = "cpu") -> nn.Module:
+    """The trained network of a checkpoint already read (:func:`checkpoint.load`), in eval mode."""
+    model = build_model(data["model_spec"])
+    model.load_state_dict(data["model"])
+    return model.to(device).eval()
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
     """A trained network from a checkpoint, in eval mode, and the checkpoint's other entries."""
     data = ckpt.load(path)
-    model = build_model(data["model_spec"])
-    model.load_state_dict(data["model"])
-    return model.to(device).eval(), data
+    return model_of(data, device), data
 
 
 class _Both(nn.Module):
@@ -645,4 +643,4 @@ def train(run: TrainRun, resume: bool = False) -> dict:
 
 
 __all__ = ["TrainRun", "Trainer", "train", "split_ids", "epoch_batches", "resolve_device", "build_model",
-           "load_model", "trainable_names", "method_clips"]
+           "load_model", "model_of", "trainable_names", "method_clips"]
